@@ -1,0 +1,61 @@
+"""The `damo` command line: wiring only.
+
+Subcommands live in `damo.commands`; errors they raise are `damo.errors.DamoError`
+and are printed here, once, as one line with an exit code.
+"""
+
+import sys
+
+import typer
+
+from damo import commands
+from damo.errors import DamoError
+
+GROUP_HELP = {
+    "report": "Turn a record file into text or images.",
+}
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="damo",
+        help="Data access monitor: record a process's memory access pattern and report it.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    groups: dict[str, typer.Typer] = {}
+    for module in commands.load():
+        target = app
+        if module.GROUP is not None:
+            if module.GROUP not in groups:
+                groups[module.GROUP] = typer.Typer(
+                    no_args_is_help=True,
+                    help=GROUP_HELP[module.GROUP],
+                    context_settings={"help_option_names": ["-h", "--help"]},
+                )
+                app.add_typer(groups[module.GROUP], name=module.GROUP)
+            target = groups[module.GROUP]
+        target.command(name=module.NAME)(module.run)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    app = build_app()
+    try:
+        app(args=argv, prog_name="damo")
+    except DamoError as err:
+        print(f"damo: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except KeyboardInterrupt:
+        print("damo: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        # The reader of our stdout went away (`damo report raw | head`): not an error.
+        sys.stderr.close()
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""One small module per subcommand, all behind one protocol.
+
+Each module defines:
+
+- ``NAME``: the subcommand's name;
+- ``GROUP``: ``None`` for a top-level command, or the group it belongs to
+  (``"report"``);
+- ``run(...)``: the command itself, its parameters annotated for typer.
+
+Modules import only typer at load time; the heavy lifting (numpy, records,
+reports) is imported inside ``run`` so that ``damo --help`` stays fast.
+"""
+
+import importlib
+from types import ModuleType
+
+# Order is the order of `damo --help`.
+MODULES = (
+    "record",
+    "report_raw",
+    "report_heats",
+    "report_wss",
+    "report_nr_regions",
+    "adjust",
+)
+
+
+def load() -> list[ModuleType]:
+    """Import every command module, skipping those not written yet."""
+    found = []
+    for name in MODULES:
+        try:
+            found.append(importlib.import_module(f"{__name__}.{name}"))
+        except ModuleNotFoundError as err:
+            if err.name != f"{__name__}.{name}":
+                raise
+    return found
