@@ -1,0 +1,124 @@
+"""Adaptive regions adjustment (seed patch 03): merge alike neighbours, split the rest.
+
+Each aggregation, `kdamond_merge_regions` joins adjacent regions whose access
+counts differ by at most a threshold (a tenth of the highest count) while the
+joined region stays within the size limit; after the results are reported and
+reset, `kdamond_split_regions` cuts every region at random points so that a
+region hiding a differently-accessed middle shows it at the next aggregation.
+Merge undoes needless splits and split undoes needless merges, so the number
+of regions follows the access pattern within [min_nr_regions, max_nr_regions].
+"""
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from damo.core.target import COUNT_DTYPE, Target
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+
+
+def region_sz_limit(targets: Iterable[Target], min_nr_regions: int, min_region: int) -> int:
+    """The largest size a merge may produce: the total monitored size / min_nr_regions."""
+    sz = sum(t.total_size() for t in targets)
+    if min_nr_regions:
+        sz //= min_nr_regions
+    return max(sz, min_region)
+
+
+def merge_two_regions(t: Target, index: int) -> None:
+    """Merge region `index + 1` into region `index`; the count is size-weighted."""
+    l_start, l_end, l_nr = t.region(index)
+    _, r_end, r_nr = t.region(index + 1)
+    sz_l, sz_r = l_end - l_start, r_end - l_end
+    t.nr_accesses[index] = (l_nr * sz_l + r_nr * sz_r) // (sz_l + sz_r)
+    t.end[index] = r_end
+    t.del_region(index + 1)
+
+
+def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
+    """Merge each region into its left neighbour while the two are alike and small enough."""
+    if t.nr_regions < 2:
+        return
+    starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
+    # `keep[i]` is the index of the region that region i ended up in.
+    keep = [0]
+    for i in range(1, len(starts)):
+        p = keep[-1]
+        sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
+        if ends[p] == starts[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
+            nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
+            ends[p] = ends[i]
+        else:
+            keep.append(i)
+    if len(keep) == len(starts):
+        return
+    idx = np.array(keep)
+    sampling = t.sampling_addr[idx]
+    t.set_regions(np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx])
+    t.sampling_addr = sampling
+
+
+def split_region_at(t: Target, index: int, sz_r: int) -> None:
+    """Cut region `index` so that its first part is `sz_r` long; the rest follows it."""
+    start, end, _ = t.region(index)
+    t.end[index] = start + sz_r
+    t.insert_region(index + 1, start + sz_r, end)
+
+
+def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_region: int) -> None:
+    """Split every region of `t` into up to `nr_subs` pieces at random points.
+
+    As the seed does: each round cuts the current left piece at a random
+    10%..90% of its size, aligned down to `min_region`; a cut that would leave
+    an empty piece is skipped, and pieces of at most two minimum regions are
+    not cut.  Vectorised over regions: the cut points of all rounds are
+    collected and the new boundaries merged in at once.
+    """
+    if t.nr_regions == 0 or nr_subs < 2:
+        return
+    starts, ends = t.start, t.end
+    left = ends - starts  # size of the piece the next round cuts
+    cuts = []
+    for _ in range(nr_subs - 1):
+        # damon_rand(1, 10): 1..9 tenths
+        tenths = rng.integers(1, 10, size=len(starts), dtype=np.int64)
+        sz_sub = tenths * left // 10 // min_region * min_region
+        ok = (left > 2 * min_region) & (sz_sub > 0) & (sz_sub < left)
+        cuts.append((starts + sz_sub)[ok])
+        left = np.where(ok, sz_sub, left)
+    cut = np.concatenate(cuts)
+    if len(cut) == 0:
+        return
+    new_starts = np.sort(np.concatenate((starts, cut)))
+    new_ends = np.sort(np.concatenate((ends, cut)))
+    # The first piece keeps the region's count; new pieces start at zero, as new regions do.
+    parent = np.searchsorted(starts, new_starts, side="right") - 1
+    nrs = np.where(new_starts == starts[parent], t.nr_accesses[parent], 0)
+    t.set_regions(new_starts, new_ends, nrs)
+
+
+def kdamond_merge_regions(ctx: "Context", threshold: int, sz_limit: int) -> None:
+    for t in ctx.targets:
+        merge_regions_of(t, threshold, sz_limit)
+
+
+def kdamond_split_regions(ctx: "Context") -> None:
+    """Split every region in 2, or 3 when the count has not moved, while under max / 2."""
+    nr_regions = sum(t.nr_regions for t in ctx.targets)
+    if nr_regions > ctx.attrs.max_nr_regions // 2:
+        return
+    nr_subregions = 2
+    # Maybe the middle of the region has different access frequency
+    if ctx.last_nr_regions == nr_regions and nr_regions < ctx.attrs.max_nr_regions // 3:
+        nr_subregions = 3
+    for t in ctx.targets:
+        split_regions_of(t, nr_subregions, ctx.rng, ctx.min_region)
+    ctx.last_nr_regions = nr_regions
+
+
+def kdamond_reset_aggregated(ctx: "Context") -> None:
+    for t in ctx.targets:
+        t.nr_accesses[:] = 0

@@ -1,0 +1,88 @@
+"""A monitoring target and its regions (the seed's `damon_target`, `damon_region`).
+
+The regions of a target live in parallel numpy arrays, in address order, so the
+per-sample work of an operations backend is a handful of vectorised calls:
+
+- `start`, `end`: the region is `[start, end)`;
+- `nr_accesses`: access count aggregated since the last aggregation;
+- `sampling_addr`: the address checked in the current sample.
+
+The per-region editing functions (add, insert, delete) are for building and
+for tests; the per-aggregation passes in `damo.core.adjust` rebuild the arrays
+at once.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+ADDR_DTYPE = np.int64
+COUNT_DTYPE = np.int64
+
+
+class Region(NamedTuple):
+    start: int
+    end: int
+    nr_accesses: int
+
+
+def _array(values: object = ()) -> np.ndarray:
+    return np.array(values, dtype=ADDR_DTYPE).reshape(-1)
+
+
+class Target:
+    """One monitoring target: an id (a pid, or any number) and its regions."""
+
+    def __init__(self, target_id: int):
+        self.id = target_id
+        self.set_regions(_array(), _array())
+
+    def set_regions(
+        self, start: np.ndarray, end: np.ndarray, nr_accesses: np.ndarray | None = None
+    ) -> None:
+        """Replace every region; the arrays must be sorted and non-overlapping."""
+        self.start = _array(start)
+        self.end = _array(end)
+        if nr_accesses is None:
+            self.nr_accesses = np.zeros(len(self.start), dtype=COUNT_DTYPE)
+        else:
+            self.nr_accesses = np.array(nr_accesses, dtype=COUNT_DTYPE).reshape(-1)
+        self.sampling_addr = self.start.copy()
+
+    @property
+    def nr_regions(self) -> int:
+        return len(self.start)
+
+    def region(self, index: int) -> Region:
+        return Region(int(self.start[index]), int(self.end[index]), int(self.nr_accesses[index]))
+
+    def regions(self) -> list[Region]:
+        return [
+            Region(*r)
+            for r in zip(
+                self.start.tolist(), self.end.tolist(), self.nr_accesses.tolist(), strict=True
+            )
+        ]
+
+    def total_size(self) -> int:
+        return int((self.end - self.start).sum())
+
+    def insert_region(self, index: int, start: int, end: int, nr_accesses: int = 0) -> None:
+        """Put `[start, end)` in front of the region now at `index` (append at len)."""
+        self.start = np.insert(self.start, index, start)
+        self.end = np.insert(self.end, index, end)
+        self.nr_accesses = np.insert(self.nr_accesses, index, nr_accesses)
+        self.sampling_addr = np.insert(self.sampling_addr, index, start)
+
+    def add_region(self, start: int, end: int, nr_accesses: int = 0) -> None:
+        """Append a region at the end, as the seed's `damon_add_region`."""
+        self.insert_region(self.nr_regions, start, end, nr_accesses)
+
+    def del_region(self, index: int) -> None:
+        self.start = np.delete(self.start, index)
+        self.end = np.delete(self.end, index)
+        self.nr_accesses = np.delete(self.nr_accesses, index)
+        self.sampling_addr = np.delete(self.sampling_addr, index)
+
+    def clear(self) -> None:
+        self.set_regions(_array(), _array())

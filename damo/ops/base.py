@@ -1,0 +1,45 @@
+"""The operations interface, shaped as the seed's `struct damon_primitive`.
+
+kdamond calls `init` once before monitoring, then per sample
+`prepare_access_checks` (pick each region's `sampling_addr` and clear its
+Accessed state), sleeps, and `check_accesses` (count the accessed samples
+into `nr_accesses`; return the highest count, the merge threshold's base).
+After each aggregation it calls `reset_aggregated`, after each update
+interval `update` (follow the target's changing mappings), and `cleanup`
+when monitoring ends.  Monitoring stops once `target_valid` is false for
+every target.  Every method has a do-nothing default, as a NULL primitive.
+"""
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+    from damo.core.target import Target
+
+
+class Operations:
+    #: The name `damo record --ops` knows this backend by.
+    name = "none"
+
+    def init(self, ctx: "Context") -> None:
+        """Build the initial regions of every target that has none."""
+
+    def update(self, ctx: "Context") -> None:
+        """Fit the regions to the targets' current address spaces."""
+
+    def prepare_access_checks(self, ctx: "Context") -> None:
+        """Choose this sample's address in each region and make it look unaccessed."""
+
+    def check_accesses(self, ctx: "Context") -> int:
+        """Count the sampled addresses accessed since preparation; return max nr_accesses."""
+        return 0
+
+    def reset_aggregated(self, ctx: "Context") -> None:
+        """Drop backend state aggregated over the last aggregation interval."""
+
+    def target_valid(self, target: "Target") -> bool:
+        """Whether the target still exists (a process that has not exited)."""
+        return True
+
+    def cleanup(self, ctx: "Context") -> None:
+        """Release what the backend holds; monitoring has ended."""

@@ -1,0 +1,189 @@
+"""What the virtual-address operations share (the seed's vaddr.c address-range logic).
+
+A process's address space is mostly unmapped.  DAMON covers it with three
+regions separated by the two biggest unmapped gaps (normally heap..mmap and
+mmap..stack), splits them evenly into about `min_nr_regions` pieces at start,
+and every update interval trims, extends or replaces its regions to fit the
+new three regions.  `VaddrOperations` builds the sampling loop of a
+virtual-address backend on these; a backend supplies the mappings of a
+target and the young/old state of sampled addresses.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from damo.core.target import ADDR_DTYPE, Target
+from damo.ops.base import Operations
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+
+AddrRange = tuple[int, int]
+
+
+def align_down(x: int, align: int) -> int:
+    return x // align * align
+
+
+def align_up(x: int, align: int) -> int:
+    return -(-x // align) * align
+
+
+def three_regions(mappings: Sequence[AddrRange], min_region: int) -> list[AddrRange] | None:
+    """The three ranges covering `mappings` (sorted) except its two biggest gaps.
+
+    None when the mappings have fewer than two non-empty gaps.  Of equal
+    gaps, the lower ones are taken, as the seed's scan keeps the first found.
+    """
+    if len(mappings) < 3:
+        return None
+    starts = np.array([m[0] for m in mappings], dtype=ADDR_DTYPE)
+    ends = np.array([m[1] for m in mappings], dtype=ADDR_DTYPE)
+    gaps = starts[1:] - ends[:-1]
+    # A stable sort on descending size keeps address order among equals.
+    first, second = np.argsort(-gaps, kind="stable")[:2]
+    if gaps[first] <= 0 or gaps[second] <= 0:
+        return None
+    lo, hi = sorted((int(first), int(second)))
+    bounds = [
+        (int(starts[0]), int(ends[lo])),
+        (int(starts[lo + 1]), int(ends[hi])),
+        (int(starts[hi + 1]), int(ends[-1])),
+    ]
+    return [(align_up(s, min_region), align_up(e, min_region)) for s, e in bounds]
+
+
+def evenly_split_region(t: Target, index: int, nr_pieces: int, min_region: int) -> bool:
+    """Split region `index` into `nr_pieces` equal pieces; the last takes the remainder.
+
+    False, and nothing changes, when there is no such region, `nr_pieces` is
+    zero, or a piece would be smaller than `min_region`.
+    """
+    if not 0 <= index < t.nr_regions or nr_pieces < 1:
+        return False
+    start, orig_end, _ = t.region(index)
+    sz_piece = align_down((orig_end - start) // nr_pieces, min_region)
+    if sz_piece == 0:
+        return False
+    # Pieces start every sz_piece while a whole piece still fits.
+    piece_starts = np.arange(start, orig_end - sz_piece + 1, sz_piece, dtype=ADDR_DTYPE)
+    piece_ends = piece_starts + sz_piece
+    piece_ends[-1] = orig_end
+    t.set_regions(
+        np.concatenate((t.start[:index], piece_starts, t.start[index + 1 :])),
+        np.concatenate((t.end[:index], piece_ends, t.end[index + 1 :])),
+        np.concatenate(
+            (
+                t.nr_accesses[:index],
+                [t.nr_accesses[index]],
+                np.zeros(len(piece_starts) - 1, dtype=t.nr_accesses.dtype),
+                t.nr_accesses[index + 1 :],
+            )
+        ),
+    )
+    return True
+
+
+def init_regions(
+    t: Target, ranges: Sequence[AddrRange], min_nr_regions: int, min_region: int
+) -> None:
+    """Give `t` the three ranges as regions, each split evenly into pieces of
+    about (total size / min_nr_regions)."""
+    sz = sum(e - s for s, e in ranges)
+    if min_nr_regions:
+        sz //= min_nr_regions
+    sz = max(sz, min_region)
+    for s, e in ranges:
+        t.add_region(s, e)
+        evenly_split_region(t, t.nr_regions - 1, (e - s) // sz, min_region)
+
+
+def _intersect(start: int, end: int, r: AddrRange) -> bool:
+    return not (end <= r[0] or r[1] <= start)
+
+
+def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: int) -> None:
+    """Fit the regions of `t` to new three regions.
+
+    Regions outside all three go; in each big region the first and the last
+    intersecting regions are stretched to its bounds; a big region no region
+    touches gets a new region of its own.
+    """
+    regions = [
+        [s, e, n, a]
+        for s, e, n, a in zip(
+            t.start.tolist(),
+            t.end.tolist(),
+            t.nr_accesses.tolist(),
+            t.sampling_addr.tolist(),
+            strict=True,
+        )
+        if any(_intersect(s, e, br) for br in bregions)
+    ]
+    for br in bregions:
+        hits = [i for i, r in enumerate(regions) if _intersect(r[0], r[1], br)]
+        if hits:
+            regions[hits[0]][0] = align_down(br[0], min_region)
+            regions[hits[-1]][1] = align_up(br[1], min_region)
+        else:
+            at = next((i for i, r in enumerate(regions) if r[0] >= br[1]), len(regions))
+            start = align_down(br[0], min_region)
+            regions.insert(at, [start, align_up(br[1], min_region), 0, start])
+    columns = list(zip(*regions, strict=True)) if regions else [(), (), (), ()]
+    t.set_regions(*columns[:3])
+    t.sampling_addr = np.array(columns[3], dtype=ADDR_DTYPE)
+
+
+class VaddrOperations(Operations):
+    """The sampling loop of a virtual-address backend.
+
+    Subclasses give `mappings(target)` (sorted `(start, end)` pairs, or None
+    when the target is gone), `mkold(target)` to clear the Accessed state of
+    the pages at `target.sampling_addr`, and `young(target)`, a bool array
+    telling which of them were accessed since.
+    """
+
+    def mappings(self, target: Target) -> Sequence[AddrRange] | None:
+        raise NotImplementedError
+
+    def mkold(self, target: Target) -> None:
+        raise NotImplementedError
+
+    def young(self, target: Target) -> np.ndarray:
+        raise NotImplementedError
+
+    def _three_regions(self, ctx: "Context", target: Target) -> list[AddrRange] | None:
+        maps = self.mappings(target)
+        return None if maps is None else three_regions(maps, ctx.min_region)
+
+    def init(self, ctx: "Context") -> None:
+        for t in ctx.targets:
+            # the user may set the target regions as they want
+            if t.nr_regions:
+                continue
+            ranges = self._three_regions(ctx, t)
+            if ranges is not None:
+                init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
+
+    def update(self, ctx: "Context") -> None:
+        for t in ctx.targets:
+            ranges = self._three_regions(ctx, t)
+            if ranges is not None:
+                apply_three_regions(t, ranges, ctx.min_region)
+
+    def prepare_access_checks(self, ctx: "Context") -> None:
+        for t in ctx.targets:
+            if t.nr_regions:
+                # damon_rand(start, end) for every region at once
+                t.sampling_addr = ctx.rng.integers(t.start, t.end, dtype=ADDR_DTYPE)
+                self.mkold(t)
+
+    def check_accesses(self, ctx: "Context") -> int:
+        max_nr_accesses = 0
+        for t in ctx.targets:
+            if t.nr_regions:
+                t.nr_accesses += self.young(t)
+                max_nr_accesses = max(max_nr_accesses, int(t.nr_accesses.max()))
+        return max_nr_accesses
