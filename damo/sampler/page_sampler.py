@@ -1,0 +1,224 @@
+"""PageSampler: the Accessed bits of one process's sampled pages, read and cleared.
+
+Per sampling address one BPF run says whether a page is present, whether its
+Accessed ("young") bit is set and how big the leaf mapping it is (4 KiB,
+2 MiB or 1 GiB). Clearing goes through process_madvise(MADV_COLD), the one
+interface of this kernel that clears the bit of chosen pages of another
+process and flushes their TLB entries. See docs/sampler.md for the caveats.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from damo.errors import PlatformError, TargetError
+from damo.linux import syscalls
+from damo.sampler.walker import ST_NO_MM, Walker, WalkError, walker
+
+PAGE_SIZE = 4096
+PAGE_ACCESSED = np.uint64(1 << 5)
+PAGE_PRESENT = np.uint64(1)
+PM_PRESENT = 1 << 63
+PM_MMAP_EXCLUSIVE = 1 << 56
+PFN_MASK = 0x000FFFFFFFFFF000
+
+
+class TargetGone(TargetError):
+    """The monitored process exited: monitoring it ends, cleanly."""
+
+
+@dataclass(frozen=True)
+class PageStates:
+    """What one walk found for each sampling address (arrays aligned with the addresses)."""
+
+    addrs: np.ndarray  # uint64, as walked
+    leaves: np.ndarray  # uint64, the leaf page-table entry, 0 when not present
+    shifts: np.ndarray  # uint64, log2 of the leaf size, 0 when not present
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        return self.shifts != 0
+
+    @cached_property
+    def young(self) -> np.ndarray:
+        return (self.leaves & PAGE_ACCESSED) != 0
+
+    @cached_property
+    def leaf_size(self) -> np.ndarray:
+        """Bytes mapped by the leaf entry (4096, 2 MiB, 1 GiB), 0 when not present."""
+        return np.where(self.present, np.left_shift(np.uint64(1), self.shifts), np.uint64(0))
+
+    @cached_property
+    def pfn(self) -> np.ndarray:
+        """Page frame number of each address's 4 KiB page, 0 when not present."""
+        size = self.leaf_size
+        span = np.where(self.present, size - np.uint64(1), np.uint64(0))
+        base = self.leaves & ~span & np.uint64(PFN_MASK)
+        pfn = (base + (self.addrs & span)) >> np.uint64(12)
+        return np.where(self.present, pfn, np.uint64(0))
+
+
+class PageSampler:
+    """Reads and clears Accessed bits of one process's pages.
+
+    Holds, while open, a pidfd (to notice exit) and an open /proc/PID/mem: that
+    file holds a reference on the process's mm_struct, which keeps it and its
+    top-level page table allocated even after the process exits, and it is the
+    handle the BPF walk finds the mm by.
+    """
+
+    def __init__(self, pid: int, walker_: Walker | None = None):
+        self.pid = pid
+        self._walker = walker_ or walker()
+        try:
+            self._pidfd = syscalls.pidfd_open(pid)
+        except ProcessLookupError:
+            raise TargetError(f"process {pid} does not exist") from None
+        except PermissionError:
+            raise PlatformError("damo needs root to monitor other processes") from None
+        self._mem_fd = self._pagemap_fd = -1
+        try:
+            try:
+                self._mem_fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+                self._pagemap_fd = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+            except (FileNotFoundError, ProcessLookupError):
+                if self.alive():  # /proc/PID/mem of a kernel thread fails with ESRCH
+                    raise TargetError(f"process {pid} has no address space (a kernel thread?)")\
+                        from None
+                raise TargetError(f"process {pid} does not exist") from None
+            except PermissionError:
+                raise TargetError(f"no permission to open /proc/{pid}/mem: run damo as root") \
+                    from None
+            # The pidfd pins the pid number: while the process lives, the files
+            # opened above are surely its own and not those of a recycled pid.
+            if not self.alive():
+                raise TargetGone(f"process {pid} exited")
+            try:
+                self._walker.walk(self._mem_fd, np.empty(0, dtype=np.uint64))
+            except WalkError as e:
+                if e.status == ST_NO_MM:
+                    raise TargetError(f"process {pid} has no address space (a kernel thread?)")\
+                        from None
+                raise PlatformError(f"BPF walk cannot resolve process {pid} (status "
+                                    f"{e.status})") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        for fd in (self._pidfd, self._mem_fd, self._pagemap_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._pidfd = self._mem_fd = self._pagemap_fd = -1
+
+    def __enter__(self) -> PageSampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def alive(self) -> bool:
+        """False once the process has exited (even if not yet reaped)."""
+        if self._pidfd < 0:
+            return False
+        return not select.select([self._pidfd], [], [], 0)[0]
+
+    def mm(self) -> int:
+        """Kernel address of the target's mm_struct (for tests and diagnostics)."""
+        return self._walker.walk(self._mem_fd, np.zeros(1, dtype=np.uint64))[2]
+
+    def walk(self, addrs: np.ndarray) -> PageStates:
+        """Present, young and leaf size of the page at each address, in one BPF run.
+
+        Raises TargetGone when the process has exited (its page tables are gone,
+        so the answer would read "not present" everywhere).
+        """
+        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+        leaves, shifts, _ = self._walker.walk(self._mem_fd, addrs)
+        if not self.alive():
+            raise TargetGone(f"process {self.pid} exited")
+        return PageStates(addrs, leaves, shifts)
+
+    def clear_young(self, addrs: np.ndarray, leaf_sizes: np.ndarray) -> np.ndarray:
+        """Clear the Accessed bits of the pages at `addrs`; which could not be cleared.
+
+        `leaf_sizes` come from walk(): a huge-page leaf is advised as its whole
+        aligned range, since advising part of a transparent huge page splits it;
+        0 (not present) means nothing to clear. Returns a bool array, True where
+        the page is still young after clearing and is not mapped by this process
+        alone (shared pages, the zero page; MADV_COLD skips those) or lies where
+        MADV_COLD is refused (mlocked, hugetlb, PFN maps): such a page's bit is
+        no evidence of access later.
+        """
+        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
+        sizes = np.asarray(leaf_sizes, dtype=np.uint64)
+        uncleared = np.zeros(len(addrs), dtype=bool)
+        idx = np.flatnonzero(sizes)
+        if len(idx) == 0:
+            return uncleared
+        iovecs = np.empty((len(idx), 2), dtype=np.uint64)
+        iovecs[:, 0] = addrs[idx] & ~(sizes[idx] - np.uint64(1))
+        iovecs[:, 1] = sizes[idx]
+        failed = self._advise(iovecs)
+        still = self.walk(addrs[idx]).young
+        if still.any():
+            # Pages faulted in moments ago wait in per-CPU LRU batches, which
+            # MADV_COLD skips: drain them and try those pages once more.
+            again = np.flatnonzero(still)
+            self._drain()
+            failed[again] |= self._advise(iovecs[again])
+            still[again] = self.walk(addrs[idx[again]]).young
+            # Still young: shared (could not clear), or touched again since (could).
+            for j in np.flatnonzero(still & ~failed):
+                if self._exclusive(int(addrs[idx[j]])):
+                    still[j] = False
+        uncleared[idx] = still
+        return uncleared
+
+    def _advise(self, iovecs: np.ndarray) -> np.ndarray:
+        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
+        failed = np.zeros(len(iovecs), dtype=bool)
+        lo = 0
+        while lo < len(iovecs):
+            batch = iovecs[lo : lo + syscalls.IOV_MAX]
+            try:
+                done = syscalls.process_madvise(self._pidfd, batch)
+            except OSError as e:
+                if e.errno == errno.ESRCH:
+                    raise TargetGone(f"process {self.pid} exited") from None
+                if e.errno in (errno.EPERM, errno.EACCES):
+                    raise PlatformError("process_madvise refused: damo needs root") from None
+                if e.errno in (errno.EINTR, errno.EAGAIN):
+                    continue
+                done = 0
+            else:
+                if done == int(batch[:, 1].sum()):
+                    lo += len(batch)
+                    continue
+            # The kernel stopped at the range where the advised bytes run out.
+            bad = int(np.searchsorted(np.cumsum(batch[:, 1]), done, side="right"))
+            failed[lo + bad] = True
+            lo += bad + 1
+        return failed
+
+    def _drain(self) -> None:
+        try:
+            syscalls.drain_lru_batches(self.pid)
+        except OSError as e:
+            if e.errno == errno.ESRCH:
+                raise TargetGone(f"process {self.pid} exited") from None
+            raise PlatformError(f"migrate_pages failed: {e.strerror}") from None
+
+    def _exclusive(self, addr: int) -> bool:
+        """Whether the page at addr is mapped by this process only (/proc/PID/pagemap)."""
+        try:
+            entry = int.from_bytes(os.pread(self._pagemap_fd, 8, addr // PAGE_SIZE * 8), "little")
+        except OSError:
+            return False
+        return bool(entry & PM_PRESENT) and bool(entry & PM_MMAP_EXCLUSIVE)

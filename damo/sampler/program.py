@@ -1,0 +1,186 @@
+"""Compiling a BPF source with bcc, caching the result, and loading it with damo's own bpf(2) calls.
+
+bcc turns C into BPF instructions in which each map is referenced by the file
+descriptor bcc created it with. Those instructions, the maps' shapes and the
+fds they used are all that is needed to load the program again in a later
+run: create the maps anew and patch the new fds in. That skips clang (about a
+third of the start-up); the kernel's verifier still checks every load.
+"""
+
+from __future__ import annotations
+
+import base64
+import ctypes
+import hashlib
+import json
+import mmap
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from damo.errors import PlatformError
+from damo.linux import bcc_env, bpf_syscall
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class MapSpec:
+    name: str
+    map_type: int
+    key_size: int
+    value_size: int
+    max_entries: int
+    flags: int
+    compile_fd: int  # the fd the instructions reference
+
+
+@dataclass(frozen=True)
+class Compiled:
+    maps: tuple[MapSpec, ...]
+    programs: dict[str, bytes]  # function name -> instructions
+
+
+@dataclass
+class Loaded:
+    """Maps (fd and, for mmapable arrays, a shared mapping) and program fds of one load."""
+
+    map_fds: dict[str, int]
+    map_views: dict[str, mmap.mmap]
+    prog_fds: dict[str, int]
+
+    def close(self) -> None:
+        for view in self.map_views.values():
+            view.close()
+        for fd in (*self.map_fds.values(), *self.prog_fds.values()):
+            os.close(fd)
+        self.map_views.clear()
+        self.map_fds.clear()
+        self.prog_fds.clear()
+
+
+def compile_with_bcc(text: str, cflags: list[str]) -> Compiled:
+    """Compile `text` with bcc (no kernel headers needed) into instructions and map shapes."""
+    bcc = bcc_env.setup()
+    lib = bcc.lib
+    for fn, restype, argtypes in (
+        ("bpf_num_tables", ctypes.c_size_t, [ctypes.c_void_p]),
+        ("bpf_table_name", ctypes.c_char_p, [ctypes.c_void_p, ctypes.c_size_t]),
+        ("bpf_table_key_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
+        ("bpf_table_leaf_size_id", ctypes.c_size_t, [ctypes.c_void_p, ctypes.c_size_t]),
+        ("bpf_table_fd_id", ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]),
+    ):
+        getattr(lib, fn).restype = restype
+        getattr(lib, fn).argtypes = argtypes
+    try:
+        b = bcc.BPF(text=text.encode(), cflags=cflags)
+    except Exception as e:  # bcc raises bare Exception; clang's messages went to stderr
+        raise PlatformError(f"bcc could not compile the BPF program: {e}") from None
+    try:
+        module = b.module
+        maps = tuple(
+            MapSpec(
+                name=lib.bpf_table_name(module, i).decode(),
+                map_type=lib.bpf_table_type_id(module, i),
+                key_size=lib.bpf_table_key_size_id(module, i),
+                value_size=lib.bpf_table_leaf_size_id(module, i),
+                max_entries=lib.bpf_table_max_entries_id(module, i),
+                flags=lib.bpf_table_flags_id(module, i),
+                compile_fd=lib.bpf_table_fd_id(module, i),
+            )
+            for i in range(lib.bpf_num_tables(module))
+        )
+        programs = {
+            lib.bpf_function_name(module, i).decode(): b.dump_func(lib.bpf_function_name(module, i))
+            for i in range(lib.bpf_num_functions(module))
+        }
+    finally:
+        b.cleanup()
+    return Compiled(maps, programs)
+
+
+def _cache_key(text: str, cflags: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in (str(CACHE_FORMAT), os.uname().release, text, *cflags):
+        h.update(part.encode() + b"\0")
+    return h.hexdigest()[:32]
+
+
+def _cache_path(key: str) -> Path:
+    d = bcc_env.cache_dir() / "bpf"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return d / f"{key}.json"
+
+
+def _read_cache(path: Path) -> Compiled | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    with os.fdopen(fd) as f:
+        st = os.fstat(f.fileno())
+        # Instructions from a file someone else could write would run as root's BPF.
+        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        try:
+            doc = json.load(f)
+            maps = tuple(MapSpec(**m) for m in doc["maps"])
+            progs = {k: base64.b64decode(v) for k, v in doc["programs"].items()}
+        except (ValueError, KeyError, TypeError):
+            return None
+    return Compiled(maps, progs)
+
+
+def _write_cache(path: Path, compiled: Compiled) -> None:
+    doc = {
+        "maps": [m.__dict__ for m in compiled.maps],
+        "programs": {k: base64.b64encode(v).decode() for k, v in compiled.programs.items()},
+    }
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(doc, f)
+    os.replace(tmp, path)
+
+
+def compile_cached(text: str, cflags: list[str], use_cache: bool = True) -> tuple[Compiled, bool]:
+    """The compiled program, from the cache when it holds this exact source and flags.
+
+    Returns (compiled, from_cache).
+    """
+    path = _cache_path(_cache_key(text, cflags))
+    if use_cache:
+        cached = _read_cache(path)
+        if cached is not None:
+            return cached, True
+    compiled = compile_with_bcc(text, cflags)
+    if use_cache:
+        try:
+            _write_cache(path, compiled)
+        except OSError:
+            pass  # a cache that cannot be written only costs start-up time
+    return compiled, False
+
+
+def load(compiled: Compiled) -> Loaded:
+    """Create the maps, map the mmapable ones, and load every program."""
+    loaded = Loaded({}, {}, {})
+    try:
+        fd_map = {}
+        for m in compiled.maps:
+            fd = bpf_syscall.map_create(
+                m.map_type, m.key_size, m.value_size, m.max_entries, m.flags, m.name
+            )
+            loaded.map_fds[m.name] = fd
+            fd_map[m.compile_fd] = fd
+            if m.flags & bpf_syscall.BPF_F_MMAPABLE:
+                loaded.map_views[m.name] = bpf_syscall.map_mmap(fd, m.value_size, m.max_entries)
+        for name, insns in compiled.programs.items():
+            loaded.prog_fds[name] = bpf_syscall.prog_load(
+                bpf_syscall.patch_map_fds(insns, fd_map), name
+            )
+    except BaseException:
+        loaded.close()
+        raise
+    return loaded
