@@ -25,6 +25,12 @@ def build_app() -> typer.Typer:
         pretty_exceptions_enable=False,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
+
+    @app.callback()
+    def _root() -> None:
+        # A callback keeps typer from promoting a lone command to the whole program.
+        pass
+
     groups: dict[str, typer.Typer] = {}
     for module in commands.load():
         target = app

@@ -1,0 +1,84 @@
+"""The metadata sidecar `<record>.meta`: what recfmt v2 cannot hold.
+
+A stream of small msgpack maps, each written with one `write` call so that a
+run cut short leaves every message whole.  Every message has a ``type``:
+
+- ``"start"``: ``time_ns``, ``clock`` (``"CLOCK_MONOTONIC"`` or ``"virtual"``),
+  ``damo_version``, ``kernel`` (uname release), ``ops``, ``attrs`` (a map of the
+  monitoring attributes in microseconds and region counts), ``targets`` (a list
+  of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
+  (the command damo started, if any), and any ``extra`` fields of the source.
+- ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
+  ``[start, end, perms, offset, path]``), written at the start and whenever a
+  target's mappings change at a regions update.
+- ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
+  and source-specific counters such as ``lost_events``.
+
+Reports use it when present and work without it.
+"""
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import msgpack
+
+from damo.errors import RecordFormatError
+from damo.records.writer import open_output
+
+SUFFIX = ".meta"
+
+
+def meta_path(record_path: str) -> str:
+    return record_path + SUFFIX
+
+
+class MetaWriter:
+    """The sidecar of a record being written."""
+
+    def __init__(self, record_path: str):
+        self.path = meta_path(record_path)
+        self._fd = open_output(self.path)
+        self._packer = msgpack.Packer()
+
+    def write(self, kind: str, **fields: Any) -> None:
+        data = self._packer.pack({"type": kind, **fields})
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "MetaWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_meta(record_path: str) -> list[dict[str, Any]] | None:
+    """Every message of `record_path`'s sidecar, or None when it has none.
+
+    A message cut off at the end (a crash mid-write) is dropped.
+    """
+    try:
+        with open(meta_path(record_path), "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    return list(_unpack(data, meta_path(record_path)))
+
+
+def _unpack(data: bytes, path: str) -> Iterator[dict[str, Any]]:
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
+    unpacker.feed(data)
+    try:
+        for message in unpacker:
+            if not isinstance(message, dict) or "type" not in message:
+                raise RecordFormatError(f"{path}: not a damo metadata file")
+            yield message
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as err:
+        raise RecordFormatError(f"{path}: corrupt metadata ({err})") from None
