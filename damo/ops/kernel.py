@@ -1,0 +1,225 @@
+"""kernel: kernel DAMON's own results, from its `damon:damon_aggregated` tracepoint.
+
+Where the kernel runs DAMON itself there is nothing to sample: each kdamond
+already reports every region of every target at each aggregation, one
+tracepoint event per region.  A BPF program (`bpf/damon_aggregated.bpf.c`)
+copies the events into a ring that damo maps as a numpy array, so reading
+costs nothing per event in Python; `SnapshotAssembler` cuts the stream into
+snapshots (`damo.records.events`) and groups them into records, one per
+aggregation of a kdamond holding all its targets.
+
+Events can be lost when damo falls behind by a whole ring.  The ring tells
+(each slot carries its sequence number), and a snapshot that lost any event
+is dropped and counted, never written short.
+"""
+
+import mmap
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from damo.errors import PlatformError
+from damo.records import events as event_stream
+from damo.records.writer import TargetRegions
+
+BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "damon_aggregated.bpf.c"
+TRACEPOINT = "damon/damon_aggregated"
+
+EVENT_DTYPE = np.dtype(
+    [
+        ("seq", "<u8"),
+        ("time_ns", "<u8"),
+        ("target_id", "<u8"),
+        ("start", "<u8"),
+        ("end", "<u8"),
+        ("nr_regions", "<u4"),
+        ("nr_accesses", "<u4"),
+        ("age", "<u4"),
+        ("kdamond_pid", "<u4"),
+    ]
+)
+
+# 2^17 events (7 MiB) hold 13 s of kernel DAMON at its defaults (1000 regions
+# every 100 ms), far more than damo's polling period.
+DEFAULT_NR_SLOTS = 1 << 17
+
+Record = tuple[int, list[TargetRegions]]
+
+
+def tracepoint_format(tracefs: Path) -> str:
+    path = tracefs / "events" / TRACEPOINT / "format"
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise PlatformError(
+            f"no {TRACEPOINT.replace('/', ':')} tracepoint ({path}): "
+            "this kernel is built without DAMON"
+        ) from None
+
+
+class AggregatedRing:
+    """The tracepoint program, attached, and the ring it fills."""
+
+    def __init__(self, nr_slots: int = DEFAULT_NR_SLOTS):
+        from damo.linux import bcc_env, preflight
+
+        if nr_slots & (nr_slots - 1):
+            raise ValueError("nr_slots must be a power of two")
+        preflight.check_root()
+        preflight.check_tracefs()
+        has_age = " age;" in tracepoint_format(preflight.TRACEFS)
+        bcc = bcc_env.setup()
+        cflags = [f"-DNR_SLOTS={nr_slots}"] + (["-DHAS_AGE"] if has_age else [])
+        try:
+            self._bpf = bcc.BPF(text=BPF_SOURCE.read_bytes(), cflags=cflags)
+        except Exception as err:  # bcc raises bare Exception; clang wrote the details to stderr
+            raise PlatformError(f"could not load the tracepoint program: {err}") from None
+        self.nr_slots = nr_slots
+        self._maps = [
+            mmap.mmap(self._bpf[name.encode()].get_fd(), size, mmap.MAP_SHARED, mmap.PROT_READ)
+            for name, size in (("events", nr_slots * EVENT_DTYPE.itemsize), ("head", 8))
+        ]
+        self._events = np.frombuffer(self._maps[0], dtype=EVENT_DTYPE)
+        self._head = np.frombuffer(self._maps[1], dtype="<u8", count=1)
+        # Events already in flight belong to a snapshot that began before us.
+        self._next = int(self._head[0])
+
+    def read(self) -> tuple[np.ndarray, int]:
+        """The events published since the last read (a copy), and how many were lost before them."""
+        head = int(self._head[0])
+        lost = max(0, head - self._next - self.nr_slots)
+        first = self._next + lost
+        seq = np.arange(first + 1, head + 1, dtype=np.uint64)
+        batch = self._events[(seq - 1) % self.nr_slots]
+        # Slots lapped while we copied hold newer events: lost. A slot still being
+        # written has an older seq: stop before it and read it next time.
+        lapped = np.flatnonzero(batch["seq"] > seq)
+        skip = int(lapped[-1]) + 1 if len(lapped) else 0
+        unpublished = np.flatnonzero(batch["seq"][skip:] < seq[skip:])
+        stop = skip + int(unpublished[0]) if len(unpublished) else len(batch)
+        self._next = first + stop
+        return batch[skip:stop], lost + skip
+
+    def close(self) -> None:
+        self._events = self._head = None
+        for m in self._maps:
+            m.close()
+        self._maps = []
+        self._bpf.cleanup()
+
+
+@dataclass
+class _KdamondStream:
+    """Per kdamond: events of a snapshot still arriving, and the record being filled."""
+
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=EVENT_DTYPE))
+    record_time: int = 0
+    record: list[TargetRegions] = field(default_factory=list)
+
+
+class SnapshotAssembler:
+    """Cuts events into snapshots and groups each kdamond's snapshots into records.
+
+    A record closes when it holds `nr_targets[kdamond pid]` snapshots (when
+    known from sysfs), or when a target reappears (the next aggregation began).
+    """
+
+    def __init__(self, nr_targets: dict[int, int] | None = None):
+        self.nr_targets = nr_targets or {}
+        self.dropped_snapshots = 0
+        self._streams: dict[int, _KdamondStream] = {}
+
+    def feed(self, batch: np.ndarray, lost: int = 0) -> list[Record]:
+        """Records completed by `batch`; `lost` events went missing just before it."""
+        if lost:
+            self._drop_pending()
+        done: list[Record] = []
+        pids = batch["kdamond_pid"]
+        for pid in np.unique(pids).tolist():
+            stream = self._streams.setdefault(pid, _KdamondStream())
+            run = batch[pids == pid]
+            if len(stream.pending):
+                run = np.concatenate((stream.pending, run))
+            done.extend(self._cut(pid, stream, run))
+        done.sort(key=lambda record: record[0])
+        return done
+
+    def finish(self) -> list[Record]:
+        """Close every open record; snapshots still short are dropped."""
+        self._drop_pending()
+        done = [self._close(s) for s in self._streams.values() if s.record]
+        done.sort(key=lambda record: record[0])
+        return done
+
+    def _drop_pending(self) -> None:
+        for stream in self._streams.values():
+            if len(stream.pending):
+                self.dropped_snapshots += 1
+                stream.pending = stream.pending[:0]
+
+    def _cut(self, pid: int, stream: _KdamondStream, run: np.ndarray) -> list[Record]:
+        tid, nr = run["target_id"], run["nr_regions"]
+        start, end = run["start"], run["end"]
+        all_firsts, _ = event_stream.snapshot_bounds(tid, nr, start, end)
+        firsts, counts, tail = event_stream.complete_snapshots(tid, nr, start, end)
+        self.dropped_snapshots += len(all_firsts) - len(firsts) - (tail < len(run))
+        stream.pending = run[tail:]
+        done = []
+        for f, c in zip(firsts.tolist(), counts.tolist(), strict=True):
+            target_id = int(tid[f])
+            if any(t.target_id == target_id for t in stream.record):
+                done.append(self._close(stream))
+            if not stream.record:
+                stream.record_time = int(run["time_ns"][f])
+            sl = slice(f, f + c)
+            stream.record.append(
+                TargetRegions(target_id, start[sl].copy(), end[sl].copy(), run["nr_accesses"][sl])
+            )
+            if len(stream.record) == self.nr_targets.get(pid):
+                done.append(self._close(stream))
+        return done
+
+    @staticmethod
+    def _close(stream: _KdamondStream) -> Record:
+        record = (stream.record_time, stream.record)
+        stream.record = []
+        return record
+
+
+@dataclass
+class KernelStats:
+    nr_events: int = 0
+    lost_events: int = 0
+    nr_records: int = 0
+
+
+def follow(
+    ring: AggregatedRing,
+    assembler: SnapshotAssembler,
+    sink: Callable[[Record], None],
+    should_stop: Callable[[], bool],
+    poll_s: float = 0.05,
+) -> KernelStats:
+    """Pass every record the kernel reports to `sink` until `should_stop()`."""
+    stats = KernelStats()
+
+    def drain(records: list[Record]) -> None:
+        for record in records:
+            sink(record)
+        stats.nr_records += len(records)
+
+    while not should_stop():
+        time.sleep(poll_s)
+        batch, lost = ring.read()
+        stats.nr_events += len(batch)
+        stats.lost_events += lost
+        drain(assembler.feed(batch, lost))
+    batch, lost = ring.read()
+    stats.nr_events += len(batch)
+    stats.lost_events += lost
+    drain(assembler.feed(batch, lost))
+    drain(assembler.finish())
+    return stats
