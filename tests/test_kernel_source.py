@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from damo.linux import damon_sysfs
-from damo.ops.kernel import EVENT_DTYPE, AggregatedRing, SnapshotAssembler
+from damo.ops.kernel import EVENT_DTYPE, AggregatedRing, RingReader, SnapshotAssembler
 from damo.records.events import complete_snapshots, snapshot_bounds
 
 KDAMOND = 77
@@ -95,41 +95,38 @@ def test_kdamonds_interleaved():
     assert sorted(r[1][0].target_id for r in records) == [1, 1, 9, 9]
 
 
-class _FakeRing(AggregatedRing):
-    """The ring logic over plain memory: the slots the BPF program would fill."""
+def make_ring(nr_slots):
+    """A ring in plain memory, and a writer that fills it as the BPF program does."""
+    ring = RingReader(np.zeros(nr_slots, dtype=EVENT_DTYPE), np.zeros(1, dtype="<u8"))
 
-    def __init__(self, nr_slots):
-        self.nr_slots = nr_slots
-        self._events = np.zeros(nr_slots, dtype=EVENT_DTYPE)
-        self._head = np.zeros(1, dtype="<u8")
-        self._next = 0
-
-    def publish(self, n, written=True):
+    def publish(n, written=True):
         for _ in range(n):
-            idx = int(self._head[0])
-            slot = self._events[idx % self.nr_slots]
+            idx = int(ring.head[0])
+            slot = ring.events[idx % nr_slots]
             slot["seq"] = idx + 1 if written else 0
             slot["start"] = idx
-            self._head[0] += 1
+            ring.head[0] += 1
+
+    return ring, publish
 
 
 def test_ring_reads_in_order_and_counts_laps():
-    ring = _FakeRing(8)
-    ring.publish(5)
+    ring, publish = make_ring(8)
+    publish(5)
     batch, lost = ring.read()
     assert batch["start"].tolist() == [0, 1, 2, 3, 4] and lost == 0
-    ring.publish(11)  # laps the reader by 3
+    publish(11)  # laps the reader by 3
     batch, lost = ring.read()
     assert lost == 3 and batch["start"].tolist() == list(range(8, 16))
 
 
 def test_ring_stops_before_a_slot_being_written():
-    ring = _FakeRing(8)
-    ring.publish(2)
-    ring.publish(1, written=False)
+    ring, publish = make_ring(8)
+    publish(2)
+    publish(1, written=False)
     batch, lost = ring.read()
     assert batch["start"].tolist() == [0, 1] and lost == 0
-    ring._events[2]["seq"] = 3
+    ring.events[2]["seq"] = 3
     batch, _ = ring.read()
     assert batch["start"].tolist() == [2]
 

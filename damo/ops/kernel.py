@@ -60,8 +60,39 @@ def tracepoint_format(tracefs: Path) -> str:
         ) from None
 
 
+class RingReader:
+    """Reads a ring of events as `bpf/damon_aggregated.bpf.c` fills it.
+
+    `events` is the slot array and `head` the one-element count of events
+    ever written; both are live views of BPF maps in use, or plain arrays.
+    """
+
+    def __init__(self, events: np.ndarray, head: np.ndarray):
+        self.events = events
+        self.head = head
+        self.nr_slots = len(events)
+        # Events already in flight belong to a snapshot that began before us.
+        self._next = int(head[0])
+
+    def read(self) -> tuple[np.ndarray, int]:
+        """The events published since the last read (a copy), and how many were lost before them."""
+        head = int(self.head[0])
+        lost = max(0, head - self._next - self.nr_slots)
+        first = self._next + lost
+        seq = np.arange(first + 1, head + 1, dtype=np.uint64)
+        batch = self.events[(seq - 1) % self.nr_slots]
+        # Slots lapped while we copied hold newer events: lost. A slot still being
+        # written has an older seq: stop before it and read it next time.
+        lapped = np.flatnonzero(batch["seq"] > seq)
+        skip = int(lapped[-1]) + 1 if len(lapped) else 0
+        unpublished = np.flatnonzero(batch["seq"][skip:] < seq[skip:])
+        stop = skip + int(unpublished[0]) if len(unpublished) else len(batch)
+        self._next = first + stop
+        return batch[skip:stop], lost + skip
+
+
 class AggregatedRing:
-    """The tracepoint program, attached, and the ring it fills."""
+    """The tracepoint program, attached, and a `RingReader` over the ring it fills."""
 
     def __init__(self, nr_slots: int = DEFAULT_NR_SLOTS):
         from damo.linux import bcc_env, preflight
@@ -77,34 +108,20 @@ class AggregatedRing:
             self._bpf = bcc.BPF(text=BPF_SOURCE.read_bytes(), cflags=cflags)
         except Exception as err:  # bcc raises bare Exception; clang wrote the details to stderr
             raise PlatformError(f"could not load the tracepoint program: {err}") from None
-        self.nr_slots = nr_slots
         self._maps = [
-            mmap.mmap(self._bpf[name.encode()].get_fd(), size, mmap.MAP_SHARED, mmap.PROT_READ)
-            for name, size in (("events", nr_slots * EVENT_DTYPE.itemsize), ("head", 8))
+            mmap.mmap(self._bpf[name].get_fd(), size, mmap.MAP_SHARED, mmap.PROT_READ)
+            for name, size in ((b"events", nr_slots * EVENT_DTYPE.itemsize), (b"head", 8))
         ]
-        self._events = np.frombuffer(self._maps[0], dtype=EVENT_DTYPE)
-        self._head = np.frombuffer(self._maps[1], dtype="<u8", count=1)
-        # Events already in flight belong to a snapshot that began before us.
-        self._next = int(self._head[0])
+        self.reader = RingReader(
+            np.frombuffer(self._maps[0], dtype=EVENT_DTYPE),
+            np.frombuffer(self._maps[1], dtype="<u8", count=1),
+        )
 
     def read(self) -> tuple[np.ndarray, int]:
-        """The events published since the last read (a copy), and how many were lost before them."""
-        head = int(self._head[0])
-        lost = max(0, head - self._next - self.nr_slots)
-        first = self._next + lost
-        seq = np.arange(first + 1, head + 1, dtype=np.uint64)
-        batch = self._events[(seq - 1) % self.nr_slots]
-        # Slots lapped while we copied hold newer events: lost. A slot still being
-        # written has an older seq: stop before it and read it next time.
-        lapped = np.flatnonzero(batch["seq"] > seq)
-        skip = int(lapped[-1]) + 1 if len(lapped) else 0
-        unpublished = np.flatnonzero(batch["seq"][skip:] < seq[skip:])
-        stop = skip + int(unpublished[0]) if len(unpublished) else len(batch)
-        self._next = first + stop
-        return batch[skip:stop], lost + skip
+        return self.reader.read()
 
     def close(self) -> None:
-        self._events = self._head = None
+        self.reader = None  # drop the views before their mappings
         for m in self._maps:
             m.close()
         self._maps = []
@@ -197,7 +214,7 @@ class KernelStats:
 
 
 def follow(
-    ring: AggregatedRing,
+    ring: AggregatedRing | RingReader,
     assembler: SnapshotAssembler,
     sink: Callable[[Record], None],
     should_stop: Callable[[], bool],
