@@ -1,18 +1,28 @@
 """`damo record`: monitor a target and write what kdamond saw to a record file.
 
+TARGET is one or more pids, or one command string that damo runs through
+/bin/sh and records until it exits (`vaddr` operations, the default), or a
+workload file for `--ops sim`.
+
 `Recording` is one run: it checks everything (attributes, the operations and
 their targets, the output paths) before creating any file, then runs kdamond
 with an after_aggregation callback that writes one record per aggregation
 holding every target, time-stamped with the end of the aggregation window in
 the run's clock.  SIGINT or SIGTERM ends the run when the current aggregation
 window closes (its snapshot is written); a second one ends it after the
-current sample.  Either way the file ends with a whole record.
+current sample.  Either way the file ends with a whole record.  Alongside,
+the sidecar `<out>.meta` gets the attributes, targets and command line at the
+start, each target's mappings whenever they change, and how the run ended.
+While running, a status line on stderr (only when it is a terminal) shows
+the progress; a summary paragraph follows at the end.
 """
 
 import os
+import resource
 import signal
 import sys
 import threading
+import time
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -26,13 +36,16 @@ def run(
         list[str],
         typer.Argument(
             metavar="TARGET...",
-            help="What to monitor; for --ops sim, a workload file (TOML).",
+            help="Pids to monitor, or one command string (quoted) to run and monitor "
+            "until it exits; for --ops sim, a workload file (TOML).",
             show_default=False,
         ),
     ],
     ops: Annotated[
         str | None,
-        typer.Option("--ops", help="Operations to monitor with: sim.", show_default=False),
+        typer.Option(
+            "--ops", help="Operations to monitor with: vaddr (default) or sim.", show_default=False
+        ),
     ] = None,
     sample: Annotated[int, typer.Option("-s", "--sample", help="Sampling interval (us).")] = 5000,
     aggr: Annotated[int, typer.Option("-a", "--aggr", help="Aggregation interval (us).")] = 100000,
@@ -66,11 +79,9 @@ def run(
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
     rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth)
+    rec.status = sys.stderr.isatty()
     rec.run()
-    print(
-        f"damo: {rec.nr_records} records ({rec.elapsed_ns / 1e9:.1f} s) written to {out}",
-        file=sys.stderr,
-    )
+    print(rec.summary(), file=sys.stderr)
 
 
 if TYPE_CHECKING:
@@ -89,7 +100,18 @@ class Recording:
         self.nr_records = 0
         self.start_ns = 0
         self.elapsed_ns = 0
+        self.reason = "stopped"
+        self.status = False  # show the live status line
+        self.argv = list(sys.argv)
+        self._cpu0 = self._wall0 = 0.0
+        self.cpu_share = 0.0  # damo's CPU over the run, as a share of one core
+        self.min_regions: int | None = None
+        self.max_regions = 0
+        self._sum_regions = 0
         self._writer = None
+        self._meta = None
+        self._live = None
+        self._status_next = 0.0
         self._truth = None
         self._truth_next_ns = 0
         self._stopping = False
@@ -113,11 +135,11 @@ class Recording:
 
         from damo.core.context import Callbacks, Context
         from damo.errors import UsageError
-        from damo.ops import BACKENDS, backend
+        from damo.ops import BACKENDS, DEFAULT, backend
 
         choices = ", ".join(BACKENDS)
         if ops_name is None:
-            raise UsageError(f"--ops is required for now (choices: {choices})")
+            ops_name = DEFAULT
         if ops_name not in BACKENDS:
             raise UsageError(f"unknown operations {ops_name!r} (choices: {choices})")
         attrs.validate()
@@ -135,9 +157,9 @@ class Recording:
                 raise UsageError(f"cannot write {path}: no directory {folder}")
         if truth is not None and os.path.abspath(truth) == os.path.abspath(out):
             raise UsageError("--truth and --out name the same file")
-        setup = backend(ops_name).setup(targets)
-        if truth is not None and not hasattr(setup.ops, "truth_run"):
+        if truth is not None and ops_name != "sim":
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
+        setup = backend(ops_name).setup(targets)
 
         ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
         ctx.set_targets(setup.target_ids)
@@ -147,31 +169,61 @@ class Recording:
     def run(self) -> None:
         """Create the outputs and monitor until the target ends, the duration, or a signal."""
         from damo.core.kdamond import kdamond_fn
+        from damo.records.meta import MetaWriter
         from damo.records.writer import RecordWriter
 
-        self._writer = RecordWriter(self.out)
         try:
+            self._writer = RecordWriter(self.out)
+            self._meta = MetaWriter(self.out)
             if self.truth_path is not None:
                 from damo.workload.truth import TruthLog
 
                 self._truth = TruthLog(self.truth_path)
             with _stop_on_signals(self):
                 kdamond_fn(self.ctx)
+        except BaseException:
+            # Outputs failed or monitoring broke: a started command must not outlive us.
+            self.ctx.ops.cleanup(self.ctx)
+            raise
         finally:
-            self._writer.close()
-            if self._truth is not None:
-                self._truth.close()
+            self._stop_status()
+            for f in (self._writer, self._meta, self._truth):
+                if f is not None:
+                    f.close()
 
     def request_stop(self) -> None:
         """Stop at the end of this aggregation window; if asked again, after this sample."""
         if self._stopping:
             self.ctx.request_stop()
         self._stopping = True
+        self.reason = "signal"
 
     # callbacks
 
     def _before_start(self, ctx: "Context") -> None:
         self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
+        self._cpu0, self._wall0 = _cpu_seconds(), time.monotonic()
+        self._meta.write(
+            "start",
+            time_ns=self.start_ns,
+            clock="virtual" if ctx.ops.name == "sim" else "CLOCK_MONOTONIC",
+            damo_version=_damo_version(),
+            kernel=os.uname().release,
+            ops=ctx.ops.name,
+            attrs={
+                "sample_us": ctx.attrs.sample_interval,
+                "aggr_us": ctx.attrs.aggr_interval,
+                "update_us": ctx.attrs.update_interval,
+                "min_nr_regions": ctx.attrs.min_nr_regions,
+                "max_nr_regions": ctx.attrs.max_nr_regions,
+            },
+            targets=[_target_info(ctx, t.id) for t in ctx.targets],
+            command=getattr(ctx.ops, "command", None),
+            argv=self.argv,
+        )
+        self._write_maps(ctx)
+        if self.status:
+            self._start_status()
 
     def _after_aggregation(self, ctx: "Context") -> bool:
         from damo.records.writer import TargetRegions
@@ -182,16 +234,114 @@ class Recording:
             [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets],
         )
         self.nr_records += 1
+        nr_regions = sum(t.nr_regions for t in ctx.targets)
+        self._sum_regions += nr_regions
+        self.max_regions = max(self.max_regions, nr_regions)
+        self.min_regions = nr_regions if self.min_regions is None else \
+            min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         self._write_truth(now, final=False)
-        return self._stopping or (
-            self.duration_ns is not None and self.elapsed_ns >= self.duration_ns
-        )
+        self._write_maps(ctx)
+        if self._live is not None:
+            self._show_status(ctx, nr_regions)
+        if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
+            self.reason = "duration"
+            return True
+        return self._stopping
 
     def _before_terminate(self, ctx: "Context") -> None:
         now = ctx.clock.now_ns()
         self.elapsed_ns = now - self.start_ns
+        wall = time.monotonic() - self._wall0
+        self.cpu_share = (_cpu_seconds() - self._cpu0) / wall if wall > 0 else 0.0
+        if self.reason == "stopped" and not any(ctx.ops.target_valid(t) for t in ctx.targets):
+            self.reason = "target exit"
         self._write_truth(now, final=True)
+        self._write_maps(ctx)
+        self._stop_status()
+        self._meta.write("end", time_ns=now, nr_records=self.nr_records, reason=self.reason)
+
+    def _write_maps(self, ctx: "Context") -> None:
+        take = getattr(ctx.ops, "take_maps", None)
+        if take is None:
+            return
+        for target_id, time_ns, maps in take():
+            self._meta.write(
+                "maps",
+                time_ns=time_ns,
+                target_id=target_id,
+                maps=[[m.start, m.end, m.perms, m.offset, m.path] for m in maps],
+            )
+
+    # the live status line and the summary
+
+    def _start_status(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        # No refresh thread: the line is redrawn from the aggregation callback.
+        self._live = Live(
+            "", console=Console(stderr=True), auto_refresh=False, transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self._live.start()
+
+    def _show_status(self, ctx: "Context", nr_regions: int) -> None:
+        now = time.monotonic()
+        if now < self._status_next:
+            return
+        self._status_next = now + 0.5
+        wall = now - self._wall0
+        cpu = (_cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
+        line = (
+            f"[bold]recording[/] {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
+            f"{nr_regions} regions   damo CPU {cpu:.1f}%"
+        )
+        rss = getattr(ctx.ops, "rss_bytes", None)
+        if rss is not None:
+            sizes = [rss(t.id) for t in ctx.targets]
+            total = sum(s for s in sizes if s is not None)
+            line += f"   target RSS {total / 2**20:.1f} MiB"
+        self._live.update(line, refresh=True)
+
+    def _stop_status(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def summary(self) -> str:
+        """One paragraph on what was recorded, for the end of the run."""
+        ctx = self.ctx
+        ops = ctx.ops
+        if ops.name == "sim":
+            what = "the simulated workload"
+        else:
+            what = "process " + ", ".join(str(t.id) for t in ctx.targets) if ctx.targets \
+                else "nothing"
+            command = getattr(ops, "command", None)
+            if command is not None:
+                what = f"{what} ({command!r})"
+        size = os.path.getsize(self.out) if os.path.exists(self.out) else 0
+        text = (
+            f"damo: recorded {what} for {self.elapsed_ns / 1e9:.1f} s: "
+            f"{self.nr_records} records ({size / 2**10:.0f} KiB) written to {self.out}, "
+            f"metadata to {self.out}.meta"
+        )
+        if self.nr_records:
+            text += (
+                f"; {self.min_regions}-{self.max_regions} regions "
+                f"(mean {self._sum_regions / self.nr_records:.0f})"
+            )
+        text += f"; ended by {self.reason}"
+        if ops.name != "sim":
+            text += f"; damo used {self.cpu_share:.1%} of one CPU"
+        status = getattr(ops, "command_status", None)
+        if status is not None:
+            text += (
+                f"; the command was killed by signal {-status}" if status < 0
+                else f"; the command exited with status {status}"
+            )
+        return text + "."
 
     def _write_truth(self, now: int, final: bool) -> None:
         """Log the phase runs finished by `now`; when `final`, the unfinished one cut at `now`."""
@@ -205,6 +355,31 @@ class Recording:
             elif final and run.start_ns < now:
                 self._truth.write(ops.truth_run(run, end_ns=now))
                 self._truth_next_ns = now
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _damo_version() -> str:
+    from damo import __version__
+
+    return __version__
+
+
+def _target_info(ctx: "Context", target_id: int) -> dict:
+    """What the sidecar says of one target: its id and, for a process, its command line."""
+    info: dict = {"id": target_id}
+    if ctx.ops.name == "sim":
+        return info
+    info["pid"] = target_id
+    try:
+        with open(f"/proc/{target_id}/cmdline", "rb") as f:
+            info["cmdline"] = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        pass
+    return info
 
 
 class _stop_on_signals:

@@ -36,7 +36,8 @@ def open_output(path: str, mode: int = 0o600) -> int:
             raise DamoError(f"cannot write {path}: it is a directory")
         os.replace(path, path + ".old")
     try:
-        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        return os.open(path, flags, mode)
     except OSError as err:
         raise DamoError(f"cannot create {path}: {err.strerror}") from None
 

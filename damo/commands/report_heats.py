@@ -1,0 +1,117 @@
+"""`damo report heats`: access frequency over time and address, as text, image or terminal art."""
+
+from typing import Annotated
+
+import typer
+
+from damo.reports.options import DEFAULT_INPUT, Input
+
+NAME = "heats"
+GROUP = "report"
+
+Num = Annotated[str | None, typer.Option(metavar="N")]
+
+
+def _pick(name: str, single: str | None, pair_name: str, pair: str | None) -> str | None:
+    from damo.errors import UsageError
+
+    if single is not None and pair is not None:
+        raise UsageError(f"give {name} or {pair_name}, not both")
+    return single if single is not None else pair
+
+
+def run(
+    input: Input = DEFAULT_INPUT,
+    tid: Annotated[str | None, typer.Option(
+        "--tid", metavar="ID", help="Target to show (default: the first of --guide).")] = None,
+    tres: Annotated[str | None, typer.Option(
+        "--tres", metavar="N", help="Time resolution: number of time cells (default 500).")
+    ] = None,
+    ares: Annotated[str | None, typer.Option(
+        "--ares", metavar="N", help="Address resolution: number of address cells (default 500).")
+    ] = None,
+    tmin: Annotated[str | None, typer.Option(
+        "--tmin", metavar="NS", help="Start time in ns (default: the first snapshot).")] = None,
+    tmax: Annotated[str | None, typer.Option(
+        "--tmax", metavar="NS", help="End time in ns (default: the last snapshot).")] = None,
+    amin: Annotated[str | None, typer.Option(
+        "--amin", metavar="ADDR", help="Start address (default: the largest region of --guide).")
+    ] = None,
+    amax: Annotated[str | None, typer.Option(
+        "--amax", metavar="ADDR", help="End address (default: the largest region of --guide).")
+    ] = None,
+    guide: Annotated[bool, typer.Option(
+        "--guide", help="Print each target's time span and region unions, then stop.")] = False,
+    heatmap: Annotated[str | None, typer.Option(
+        "--heatmap", metavar="FILE",
+        help="Draw an image (.png, .svg, .pdf, .jpeg) with gnuplot, or 'stdout' for the "
+             "terminal.")] = None,
+    resol: Annotated[tuple[str, str] | None, typer.Option(
+        "--resol", metavar="T A", help="Same as --tres T --ares A (damo 1.x).")] = None,
+    time_range: Annotated[tuple[str, str] | None, typer.Option(
+        "--time_range", metavar="START END",
+        help="Same as --tmin START --tmax END (damo 1.x).")] = None,
+    address_range: Annotated[tuple[str, str] | None, typer.Option(
+        "--address_range", metavar="START END",
+        help="Same as --amin START --amax END (damo 1.x).")] = None,
+    abs_time: Annotated[bool, typer.Option(
+        "--abs_time", help="Print absolute times, not relative to the start.")
+    ] = False,
+    abs_addr: Annotated[bool, typer.Option(
+        "--abs_addr", help="Print absolute addresses, not relative to the start.")
+    ] = False,
+    stdout_heatmap_color: Annotated[str, typer.Option(
+        "--stdout_heatmap_color", metavar="gray|flame|emotion",
+        help="Colour theme of --heatmap stdout.")] = "gray",
+) -> None:
+    """Print <time> <address> <heat> lines: the mean nr_accesses of each cell of a map."""
+    from damo.records.reader import read_snapshots
+    from damo.reports import heatmap_text, heats
+    from damo.reports.numbers import parse_int, parse_positive
+    from damo.reports.output import write_chunks
+
+    if heatmap is not None and heatmap != "stdout":
+        from damo.reports import plot
+
+        plot.terminal_for(heatmap)  # a bad file name fails before any work
+
+    t_res = _pick("--tres", tres, "--resol", resol[0] if resol else None)
+    a_res = _pick("--ares", ares, "--resol", resol[1] if resol else None)
+    t_lo = _pick("--tmin", tmin, "--time_range", time_range[0] if time_range else None)
+    t_hi = _pick("--tmax", tmax, "--time_range", time_range[1] if time_range else None)
+    a_lo = _pick("--amin", amin, "--address_range", address_range[0] if address_range else None)
+    a_hi = _pick("--amax", amax, "--address_range", address_range[1] if address_range else None)
+
+    def number(text: str | None, what: str) -> int | None:
+        return None if text is None else parse_int(text, what)
+
+    default_res = (
+        heatmap_text.DEFAULT_RESOLUTION if heatmap == "stdout" else heats.DEFAULT_RESOLUTION
+    )
+    resolution = (
+        default_res[0] if t_res is None else parse_positive(t_res, "--tres"),
+        default_res[1] if a_res is None else parse_positive(a_res, "--ares"),
+    )
+    if heatmap == "stdout":
+        heatmap_text.check_color(stdout_heatmap_color)  # before reading a big file
+
+    snaps = read_snapshots(input)
+    if guide:
+        write_chunks([heats.guide_text(snaps)])
+        return
+    area = heats.area(
+        snaps,
+        target_id=number(tid, "--tid"),
+        resolution=resolution,
+        time_range=(number(t_lo, "--tmin"), number(t_hi, "--tmax")),
+        addr_range=(number(a_lo, "--amin"), number(a_hi, "--amax")),
+    )
+    heat = heats.heat_matrix(snaps, area)
+    if heatmap is None:
+        write_chunks(heats.heats_text(heat, area, abs_time, abs_addr))
+    elif heatmap == "stdout":
+        write_chunks([heatmap_text.render(
+            heat, area.tmin, area.tunit, area.amin, area.aunit, stdout_heatmap_color)])
+    else:
+        plot.heatmap_image(heat, heatmap, area.tmin, area.tunit, area.amin, area.aunit,
+                           abs_time, abs_addr, f"damo heats: {input}, target {area.target_id}")

@@ -1,0 +1,52 @@
+"""`damo report wss`: percentiles of the working set size per snapshot."""
+
+from typing import Annotated
+
+import typer
+
+from damo.reports import WARMUP_SNAPSHOTS
+from damo.reports.options import DEFAULT_INPUT, Input, Plot, Range, SortBy
+
+NAME = "wss"
+GROUP = "report"
+
+
+def run(
+    input: Input = DEFAULT_INPUT,
+    range_: Range = None,
+    exclude_samples: Annotated[str, typer.Option(
+        "--exclude_samples", metavar="N",
+        help="Snapshots to skip at the start when --work_time aggregates them.")
+    ] = str(WARMUP_SNAPSHOTS),
+    acc_thres: Annotated[str, typer.Option(
+        "--acc_thres", "-t", metavar="N",
+        help="Minimum nr_accesses of a region in the working set.")] = "1",
+    sz_thres: Annotated[str, typer.Option(
+        "--sz_thres", metavar="BYTES",
+        help="Minimum size of a region in the working set.")] = "1",
+    work_time: Annotated[str, typer.Option(
+        "--work_time", metavar="US",
+        help="Time of one unit of work in microseconds: snapshots are aggregated to it.")
+    ] = "1",
+    sortby: SortBy = "size",
+    plot: Plot = None,
+    raw_number: Annotated[bool, typer.Option(
+        "--raw_number",
+        help="Accepted for damo 1.x compatibility; numbers are always raw bytes.")] = False,
+) -> None:
+    """Print the distribution (or, --sortby time, the timeline) of working set sizes."""
+    from damo.records.reader import read_snapshots
+    from damo.reports import dist, wss
+    from damo.reports.numbers import parse_int, parse_nonneg
+    from damo.reports.options import sort_by_size
+
+    by_size = sort_by_size(sortby)
+    points = dist.percentiles([parse_int(v, "--range") for v in range_] if range_ else None)
+    per_target = wss.per_target(
+        read_snapshots(input),
+        acc_thres=parse_nonneg(acc_thres, "--acc_thres"),
+        sz_thres=parse_nonneg(sz_thres, "--sz_thres"),
+        work_time_us=parse_nonneg(work_time, "--work_time"),
+        exclude=parse_nonneg(exclude_samples, "--exclude_samples"),
+    )
+    dist.emit("wss", per_target, points, by_size, plot, "working set size", sizes=True)

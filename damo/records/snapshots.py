@@ -1,0 +1,122 @@
+"""The in-memory form of a record file: columnar snapshots over flat region arrays.
+
+A *snapshot* is one target's regions at the end of one aggregation window; a
+*record* is what one aggregation wrote to the file (one snapshot per target in
+recfmt files written by damo or the kernel, one snapshot in perf-script text).
+Nothing here is one Python object per region: region ``k`` of snapshot ``i`` is
+``start[offsets[i] + k]`` and so on.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Snapshots:
+    """Every snapshot of a record file, in file order.
+
+    Per snapshot (length ``len(self)``): ``end_ns`` (int64, end of the
+    aggregation window), ``target_id`` (uint64; int64 for recfmt v1), ``record``
+    (int64, index of the record it came from, non-decreasing).  ``offsets``
+    (int64, length ``len(self) + 1``) delimits each snapshot's regions in the
+    flat ``start``/``end`` (uint64) and ``nr_accesses`` (uint32) arrays.
+    """
+
+    end_ns: np.ndarray
+    target_id: np.ndarray
+    record: np.ndarray
+    offsets: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    nr_accesses: np.ndarray
+    source: str = "recfmt v2"
+    warnings: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.end_ns)
+
+    @property
+    def nr_regions(self) -> np.ndarray:
+        """Number of regions of each snapshot."""
+        return np.diff(self.offsets)
+
+    @property
+    def nr_records(self) -> int:
+        return int(self.record[-1]) + 1 if len(self.record) else 0
+
+    def regions(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(start, end, nr_accesses) of snapshot `i`, as views."""
+        lo, hi = self.offsets[i], self.offsets[i + 1]
+        return self.start[lo:hi], self.end[lo:hi], self.nr_accesses[lo:hi]
+
+    def target_ids(self) -> list[int]:
+        """Target ids in order of first appearance."""
+        ids, first = np.unique(self.target_id, return_index=True)
+        return [int(ids[k]) for k in np.argsort(first, kind="stable")]
+
+    def of_target(self, target_id: int) -> np.ndarray:
+        """Indices of `target_id`'s snapshots, in time order."""
+        info = np.iinfo(self.target_id.dtype)
+        if not info.min <= target_id <= info.max:
+            return np.empty(0, dtype=np.int64)
+        return np.flatnonzero(self.target_id == self.target_id.dtype.type(target_id))
+
+    def mean_interval_ns(self, indices: np.ndarray) -> float:
+        """Mean time between consecutive snapshots of one target (0.0 if fewer than two)."""
+        if len(indices) < 2:
+            return 0.0
+        return float(self.end_ns[indices[-1]] - self.end_ns[indices[0]]) / (len(indices) - 1)
+
+    def start_ns(self, indices: np.ndarray) -> np.ndarray:
+        """Start times of one target's snapshots (int64 ns).
+
+        A snapshot covers ``[previous end, its end)``; the first one has no
+        predecessor, so it is given the target's mean interval.
+        """
+        ends = self.end_ns[indices]
+        starts = np.empty_like(ends)
+        if len(ends):
+            starts[1:] = ends[:-1]
+            starts[0] = ends[0] - round(self.mean_interval_ns(indices))
+        return starts
+
+    def region_index(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Flat region indices of the given snapshots, and the snapshot position of each.
+
+        The second array says which element of `indices` each region belongs to,
+        so per-snapshot values can be spread over regions with fancy indexing.
+        """
+        return flat_ranges(self.offsets[indices], self.offsets[np.asarray(indices) + 1])
+
+
+def flat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``range(lo[k], hi[k])`` for every k, concatenated, and k for each element.
+
+    Empty or negative ranges contribute nothing.
+    """
+    counts = np.maximum(hi - lo, 0)
+    owner = np.repeat(np.arange(len(counts)), counts)
+    first = np.cumsum(counts) - counts
+    return np.repeat(lo - first, counts) + np.arange(counts.sum()), owner
+
+def from_lists(
+    snapshots: list[tuple[int, int, list[tuple[int, int, int]]]], source: str = "memory"
+) -> Snapshots:
+    """Build `Snapshots` from ``(end_ns, target_id, [(start, end, nr_accesses), ...])``.
+
+    Each tuple is its own record.  Meant for tests and small tools, not big data.
+    """
+    counts = [len(regions) for _, _, regions in snapshots]
+    flat = [r for _, _, regions in snapshots for r in regions]
+    arr = np.array(flat, dtype=np.uint64).reshape(-1, 3)
+    return Snapshots(
+        end_ns=np.array([s[0] for s in snapshots], dtype=np.int64),
+        target_id=np.array([s[1] for s in snapshots], dtype=np.uint64),
+        record=np.arange(len(snapshots), dtype=np.int64),
+        offsets=np.concatenate([[0], np.cumsum(counts, dtype=np.int64)]).astype(np.int64),
+        start=arr[:, 0].copy(),
+        end=arr[:, 1].copy(),
+        nr_accesses=arr[:, 2].astype(np.uint32),
+        source=source,
+    )

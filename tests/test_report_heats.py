@@ -1,0 +1,171 @@
+"""heats: the map against a cell-by-cell computation, the guide, the terminal and image outputs."""
+
+import shutil
+
+import numpy as np
+import pytest
+from conftest import run_damo
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from damo.records.snapshots import from_lists
+from damo.records.writer import RecordWriter, TargetRegions
+from damo.reports import heats
+
+
+def naive_heat(snapshots, a):
+    """Each cell's time-by-address weighted mean nr_accesses, cell by cell."""
+    ends = [s[0] for s in snapshots]
+    mean = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) > 1 else 0
+    starts = [ends[0] - round(mean)] + ends[:-1]
+    out = np.zeros((a.tres, a.ares))
+    for i in range(a.tres):
+        c_t0, c_t1 = a.tmin + i * a.tunit, a.tmin + (i + 1) * a.tunit
+        for j in range(a.ares):
+            c_a0, c_a1 = a.amin + j * a.aunit, a.amin + (j + 1) * a.aunit
+            total = 0
+            for (end, _, regions), start in zip(snapshots, starts, strict=True):
+                dt = min(end, c_t1) - max(start, c_t0)
+                if dt <= 0:
+                    continue
+                for rs, re, nr in regions:
+                    da = min(re, c_a1) - max(rs, c_a0)
+                    if da > 0:
+                        total += nr * dt * da
+            out[i, j] = total / (a.tunit * a.aunit)
+    return out
+
+
+@st.composite
+def record(draw):
+    n = draw(st.integers(1, 6))
+    gaps = draw(st.lists(st.integers(1, 40), min_size=n, max_size=n))
+    times = list(np.cumsum(gaps).tolist())
+    snapshots = []
+    for t in times:
+        cuts = sorted(draw(st.sets(st.integers(0, 100), min_size=2, max_size=8)))
+        regs = [(s, e, draw(st.integers(0, 9))) for s, e in zip(cuts, cuts[1:], strict=False)]
+        snapshots.append((t, 5, regs))
+    return snapshots
+
+
+@settings(max_examples=200, deadline=None)
+@given(record(), st.integers(1, 7), st.integers(1, 9), st.integers(-10, 60),
+       st.integers(0, 90))
+def test_heat_matrix_matches_cells(snapshots, tres, ares, tmin, amin):
+    snaps = from_lists(snapshots)
+    a = heats.Area(5, tmin, tres, 3, amin, ares, 7)
+    np.testing.assert_allclose(heats.heat_matrix(snaps, a), naive_heat(snapshots, a),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_defaults_come_from_the_guide():
+    snaps = from_lists([
+        (1000, 1, [(0, 100, 1), (200, 300, 1)]),
+        (2000, 1, [(0, 150, 1), (400, 500, 1)]),
+        (3000, 2, [(0, 10, 1)]),
+        (4000, 2, [(0, 10, 1)]),
+    ])
+    g = heats.guides(snaps)
+    assert [x.target_id for x in g] == [1, 2]
+    assert g[0].regions == [(0, 150), (200, 300), (400, 500)]
+    assert (g[0].start_ns, g[0].end_ns) == (1000, 2000)
+    a = heats.area(snaps, resolution=(10, 7))
+    assert (a.target_id, a.tmin, a.tunit, a.amin, a.aunit) == (1, 1000, 100, 0, 21)
+    assert (a.tmax, a.amax) == (2000, 147)
+    assert heats.area(snaps, target_id=2, resolution=(1, 1)).amax == 10
+
+
+def test_text_is_time_major_and_relative():
+    snaps = from_lists([(0, 1, [(0, 64, 2)]), (100, 1, [(0, 64, 2)])])
+    a = heats.area(snaps, resolution=(2, 2))
+    heat = heats.heat_matrix(snaps, a)
+    text = "".join(heats.heats_text(heat, a))
+    assert text == "0\t0\t2.0\n0\t32\t2.0\n50\t0\t2.0\n50\t32\t2.0\n"
+    absolute = "".join(heats.heats_text(heat, a, abs_time=True, abs_addr=True))
+    assert absolute.splitlines()[-1] == "50\t32\t2.0"
+
+
+def write_demo(path):
+    with RecordWriter(str(path)) as w:
+        for k in range(50):
+            hot = k // 10 % 2
+            start = np.array([0x10000, 0x20000], dtype=np.uint64)
+            w.write((k + 1) * 100_000_000, [TargetRegions(
+                1, start, start + np.uint64(0x10000),
+                np.array([20 * hot, 20 * (1 - hot)], dtype=np.uint32))])
+
+
+def test_stdout_heatmap(tmp_path):
+    write_demo(tmp_path / "damon.data")
+    proc = run_damo("report", "heats", "--heatmap", "stdout", "--stdout_heatmap_color", "flame",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = proc.stdout.decode().splitlines()
+    # Default terminal resolution: 40 rows of time, 80 columns of address.
+    map_lines = [line for line in lines if not line.startswith("#")]
+    assert len(map_lines) == 40
+    digits = ["".join(c for c in _strip_ansi(line) if c.isdigit()) for line in map_lines]
+    assert all(len(d) == 80 for d in digits)
+    assert set("".join(digits)) >= {"0", "9"}
+    legend = [line for line in lines if line.startswith("#")]
+    assert any("access frequency" in line for line in legend)
+    assert any("x-axis: address" in line for line in legend)
+
+
+def _strip_ansi(line):
+    out, skip = [], False
+    for c in line:
+        if c == "\x1b":
+            skip = True
+        elif skip and c == "m":
+            skip = False
+        elif not skip:
+            out.append(c)
+    return "".join(out)
+
+
+MAGIC = {
+    "png": lambda b: b.startswith(b"\x89PNG\r\n\x1a\n"),
+    "svg": lambda b: b"<svg" in b[:2000] and b.rstrip().endswith(b"</svg>"),
+    "pdf": lambda b: b.startswith(b"%PDF-"),
+    "jpeg": lambda b: b.startswith(b"\xff\xd8\xff"),
+}
+
+
+@pytest.mark.skipif(shutil.which("gnuplot") is None, reason="gnuplot is not installed")
+@pytest.mark.parametrize("ext", sorted(MAGIC))
+def test_heatmap_images(tmp_path, ext):
+    write_demo(tmp_path / "damon.data")
+    out = tmp_path / f"map.{ext}"
+    proc = run_damo("report", "heats", "--heatmap", str(out), "--resol", "50", "0x40",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout == b""
+    assert MAGIC[ext](out.read_bytes())
+
+
+@pytest.mark.skipif(shutil.which("gnuplot") is None, reason="gnuplot is not installed")
+@pytest.mark.parametrize("report", ["wss", "nr_regions"])
+def test_distribution_plots(tmp_path, report):
+    write_demo(tmp_path / "damon.data")
+    out = tmp_path / "dist.svg"
+    proc = run_damo("report", report, "--plot", str(out), "-r", "0", "101", "10",
+                    "--sortby", "time", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert proc.stdout.startswith(b"# <percentile>")
+    assert MAGIC["svg"](out.read_bytes())
+
+
+def test_missing_gnuplot_is_one_line(tmp_path):
+    write_demo(tmp_path / "damon.data")
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PATH=str(tmp_path))  # no gnuplot on this PATH
+    proc = subprocess.run([sys.executable, "-m", "damo.cli", "report", "heats", "--heatmap",
+                           "x.png"], cwd=tmp_path, env=env, capture_output=True, check=False)
+    err = proc.stderr.decode()
+    assert proc.returncode == 1 and err.count("\n") == 1
+    assert "gnuplot is not installed" in err
