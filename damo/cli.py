@@ -6,6 +6,7 @@ and are printed here, once, as one line with an exit code.
 
 import sys
 
+import click
 import typer
 
 from damo import commands
@@ -50,18 +51,28 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     app = build_app()
     try:
-        app(args=argv, prog_name="damo")
+        # Not standalone: errors come back here, to be printed as one line.
+        code = app(args=argv, prog_name="damo", standalone_mode=False)
+    except click.UsageError as err:
+        if not err.format_message():
+            sys.exit(err.exit_code)  # `damo` alone: the help was the message
+        hint = f" (see '{err.ctx.command_path} -h')" if err.ctx is not None else ""
+        print(f"damo: error: {err.format_message()}{hint}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        print(f"damo: error: {err.format_message()}", file=sys.stderr)
+        sys.exit(err.exit_code)
     except DamoError as err:
         print(f"damo: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.Abort):
         print("damo: interrupted", file=sys.stderr)
         sys.exit(130)
     except BrokenPipeError:
         # The reader of our stdout went away (`damo report raw | head`): not an error.
         sys.stderr.close()
         sys.exit(0)
-
+    sys.exit(code if isinstance(code, int) else 0)
 
 if __name__ == "__main__":
     main()
