@@ -17,14 +17,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
 Reports use it when present and work without it.
 """
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import msgpack
 
 from damo.errors import RecordFormatError
-from damo.records.writer import open_output
+from damo.records.writer import OutputFile
 
 SUFFIX = ".meta"
 
@@ -33,30 +32,15 @@ def meta_path(record_path: str) -> str:
     return record_path + SUFFIX
 
 
-class MetaWriter:
+class MetaWriter(OutputFile):
     """The sidecar of a record being written."""
 
     def __init__(self, record_path: str):
-        self.path = meta_path(record_path)
-        self._fd = open_output(self.path)
+        super().__init__(meta_path(record_path))
         self._packer = msgpack.Packer()
 
     def write(self, kind: str, **fields: Any) -> None:
-        data = self._packer.pack({"type": kind, **fields})
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> "MetaWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        self._write(self._packer.pack({"type": kind, **fields}))
 
 
 def read_meta(record_path: str) -> list[dict[str, Any]] | None:

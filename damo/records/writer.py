@@ -61,21 +61,38 @@ def encode_record(time_ns: int, targets: Sequence[TargetRegions]) -> bytes:
     return b"".join(parts)
 
 
-class RecordWriter:
-    """A recfmt v2 file being written, one record per aggregation."""
+class OutputFile:
+    """A file created with `open_output` and written whole message by whole message."""
 
     def __init__(self, path: str):
         self.path = path
-        self.nr_records = 0
         self._fd = open_output(path)
-        self._write(recfmt.header())
 
     def _write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
             # A short write only happens on signals or a full disk; finish it.
-            written = os.write(self._fd, view)
-            view = view[written:]
+            view = view[os.write(self._fd, view) :]
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "OutputFile":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class RecordWriter(OutputFile):
+    """A recfmt v2 file being written, one record per aggregation."""
+
+    def __init__(self, path: str):
+        super().__init__(path)
+        self.nr_records = 0
+        self._write(recfmt.header())
 
     def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None:
         """Append one record: `time_ns` is the end of the aggregation window."""
@@ -85,14 +102,3 @@ class RecordWriter:
     def write_all(self, records: Iterable[tuple[int, Sequence[TargetRegions]]]) -> None:
         for time_ns, targets in records:
             self.write(time_ns, targets)
-
-    def close(self) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
-
-    def __enter__(self) -> "RecordWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
