@@ -255,12 +255,24 @@ def test_perf_script_broken_line():
     assert "line 1" in bad(text)
 
 
-def test_perf_script_interrupted_snapshot():
+def test_perf_script_only_interrupted_snapshots():
     text = (
         b"x 1 [0] 1.0: damon:damon_aggregated: target_id=1 nr_regions=2 0-10: 1\n"
         b"x 1 [0] 1.0: damon:damon_aggregated: target_id=2 nr_regions=2 0-10: 1\n"
     )
-    assert "interrupted" in bad(text)
+    assert "no complete snapshot" in bad(text)
+
+
+def test_perf_script_snapshot_missing_events_dropped():
+    line = "x 1 [0] {t}: damon:damon_aggregated: target_id=1 nr_regions=2 {r}: 1\n"
+    text = "".join(
+        line.format(t=t, r=r)
+        for t, r in [(1.0, "0-10"), (1.0, "10-20"), (2.0, "0-10"), (3.0, "0-10"), (3.0, "10-20")]
+    )
+    snaps = parse_bytes(text.encode())
+    assert snaps.end_ns.tolist() == [1_000_000_000, 3_000_000_000]
+    assert [r.tolist() for r in snaps.regions(1)] == [[0, 10], [10, 20], [1, 1]]
+    assert "miss events" in snaps.warnings[0]
 
 
 def test_text_without_events():

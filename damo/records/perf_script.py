@@ -5,14 +5,16 @@ One line per region::
     kdamond.0  4452 [000] 82820.952659: damon:damon_aggregated: \\
         target_id=18446623435582458880 nr_regions=8 94253027950592-94253031862272: 0 [age]
 
-A snapshot is ``nr_regions`` consecutive lines of one target and its time is the
-timestamp of its first line.  Fields are found relative to the event name, so
+A snapshot is ``nr_regions`` consecutive lines of one target (the rule of
+`damo.records.events`, shared with the live tracepoint reader) and its time is
+the timestamp of its first line.  Fields are found relative to the event name, so
 a command name with spaces does not shift them.
 """
 
 import numpy as np
 
 from damo.errors import RecordFormatError
+from damo.records import events
 from damo.records.snapshots import Snapshots
 
 EVENT = b"damon:damon_aggregated:"
@@ -30,13 +32,12 @@ def _timestamp_ns(token: bytes) -> int:
 
 
 def parse(data: bytes) -> Snapshots:
-    """Parse perf-script text; an incomplete trailing snapshot is dropped with a warning."""
-    end_ns: list[int] = []
-    target_ids: list[int] = []
-    counts: list[int] = []
-    regions: list[int] = []  # start, end, nr_accesses, flattened
-    expected = 0  # regions still missing from the open snapshot
-    open_target = open_nr = 0
+    """Parse perf-script text into snapshots.
+
+    Snapshots missing events (perf drops events when its buffer overflows, and
+    the text may be cut short) are dropped with a warning, never kept short.
+    """
+    rows: list[tuple[int, int, int, int, int, int]] = []
     for lineno, line in enumerate(data.splitlines(), 1):
         if EVENT not in line:
             continue
@@ -46,52 +47,48 @@ def parse(data: bytes) -> Snapshots:
             tail = fields[at + 1 :]
             if len(tail) not in (4, 5) or not tail[2].endswith(b":"):
                 raise ValueError
-            target_id = int(tail[0].partition(b"=")[2])
-            nr_regions = int(tail[1].partition(b"=")[2])
             start, _, end = tail[2][:-1].partition(b"-")
-            region = (int(start), int(end), int(tail[3]))
-            time_ns = _timestamp_ns(fields[at - 1])
+            rows.append((
+                _timestamp_ns(fields[at - 1]),
+                int(tail[0].partition(b"=")[2]),
+                int(tail[1].partition(b"=")[2]),
+                int(start),
+                int(end),
+                int(tail[3]),
+            ))
         except (ValueError, IndexError):
             raise RecordFormatError(f"line {lineno}: not a damon_aggregated event") from None
-        if expected == 0:
-            if nr_regions <= 0:
-                raise RecordFormatError(f"line {lineno}: nr_regions={nr_regions}")
-            end_ns.append(time_ns)
-            target_ids.append(target_id)
-            counts.append(0)
-            expected, open_target, open_nr = nr_regions, target_id, nr_regions
-        elif target_id != open_target or nr_regions != open_nr:
-            raise RecordFormatError(
-                f"line {lineno}: the snapshot of target {open_target} is interrupted "
-                f"({expected} of its {open_nr} regions missing)"
-            )
-        regions.extend(region)
-        counts[-1] += 1
-        expected -= 1
+        if rows[-1][2] <= 0:
+            raise RecordFormatError(f"line {lineno}: nr_regions={rows[-1][2]}")
 
+    ev = np.array(rows, dtype=np.uint64).reshape(-1, 6)
+    time_ns, tid, nr, start, end, nr_accesses = ev.T
+    firsts, counts = events.snapshot_bounds(tid, nr, start, end)
+    whole = counts == nr[firsts]
     warnings = []
-    if expected:
+    if len(whole) and not whole[-1]:
         warnings.append(
-            f"last snapshot is incomplete ({counts[-1]} of {open_nr} regions); dropped"
+            f"last snapshot is incomplete ({counts[-1]} of {nr[firsts[-1]]} regions); dropped"
         )
-        del regions[len(regions) - 3 * counts[-1] :]
-        end_ns.pop()
-        target_ids.pop()
-        counts.pop()
-    if not end_ns:
+    if not whole[:-1].all():
+        warnings.append(
+            f"{int((~whole[:-1]).sum())} snapshots miss events (lost by perf?); dropped"
+        )
+    firsts, counts = firsts[whole], counts[whole]
+    if not len(firsts):
         raise RecordFormatError("no complete snapshot in the perf script text")
 
-    flat = np.array(regions, dtype=np.uint64).reshape(-1, 3)
     offsets = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
+    keep = np.repeat(firsts - offsets[:-1], counts) + np.arange(offsets[-1])
     return Snapshots(
-        end_ns=np.array(end_ns, dtype=np.int64),
-        target_id=np.array(target_ids, dtype=np.uint64),
-        record=np.arange(len(end_ns), dtype=np.int64),
+        end_ns=time_ns[firsts].astype(np.int64),
+        target_id=tid[firsts],
+        record=np.arange(len(firsts), dtype=np.int64),
         offsets=offsets,
-        start=flat[:, 0].copy(),
-        end=flat[:, 1].copy(),
-        nr_accesses=flat[:, 2].astype(np.uint32),
+        start=start[keep],
+        end=end[keep],
+        nr_accesses=nr_accesses[keep].astype(np.uint32),
         source="perf script",
         warnings=warnings,
     )
