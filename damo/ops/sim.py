@@ -23,7 +23,7 @@ from damo.core.clock import VirtualClock
 from damo.core.context import PAGE_SIZE
 from damo.core.target import ADDR_DTYPE, Target
 from damo.errors import WorkloadError
-from damo.ops.common import VaddrOperations, align_up
+from damo.ops.common import VaddrOperations
 from damo.workload.model import Phase, Workload
 
 if TYPE_CHECKING:
@@ -54,11 +54,11 @@ class PhaseRun(NamedTuple):
 def layout(workload: Workload) -> list[Mapping]:
     """The sim process's mappings: heap, the workload's regions, stack."""
     maps = [Mapping("[heap]", HEAP_START, HEAP_START + HEAP_SIZE)]
+    # MMAP_BASE is page aligned, so the offsets' page rounding holds for addresses too.
     addr = MMAP_BASE
-    for region in workload.regions:
-        start = align_up(addr + region.gap_before, PAGE_SIZE)
-        addr = start + align_up(region.size, PAGE_SIZE)
-        maps.append(Mapping(region.name, start, addr))
+    for region, start, end in workload.layout(PAGE_SIZE):
+        maps.append(Mapping(region.name, MMAP_BASE + start, MMAP_BASE + end))
+        addr = MMAP_BASE + end
     stack_start = STACK_END - STACK_SIZE
     if addr > stack_start - PAGE_SIZE:
         raise WorkloadError(

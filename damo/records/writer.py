@@ -34,7 +34,10 @@ def open_output(path: str, mode: int = 0o600) -> int:
     if os.path.lexists(path):
         if os.path.isdir(path):
             raise DamoError(f"cannot write {path}: it is a directory")
-        os.replace(path, path + ".old")
+        try:
+            os.replace(path, path + ".old")
+        except OSError as err:
+            raise DamoError(f"cannot keep {path} as {path}.old: {err.strerror}") from None
     try:
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         return os.open(path, flags, mode)
