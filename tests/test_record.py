@@ -130,7 +130,7 @@ def test_existing_output_is_kept(tmp_path):
 @pytest.mark.parametrize(
     "kw, error, message",
     [
-        (dict(ops=None), UsageError, "--ops is required"),
+        (dict(ops="vaddr", truth="t.jsonl"), UsageError, "--truth needs operations"),
         (dict(ops="kernel"), UsageError, "unknown operations 'kernel'"),
         (dict(attrs=Attrs(min_nr_regions=2)), AttrsError, "at least 3"),
         (dict(attrs=Attrs(aggr_interval=1000)), AttrsError, "shorter than"),
@@ -182,7 +182,7 @@ def test_cli_runs_and_reports(tmp_path):
         (["--ops", "sim", "missing.toml"], 1, "damo: error: cannot read workload missing.toml"),
         (["--ops", "sim", ZIGZAG, "-n", "2"], 2, "damo: error: min_nr_regions (2)"),
         (["--ops", "sim", ZIGZAG, "-m", "5"], 2, "damo: error: invalid nr_regions"),
-        ([ZIGZAG], 2, "damo: error: --ops is required"),
+        ([ZIGZAG, "--truth", "t"], 2, "damo: error: --truth needs operations"),
     ],
 )
 def test_cli_bad_input_one_line(tmp_path, args, code, message):

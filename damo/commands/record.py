@@ -183,7 +183,8 @@ class Recording:
                 kdamond_fn(self.ctx)
         except BaseException:
             # Outputs failed or monitoring broke: a started command must not outlive us.
-            self.ctx.ops.cleanup(self.ctx)
+            if self.ctx.ops is not None:
+                self.ctx.ops.cleanup(self.ctx)
             raise
         finally:
             self._stop_status()
@@ -201,15 +202,17 @@ class Recording:
     # callbacks
 
     def _before_start(self, ctx: "Context") -> None:
+        from damo.core.clock import MonotonicClock
+
         self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
         self._cpu0, self._wall0 = _cpu_seconds(), time.monotonic()
         self._meta.write(
             "start",
             time_ns=self.start_ns,
-            clock="virtual" if ctx.ops.name == "sim" else "CLOCK_MONOTONIC",
+            clock="CLOCK_MONOTONIC" if isinstance(ctx.clock, MonotonicClock) else "virtual",
             damo_version=_damo_version(),
             kernel=os.uname().release,
-            ops=ctx.ops.name,
+            ops=_ops_name(ctx),
             attrs={
                 "sample_us": ctx.attrs.sample_interval,
                 "aggr_us": ctx.attrs.aggr_interval,
@@ -254,7 +257,8 @@ class Recording:
         self.elapsed_ns = now - self.start_ns
         wall = time.monotonic() - self._wall0
         self.cpu_share = (_cpu_seconds() - self._cpu0) / wall if wall > 0 else 0.0
-        if self.reason == "stopped" and not any(ctx.ops.target_valid(t) for t in ctx.targets):
+        if self.reason == "stopped" and ctx.ops is not None \
+                and not any(ctx.ops.target_valid(t) for t in ctx.targets):
             self.reason = "target exit"
         self._write_truth(now, final=True)
         self._write_maps(ctx)
@@ -313,8 +317,8 @@ class Recording:
         """One paragraph on what was recorded, for the end of the run."""
         ctx = self.ctx
         ops = ctx.ops
-        if ops.name == "sim":
-            what = "the simulated workload"
+        if _ops_name(ctx) != "vaddr":
+            what = f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
         else:
             what = "process " + ", ".join(str(t.id) for t in ctx.targets) if ctx.targets \
                 else "nothing"
@@ -333,7 +337,7 @@ class Recording:
                 f"(mean {self._sum_regions / self.nr_records:.0f})"
             )
         text += f"; ended by {self.reason}"
-        if ops.name != "sim":
+        if _ops_name(ctx) == "vaddr":
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
         status = getattr(ops, "command_status", None)
         if status is not None:
@@ -357,6 +361,10 @@ class Recording:
                 self._truth_next_ns = now
 
 
+def _ops_name(ctx: "Context") -> str:
+    return "none" if ctx.ops is None else ctx.ops.name
+
+
 def _cpu_seconds() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
@@ -371,7 +379,7 @@ def _damo_version() -> str:
 def _target_info(ctx: "Context", target_id: int) -> dict:
     """What the sidecar says of one target: its id and, for a process, its command line."""
     info: dict = {"id": target_id}
-    if ctx.ops.name == "sim":
+    if _ops_name(ctx) != "vaddr":
         return info
     info["pid"] = target_id
     try:

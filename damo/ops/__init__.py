@@ -2,7 +2,8 @@
 
 `base.Operations` is the interface; `common` holds what the virtual-address
 backends share (three regions, even splitting, random sampling addresses);
-`sim` answers access checks from a workload description in virtual time.
+`vaddr` samples real processes through the BPF page sampler; `sim` answers
+access checks from a workload description in virtual time.
 
 `BACKENDS` maps each `damo record --ops` name to its module.  A backend
 module has `setup(targets: list[str])` returning an object with `ops` (an
@@ -14,8 +15,12 @@ import importlib
 from types import ModuleType
 
 BACKENDS = {
+    "vaddr": "damo.ops.vaddr",
     "sim": "damo.ops.sim",
 }
+
+#: What `damo record` monitors with when --ops is not given.
+DEFAULT = "vaddr"
 
 
 def backend(name: str) -> ModuleType:

@@ -145,7 +145,30 @@ class PageSampler:
             raise TargetGone(f"process {self.pid} exited")
         return PageStates(addrs, leaves, shifts)
 
-    def clear_young(self, addrs: np.ndarray, leaf_sizes: np.ndarray) -> np.ndarray:
+    @property
+    def addr_buffer(self) -> np.ndarray:
+        """Where `walk_buffer` reads its addresses (uint64, `walker.MAX_BATCH` long)."""
+        return self._walker.addr_buffer
+
+    def walk_buffer(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """walk() of the first `n` addresses of `addr_buffer`: leaf entries and page shifts.
+
+        No copies: the arrays are views, valid until the next walk of any
+        sampler (they share one program). For callers sampling every few
+        milliseconds; raises TargetGone as walk() does.
+        """
+        try:
+            leaves, shifts = self._walker.walk_buffer(self._mem_fd, n)
+        except WalkError:
+            if not self.alive():
+                raise TargetGone(f"process {self.pid} exited") from None
+            raise
+        if not self.alive():
+            raise TargetGone(f"process {self.pid} exited")
+        return leaves, shifts
+
+    def clear_young(self, addrs: np.ndarray, leaf_sizes: np.ndarray,
+                    drain: bool = True) -> np.ndarray:
         """Clear the Accessed bits of the pages at `addrs`; which could not be cleared.
 
         `leaf_sizes` come from walk(): a huge-page leaf is advised as its whole
@@ -154,7 +177,9 @@ class PageSampler:
         the page is still young after clearing and is not mapped by this process
         alone (shared pages, the zero page; MADV_COLD skips those) or lies where
         MADV_COLD is refused (mlocked, hugetlb, PFN maps): such a page's bit is
-        no evidence of access later.
+        no evidence of access later. With `drain` false, pages still young are
+        not retried after draining the LRU batches (a caller sampling every few
+        milliseconds drains now and then instead: `drain()`).
         """
         addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
         sizes = np.asarray(leaf_sizes, dtype=np.uint64)
@@ -166,20 +191,30 @@ class PageSampler:
         iovecs[:, 0] = addrs[idx] & ~(sizes[idx] - np.uint64(1))
         iovecs[:, 1] = sizes[idx]
         failed = self._advise(iovecs)
-        still = self.walk(addrs[idx]).young
-        if still.any():
+        still = self._young_now(addrs[idx])
+        if still.any() and drain:
             # Pages faulted in moments ago wait in per-CPU LRU batches, which
             # MADV_COLD skips: drain them and try those pages once more.
             again = np.flatnonzero(still)
             self._drain()
             failed[again] |= self._advise(iovecs[again])
             still[again] = self.walk(addrs[idx[again]]).young
+        if still.any():
             # Still young: shared (could not clear), or touched again since (could).
             for j in np.flatnonzero(still & ~failed):
                 if self._exclusive(int(addrs[idx[j]])):
                     still[j] = False
         uncleared[idx] = still
         return uncleared
+
+    def _young_now(self, addrs: np.ndarray) -> np.ndarray:
+        """Which of `addrs` are young (one walk, no per-call allocation but the answer)."""
+        buf = self.addr_buffer
+        if len(addrs) > len(buf):
+            return self.walk(addrs).young
+        buf[: len(addrs)] = addrs
+        leaves, _ = self.walk_buffer(len(addrs))
+        return (leaves & PAGE_ACCESSED) != 0
 
     def _advise(self, iovecs: np.ndarray) -> np.ndarray:
         """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
@@ -206,6 +241,10 @@ class PageSampler:
             failed[lo + bad] = True
             lo += bad + 1
         return failed
+
+    def drain(self) -> None:
+        """Flush the per-CPU LRU batches, so that pages faulted in moments ago can be cleared."""
+        self._drain()
 
     def _drain(self) -> None:
         try:

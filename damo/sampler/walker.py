@@ -107,6 +107,29 @@ class Walker:
         self.peek(0, 0)
         return int(self._config[CFG_CURRENT])
 
+    @property
+    def addr_buffer(self) -> np.ndarray:
+        """The program's address array (MAX_BATCH uint64), for `walk_buffer`."""
+        return self._addrs
+
+    def walk_buffer(self, mem_fd: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Walk the first `n` (<= MAX_BATCH) addresses of `addr_buffer`, without copies.
+
+        Returns views of the leaf and shift arrays, valid until the next walk:
+        the per-sample path of the vaddr operations allocates nothing here.
+        """
+        cfg = self._config
+        cfg[CFG_MEM_FD] = mem_fd
+        cfg[CFG_NR] = n
+        cfg[CFG_NEXT] = 0
+        while True:
+            cfg[CFG_STATUS] = ST_NO_FILE
+            self._run_walk()
+            if cfg[CFG_STATUS] != ST_OK:
+                raise WalkError(int(cfg[CFG_STATUS]))
+            if cfg[CFG_NEXT] >= n:
+                return self._leaves[:n], self._shifts[:n]
+
     def walk(self, mem_fd: int, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Leaf entries and page shifts (0 = not present) for `addrs`, and the mm walked.
 

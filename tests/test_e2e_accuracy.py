@@ -1,0 +1,47 @@
+"""End to end: `damo record "damo workload FILE --truth T"` with default attributes, WSS vs truth.
+
+The real generator touches every page of each accessed region every 5 ms;
+the record and the truth share CLOCK_MONOTONIC, so the sim accuracy method
+applies as is.  The machine's own kdamond clears Accessed bits of pages it
+samples now and then, and a real process has mappings beyond the workload's,
+so the bound is looser than sim's: median relative error at most 10 %.
+"""
+
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from wss_accuracy import relative_errors
+
+from damo.core.attrs import Attrs
+
+REPO = Path(__file__).parents[1]
+EXAMPLES = REPO / "examples" / "workloads"
+DAMO = [sys.executable, "-m", "damo.cli"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the BPF sampler needs root")
+
+
+@pytest.mark.parametrize("workload, snapshots", [("zigzag", 400), ("stairs", 300)])
+def test_wss_accuracy_real(tmp_path, workload, snapshots):
+    truth = tmp_path / "truth.jsonl"
+    command = shlex.join([*DAMO, "workload", str(EXAMPLES / f"{workload}.toml"),
+                          "--truth", str(truth)])
+    p = subprocess.run([*DAMO, "record", command], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=240, check=False,
+                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert p.returncode == 0, p.stderr
+    assert "the command exited with status 0" in p.stderr
+    errors = relative_errors(str(tmp_path / "damon.data"), str(truth), Attrs(),
+                             check_nr_regions=False)
+    # all phases but the warm-up and the snapshots spanning a phase change
+    assert len(errors) > snapshots * 0.8
+    median, within = np.median(errors), np.mean(errors <= 0.10)
+    print(f"{workload}: median {median:.2%}, within 10% {within:.1%}, "
+          f"90th percentile {np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
+    assert median <= 0.10
+    assert within >= 0.75

@@ -1,0 +1,222 @@
+"""`damo record PID...` and `damo record "COMMAND"` through the CLI (root, bcc)."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from proc_targets import shell_command, start
+
+from damo.core.context import PAGE_SIZE
+from damo.ops.common import three_regions
+from damo.ops.vaddr import NOT_VMAS
+from damo.records.meta import read_meta
+from damo.records.reader import read_snapshots
+
+REPO = Path(__file__).parents[1]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the BPF sampler needs root")
+
+
+def damo(*args, cwd, preamble="", **kw) -> subprocess.Popen:
+    """`damo record ARGS` in a fresh interpreter; `preamble` runs first (to simulate a machine)."""
+    code = f"{preamble}\nfrom damo.cli import main\nmain()"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, "record", *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, **kw,
+    )
+
+
+def finish(p: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
+    out, err = p.communicate(timeout=timeout)
+    return out, err
+
+
+def test_pid_record_sidecar_and_summary(tmp_path):
+    target, (addr, size) = start("half", 16, 60)
+    other, _ = start("sleep", 60)
+    (tmp_path / "damon.data").write_bytes(b"precious")
+    try:
+        p = damo(str(target.pid), str(other.pid), "--duration", "2", "-s", "10000", "-a",
+                 "200000", cwd=tmp_path)
+        out, err = finish(p)
+    finally:
+        for t in (target, other):
+            t.kill()
+            t.wait()
+    assert p.returncode == 0, err
+    assert out == ""
+    data = tmp_path / "damon.data"
+    assert (tmp_path / "damon.data.old").read_bytes() == b"precious"
+    assert data.stat().st_mode & 0o777 == 0o600
+    snaps = read_snapshots(str(data))
+    assert not snaps.warnings
+    assert set(snaps.target_id.tolist()) == {target.pid, other.pid}
+    assert 9 <= len(snaps) // 2 <= 11  # 2 s at 200 ms, two targets per record
+    # one summary paragraph
+    assert err.count("\n") == 1 and err.startswith("damo: recorded process")
+    assert "records" in err and "ended by duration" in err and "of one CPU" in err
+    meta = read_meta(str(data))
+    assert [m["type"] for m in meta][0] == "start" and meta[-1]["type"] == "end"
+    first = meta[0]
+    assert first["attrs"]["sample_us"] == 10000 and first["attrs"]["aggr_us"] == 200000
+    assert first["ops"] == "vaddr" and first["kernel"] == os.uname().release
+    assert first["damo_version"] and first["clock"] == "CLOCK_MONOTONIC"
+    assert [t["pid"] for t in first["targets"]] == [target.pid, other.pid]
+    assert "half" in first["targets"][0]["cmdline"]
+    maps = [m for m in meta if m["type"] == "maps"]
+    assert {m["target_id"] for m in maps} == {target.pid, other.pid}
+    assert any(s <= addr and addr + size <= e for m in maps for s, e, *_ in m["maps"])
+    assert meta[-1]["reason"] == "duration" and meta[-1]["nr_records"] == len(snaps) // 2
+
+
+def test_sigint_leaves_a_valid_record(tmp_path):
+    target, _ = start("half", 16, 60)
+    try:
+        p = damo(str(target.pid), "-o", "s.data", cwd=tmp_path)
+        data = tmp_path / "s.data"
+        deadline = time.monotonic() + 30
+        while (not data.exists() or data.stat().st_size < 3000) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        out, err = finish(p)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    assert "ended by signal" in err
+    snaps = read_snapshots(str(data))
+    assert not snaps.warnings and len(snaps) >= 3
+    raw = subprocess.run([sys.executable, "-m", "damo.cli", "report", "raw", "-i", str(data)],
+                         capture_output=True, text=True, cwd=tmp_path, check=False)
+    assert raw.returncode == 0, raw.stderr
+    assert raw.stdout.count(f"target_id:  {target.pid}\n") == len(snaps)
+    assert read_meta(str(data))[-1]["reason"] == "signal"
+
+
+def test_command_exit_ends_the_record(tmp_path):
+    p = damo(shell_command(tmp_path, "sleep", 1.5, 3), cwd=tmp_path)
+    out, err = finish(p)
+    assert p.returncode == 0, err
+    assert "ended by target exit" in err and "the command exited with status 3" in err
+    snaps = read_snapshots(str(tmp_path / "damon.data"))
+    assert not snaps.warnings and 8 <= len(snaps) <= 20
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert meta[0]["command"].endswith("sleep 1.5 3")
+    # the record's target id is the pid damo started, which ran python (the shell exec'ed it)
+    pid = int(snaps.target_id[0])
+    assert meta[0]["targets"][0]["pid"] == pid and "python" in meta[0]["targets"][0]["cmdline"][0]
+    assert meta[-1]["reason"] == "target exit"
+
+
+def test_duration_ends_the_command(tmp_path):
+    p = damo(shell_command(tmp_path, "sleep", 60), "--duration", "1", cwd=tmp_path)
+    out, err = finish(p)
+    assert p.returncode == 0, err
+    assert "killed by signal 15" in err
+
+
+def test_mapping_churn_regions_follow(tmp_path):
+    """A target mapping and unmapping memory for 20 s: no errors; regions follow its maps."""
+    p = damo(shell_command(tmp_path, "churn", 20), cwd=tmp_path)
+    out, err = finish(p)
+    assert p.returncode == 0, err
+    assert "exited with status 0" in err
+    data = str(tmp_path / "damon.data")
+    snaps = read_snapshots(data)
+    assert not snaps.warnings and len(snaps) >= 150
+    maps = [m for m in read_meta(data) if m["type"] == "maps"]
+    assert len(maps) >= 10  # the mappings changed again and again
+    times = np.array([m["time_ns"] for m in maps])
+    checked = 0
+    for i in range(len(snaps)):
+        # the latest maps read before this snapshot: regions cover its three regions exactly
+        k = int(np.searchsorted(times, snaps.end_ns[i], side="right")) - 1
+        if k < 0:
+            continue
+        vmas = [(s, e) for s, e, _, _, path in maps[k]["maps"] if path not in NOT_VMAS]
+        want = three_regions(vmas, PAGE_SIZE)
+        start, end, _ = (a.astype(np.int64) for a in snaps.regions(i))
+        # the union of the regions, as ranges
+        cuts = np.flatnonzero(start[1:] != end[:-1])
+        got = list(zip([start[0], *start[cuts + 1]], [*end[cuts], end[-1]], strict=True))
+        assert [(int(s), int(e)) for s, e in got] == want, i
+        checked += 1
+    assert checked >= 150
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["999999999"], "damo: error: process 999999999 does not exist"),
+        (["no-such-command-xyz --now"], "damo: error: command not found: no-such-command-xyz"),
+        (["sleep", "1"], "damo: error: give pids, or one command string in quotes"),
+        (["1", "-n", "2"], "damo: error: min_nr_regions (2) must be at least 3"),
+    ],
+)
+def test_bad_targets_fail_with_one_line_and_no_file(tmp_path, args, message):
+    p = damo(*args, cwd=tmp_path)
+    out, err = finish(p, 60)
+    assert p.returncode != 0
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_kernel_thread_is_refused(tmp_path):
+    kthreadd = 2
+    p = damo(str(kthreadd), cwd=tmp_path)
+    out, err = finish(p, 60)
+    assert p.returncode == 1
+    assert "has no address space" in err and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "preamble, message",
+    [
+        # no BTF: the preflight's path, pointed elsewhere before it is imported
+        (
+            "import pathlib, damo.linux.btf as b; b.VMLINUX_BTF = pathlib.Path('/no/btf')",
+            "damo: error: no BTF at /no/btf: damo needs a kernel built with CONFIG_DEBUG_INFO_BTF",
+        ),
+        # no bcc: no system site directory holds it
+        (
+            "import damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()",
+            "damo: error: bcc is not installed: install the python3-bpfcc package",
+        ),
+    ],
+    ids=["no-btf", "no-bcc"],
+)
+def test_missing_platform_parts(tmp_path, preamble, message):
+    target, _ = start("sleep", 60)
+    try:
+        p = damo(str(target.pid), cwd=tmp_path, preamble=preamble)
+        out, err = finish(p, 60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 1
+    assert err.startswith(message) and err.count("\n") == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_root(tmp_path):
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    os.chmod(tmp_path, 0o777)
+    p = subprocess.run(
+        [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+         sys.executable, "-m", "damo.cli", "record", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        env={**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path)},
+    )
+    assert p.returncode == 1
+    assert p.stderr.startswith("damo: error: damo needs root") and p.stderr.count("\n") == 1, \
+        p.stderr
+    assert list(tmp_path.iterdir()) == []
