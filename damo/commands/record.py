@@ -33,20 +33,31 @@ GROUP = None
 
 def run(
     target: Annotated[
-        list[str],
+        list[str] | None,
         typer.Argument(
             metavar="TARGET...",
             help="Pids to monitor, or one command string (quoted) to run and monitor "
-            "until it exits; for --ops sim, a workload file (TOML).",
+            "until it exits; for --ops sim, a workload file (TOML); for --ops kernel, "
+            "'paddr' or pids.",
             show_default=False,
         ),
-    ],
+    ] = None,
     ops: Annotated[
         str | None,
         typer.Option(
-            "--ops", help="Operations to monitor with: vaddr (default) or sim.", show_default=False
+            "--ops",
+            help="Operations to monitor with: vaddr (default), sim, or kernel (record kernel "
+            "DAMON's own results).",
+            show_default=False,
         ),
     ] = None,
+    attach: Annotated[
+        bool,
+        typer.Option(
+            "--attach",
+            help="With --ops kernel: record the kdamonds already running, read-only.",
+        ),
+    ] = False,
     sample: Annotated[int, typer.Option("-s", "--sample", help="Sampling interval (us).")] = 5000,
     aggr: Annotated[int, typer.Option("-a", "--aggr", help="Aggregation interval (us).")] = 100000,
     updr: Annotated[
@@ -78,7 +89,15 @@ def run(
     from damo.core.attrs import Attrs
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
-    rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth)
+    target = target or []
+    if ops == "kernel":
+        rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
+    elif attach:
+        from damo.errors import UsageError
+
+        raise UsageError("--attach goes with --ops kernel")
+    else:
+        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)
@@ -87,6 +106,8 @@ def run(
 if TYPE_CHECKING:
     from damo.core.attrs import Attrs
     from damo.core.context import Context
+    from damo.ops.kernel import KernelSource
+    from damo.records.writer import TargetRegions
 
 
 class Recording:
@@ -137,24 +158,14 @@ class Recording:
         from damo.errors import UsageError
         from damo.ops import BACKENDS, DEFAULT, backend
 
-        choices = ", ".join(BACKENDS)
+        choices = ", ".join([*BACKENDS, "kernel"])
         if ops_name is None:
             ops_name = DEFAULT
         if ops_name not in BACKENDS:
             raise UsageError(f"unknown operations {ops_name!r} (choices: {choices})")
-        attrs.validate()
-        if duration is not None and not 0 < duration < float("inf"):
-            raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
         if seed is not None and seed < 0:
             raise UsageError(f"--seed must not be negative, not {seed}")
-        for path in (out, truth):
-            if path is None:
-                continue
-            if os.path.isdir(path):
-                raise UsageError(f"cannot write {path}: it is a directory")
-            folder = os.path.dirname(path) or "."
-            if not os.path.isdir(folder):
-                raise UsageError(f"cannot write {path}: no directory {folder}")
+        _check_run_args(attrs, out, duration, truth)
         if truth is not None and os.path.abspath(truth) == os.path.abspath(out):
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
@@ -206,8 +217,7 @@ class Recording:
 
         self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
         self._cpu0, self._wall0 = _cpu_seconds(), time.monotonic()
-        self._meta.write(
-            "start",
+        fields = dict(
             time_ns=self.start_ns,
             clock="CLOCK_MONOTONIC" if isinstance(ctx.clock, MonotonicClock) else "virtual",
             damo_version=_damo_version(),
@@ -224,6 +234,8 @@ class Recording:
             command=getattr(ctx.ops, "command", None),
             argv=self.argv,
         )
+        fields.update(self._start_extra())
+        self._meta.write("start", **fields)
         self._write_maps(ctx)
         if self.status:
             self._start_status()
@@ -232,21 +244,24 @@ class Recording:
         from damo.records.writer import TargetRegions
 
         now = ctx.clock.now_ns()
-        self._writer.write(
-            now,
-            [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets],
+        self._write_truth(now, final=False)
+        return self._record(
+            now, [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets]
         )
+
+    def _record(self, now: int, targets: "list[TargetRegions]") -> bool:
+        """Write one record; whether the run should stop now."""
+        self._writer.write(now, targets)
         self.nr_records += 1
-        nr_regions = sum(t.nr_regions for t in ctx.targets)
+        nr_regions = sum(len(t.start) for t in targets)
         self._sum_regions += nr_regions
         self.max_regions = max(self.max_regions, nr_regions)
         self.min_regions = nr_regions if self.min_regions is None else \
             min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
-        self._write_truth(now, final=False)
-        self._write_maps(ctx)
+        self._write_maps(self.ctx)
         if self._live is not None:
-            self._show_status(ctx, nr_regions)
+            self._show_status(self.ctx, nr_regions)
         if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
             self.reason = "duration"
             return True
@@ -263,7 +278,17 @@ class Recording:
         self._write_truth(now, final=True)
         self._write_maps(ctx)
         self._stop_status()
-        self._meta.write("end", time_ns=now, nr_records=self.nr_records, reason=self.reason)
+        self._meta.write(
+            "end", time_ns=now, nr_records=self.nr_records, reason=self.reason, **self._end_extra()
+        )
+
+    def _start_extra(self) -> dict:
+        """Source-specific fields of the sidecar's start message."""
+        return {}
+
+    def _end_extra(self) -> dict:
+        """Source-specific fields of the sidecar's end message."""
+        return {}
 
     def _write_maps(self, ctx: "Context") -> None:
         take = getattr(ctx.ops, "take_maps", None)
@@ -317,14 +342,7 @@ class Recording:
         """One paragraph on what was recorded, for the end of the run."""
         ctx = self.ctx
         ops = ctx.ops
-        if _ops_name(ctx) != "vaddr":
-            what = f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
-        else:
-            what = "process " + ", ".join(str(t.id) for t in ctx.targets) if ctx.targets \
-                else "nothing"
-            command = getattr(ops, "command", None)
-            if command is not None:
-                what = f"{what} ({command!r})"
+        what = self._what()
         size = os.path.getsize(self.out) if os.path.exists(self.out) else 0
         text = (
             f"damo: recorded {what} for {self.elapsed_ns / 1e9:.1f} s: "
@@ -339,6 +357,7 @@ class Recording:
         text += f"; ended by {self.reason}"
         if _ops_name(ctx) == "vaddr":
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
+        text += self._summary_extra()
         status = getattr(ops, "command_status", None)
         if status is not None:
             text += (
@@ -346,6 +365,19 @@ class Recording:
                 else f"; the command exited with status {status}"
             )
         return text + "."
+
+    def _what(self) -> str:
+        ctx = self.ctx
+        if _ops_name(ctx) != "vaddr":
+            return f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
+        if not ctx.targets:
+            return "nothing"
+        what = "process " + ", ".join(str(t.id) for t in ctx.targets)
+        command = getattr(ctx.ops, "command", None)
+        return what if command is None else f"{what} ({command!r})"
+
+    def _summary_extra(self) -> str:
+        return ""
 
     def _write_truth(self, now: int, final: bool) -> None:
         """Log the phase runs finished by `now`; when `final`, the unfinished one cut at `now`."""
@@ -359,6 +391,105 @@ class Recording:
             elif final and run.start_ns < now:
                 self._truth.write(ops.truth_run(run, end_ns=now))
                 self._truth_next_ns = now
+
+
+class KernelRecording(Recording):
+    """`--ops kernel`: kernel DAMON's own aggregations, passed through to the file.
+
+    Shares the outputs, signals, status line and summary of `Recording`; the
+    records come from `damo.ops.kernel.KernelSource` instead of kdamond_fn.
+    A signal ends the run at once (the snapshots already complete are written);
+    so does every recorded kdamond stopping.
+    """
+
+    def __init__(self, source: "KernelSource", attrs: "Attrs", out: str,
+                 duration_ns: int | None):
+        from damo.core.clock import MonotonicClock
+        from damo.core.context import Context
+
+        super().__init__(Context(attrs, None, clock=MonotonicClock()), out, duration_ns, None)
+        self.source = source
+        self._done = False
+
+    @classmethod
+    def prepare(cls, targets: list[str], attach: bool, attrs: "Attrs", out: str,  # type: ignore[override]
+                duration: float | None = None) -> "KernelRecording":
+        """Check every input (and that damo may start or attach); creates nothing."""
+        from damo.ops.kernel import KernelSource
+
+        _check_run_args(attrs, out, duration, None)
+        source = KernelSource(targets, attach, attrs)
+        return cls(source, attrs, out, None if duration is None else round(duration * 1e9))
+
+    def run(self) -> None:
+        from damo.records.meta import MetaWriter
+        from damo.records.writer import RecordWriter
+
+        try:
+            self._writer = RecordWriter(self.out)
+            self._meta = MetaWriter(self.out)
+            with _stop_on_signals(self):
+                self.source.start()
+                self._before_start(self.ctx)
+                self.source.follow(self._sink, lambda: self._stopping or self._done)
+                if self.source.kdamonds_stopped and self.reason == "stopped":
+                    self.reason = "kdamond stop"
+                self._before_terminate(self.ctx)
+        finally:
+            self._stop_status()
+            self.source.stop()
+            for f in (self._writer, self._meta):
+                if f is not None:
+                    f.close()
+
+    def _sink(self, record: "tuple[int, list[TargetRegions]]") -> None:
+        if self._record(*record):
+            self._done = True
+
+    def _start_extra(self) -> dict:
+        kdamonds = self.source.describe()
+        extra: dict = {"ops": "kernel", "kdamonds": kdamonds, "attach": self.source.attach}
+        if self.source.attach and kdamonds and kdamonds[0]["contexts"]:
+            ctx = kdamonds[0]["contexts"][0]
+            extra["attrs"] = {k: ctx[k] for k in (
+                "sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions")}
+        return extra
+
+    def _end_extra(self) -> dict:
+        stats = self.source.stats
+        return {
+            "events": stats.nr_events,
+            "lost_events": stats.lost_events,
+            "dropped_snapshots": self.source.assembler.dropped_snapshots,
+        }
+
+    def _what(self) -> str:
+        names = [f"kdamond {kd['index']} (pid {kd['pid']}, "
+                 + "/".join(c["operations"] for c in kd["contexts"]) + ")"
+                 for kd in self.source.describe()]
+        return "kernel DAMON's " + ", ".join(names)
+
+    def _summary_extra(self) -> str:
+        extra = self._end_extra()
+        return (f"; {extra['events']} events, {extra['lost_events']} lost, "
+                f"{extra['dropped_snapshots']} incomplete snapshots dropped")
+
+
+def _check_run_args(attrs: "Attrs", out: str, duration: float | None, truth: str | None) -> None:
+    """What every kind of recording checks before creating any file."""
+    from damo.errors import UsageError
+
+    attrs.validate()
+    if duration is not None and not 0 < duration < float("inf"):
+        raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
+    for path in (out, truth):
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise UsageError(f"cannot write {path}: it is a directory")
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write {path}: no directory {folder}")
 
 
 def _ops_name(ctx: "Context") -> str:

@@ -150,7 +150,8 @@ class OwnKdamond:
                 f"kernel DAMON refused {value!r} for {path.relative_to(self.admin)}: {err.strerror}"
             ) from None
 
-    def _refuse_if_in_use(self) -> None:
+    def refuse_if_in_use(self) -> None:
+        """UsageError unless the interface holds no kdamond at all."""
         check_interface(self.admin)
         kdamonds = read_kdamonds(self.admin)
         running = [kd for kd in kdamonds if kd.running]
@@ -167,7 +168,7 @@ class OwnKdamond:
             )
 
     def start(self) -> "OwnKdamond":
-        self._refuse_if_in_use()
+        self.refuse_if_in_use()
         kdamonds_dir = self.admin / "kdamonds"
         self._write(kdamonds_dir / "nr_kdamonds", 1)
         self._created = True

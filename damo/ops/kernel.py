@@ -18,10 +18,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from damo.errors import PlatformError
+from damo.errors import PlatformError, TargetError, UsageError
+from damo.linux import damon_sysfs
 from damo.records import events as event_stream
 from damo.records.writer import TargetRegions
 
@@ -45,6 +47,9 @@ EVENT_DTYPE = np.dtype(
 # 2^17 events (7 MiB) hold 13 s of kernel DAMON at its defaults (1000 regions
 # every 100 ms), far more than damo's polling period.
 DEFAULT_NR_SLOTS = 1 << 17
+
+if TYPE_CHECKING:
+    from damo.core.attrs import Attrs
 
 Record = tuple[int, list[TargetRegions]]
 
@@ -240,3 +245,131 @@ def follow(
     drain(assembler.feed(batch, lost))
     drain(assembler.finish())
     return stats
+
+
+class KernelSource:
+    """What `damo record --ops kernel` records: running kdamonds, or one damo starts.
+
+    Construction checks everything and starts nothing; `start` loads the
+    tracepoint program first and only then starts damo's own kdamond (if any),
+    so its first aggregation is not missed; `stop` undoes both.
+    """
+
+    name = "kernel"
+
+    def __init__(self, targets: list[str], attach: bool, attrs: "Attrs",
+                 admin: Path = damon_sysfs.ADMIN_DIR):
+        from damo.linux import preflight
+
+        self.attach = attach
+        self.attrs = attrs
+        self.admin = admin
+        self.ring: AggregatedRing | None = None
+        self.assembler: SnapshotAssembler | None = None
+        self.own: damon_sysfs.OwnKdamond | None = None
+        self.kdamonds: list[damon_sysfs.KdamondInfo] = []
+        self.stats = KernelStats()
+        self.kdamonds_stopped = False
+        preflight.check_root()
+        preflight.check_tracefs()
+        tracepoint_format(preflight.TRACEFS)
+        preflight.check_bcc()
+        damon_sysfs.check_interface(admin)
+        if attach:
+            if targets:
+                raise UsageError("--attach records the running kdamonds: give no TARGET")
+            self.kdamonds = [kd for kd in damon_sysfs.read_kdamonds(admin) if kd.running]
+            if not self.kdamonds:
+                raise TargetError("no kdamond is running to attach to: "
+                                  "drop --attach to let damo start one")
+            return
+        self.ops, self.target_pids = _parse_kernel_targets(targets)
+        self.own = damon_sysfs.OwnKdamond(
+            ops=self.ops,
+            sample_us=attrs.sample_interval,
+            aggr_us=attrs.aggr_interval,
+            update_us=attrs.update_interval,
+            min_nr_regions=attrs.min_nr_regions,
+            max_nr_regions=attrs.max_nr_regions,
+            target_pids=self.target_pids,
+            admin=admin,
+        )
+        self.own.refuse_if_in_use()
+
+    def start(self, nr_slots: int = DEFAULT_NR_SLOTS) -> None:
+        self.ring = AggregatedRing(nr_slots)
+        if self.own is not None:
+            try:
+                self.own.start()
+            except BaseException:
+                self.stop()
+                raise
+            self.kdamonds = [kd for kd in damon_sysfs.read_kdamonds(self.admin)
+                             if kd.index == self.own.index]
+        self.assembler = SnapshotAssembler({
+            kd.pid: sum(len(ctx.target_pids) for ctx in kd.contexts)
+            for kd in self.kdamonds if kd.pid is not None
+        })
+
+    def running(self) -> bool:
+        """Whether any recorded kdamond is still on (sysfs is read, never written)."""
+        try:
+            states = {kd.index: kd.state for kd in damon_sysfs.read_kdamonds(self.admin)}
+        except (OSError, ValueError):
+            return False
+        return any(states.get(kd.index) == "on" for kd in self.kdamonds)
+
+    def follow(self, sink: Callable[[Record], None], should_stop: Callable[[], bool]) -> None:
+        """Record until `should_stop()` or every kdamond has stopped."""
+        check_every = 1.0
+        next_check = time.monotonic() + check_every
+        gone = False
+
+        def stop() -> bool:
+            nonlocal next_check, gone
+            if should_stop() or gone:
+                return True
+            if time.monotonic() >= next_check:
+                next_check += check_every
+                gone = not self.running()
+            return gone
+
+        self.stats = follow(self.ring, self.assembler, sink, stop)
+        self.kdamonds_stopped = gone
+
+    def describe(self) -> list[dict]:
+        """The recorded kdamonds and their attributes, for the sidecar."""
+        return [
+            {
+                "index": kd.index,
+                "pid": kd.pid,
+                "started_by_damo": self.own is not None,
+                "contexts": [ctx.__dict__ | {"target_pids": list(ctx.target_pids)}
+                             for ctx in kd.contexts],
+            }
+            for kd in self.kdamonds
+        ]
+
+    def stop(self) -> None:
+        try:
+            if self.own is not None:
+                self.own.stop()
+        finally:
+            if self.ring is not None:
+                self.ring.close()
+                self.ring = None
+
+
+def _parse_kernel_targets(targets: list[str]) -> tuple[str, tuple[int, ...]]:
+    """`paddr`, or pids (monitored by the kernel's vaddr operations)."""
+    if targets == ["paddr"]:
+        return "paddr", ()
+    if targets and all(t.isdigit() for t in targets):
+        from damo.linux import preflight
+
+        pids = tuple(int(t) for t in targets)
+        for pid in pids:
+            preflight.check_pid(pid)
+        return "vaddr", pids
+    raise UsageError("--ops kernel records 'paddr', pids (kernels with vaddr), or with --attach "
+                     "the running kdamonds")
