@@ -17,7 +17,13 @@ echo "== recording 'damo workload examples/workloads/zigzag.toml' for 15 s" >&2
 echo "== damo report wss" >&2
 "$damo" report wss -i "$out/zigzag.data"
 
-echo "== damo report heats --heatmap stdout (the workload's 200 MiB)" >&2
-"$damo" report heats -i "$out/zigzag.data" --heatmap stdout
-"$damo" report heats -i "$out/zigzag.data" --heatmap "$out/zigzag.png"
+# The heatmap's default address range is the biggest of the target's three
+# regions; zoom into the workload's own memory, which the truth file locates.
+range=$(.venv/bin/python -c '
+import json, sys
+regions = json.loads(open(sys.argv[1]).readline())["regions"]
+print(min(r["start"] for r in regions), max(r["end"] for r in regions))' "$out/zigzag.truth.jsonl")
+echo "== damo report heats --address_range $range --heatmap stdout (the workload's 200 MiB)" >&2
+"$damo" report heats -i "$out/zigzag.data" --address_range $range --heatmap stdout
+"$damo" report heats -i "$out/zigzag.data" --address_range $range --heatmap "$out/zigzag.png"
 echo "== heatmap image: $out/zigzag.png" >&2

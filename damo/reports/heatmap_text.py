@@ -56,9 +56,13 @@ def render(heat: np.ndarray, tmin: int, tunit: int, amin: int, aunit: int, color
     tres, ares = heat.shape
     step = span / LEVELS
     legend = "".join(f"{cells[k]} " for k in range(LEVELS)) + reset
+    if span > 0:
+        meaning = (f"digit k = mean nr_accesses in "
+                   f"[{lo:.3g} + k*{step:.3g}, {lo:.3g} + (k+1)*{step:.3g})")
+    else:
+        meaning = f"every cell is {lo:.3g} (no differences to show)"
     lines += [
-        f"# access frequency: {legend} digit k = mean nr_accesses in "
-        f"[{lo:.3g} + k*{step:.3g}, {lo:.3g} + (k+1)*{step:.3g})",
+        f"# access frequency: {legend} {meaning}",
         f"# x-axis: address {amin:#x}-{amin + aunit * ares:#x} "
         f"({numbers.format_size(aunit * ares)}; {numbers.format_size(aunit)} a column)",
         f"# y-axis: time {tmin}-{tmin + tunit * tres} ns "
