@@ -368,6 +368,9 @@ class Recording:
 
     def _what(self) -> str:
         ctx = self.ctx
+        workload = getattr(ctx.ops, "workload", None)
+        if workload is not None:
+            return f"the simulated workload {workload.path}"
         if _ops_name(ctx) != "vaddr":
             return f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
         if not ctx.targets:
