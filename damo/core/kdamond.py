@@ -25,8 +25,7 @@ class _Interval:
         self.interval_ns = interval_us * 1000
         self.baseline = self.clock.now_ns()
 
-    def passed(self) -> bool:
-        now = self.clock.now_ns()
+    def passed(self, now: int) -> bool:
         if now - self.baseline < self.interval_ns:
             return False
         self.baseline = now
@@ -72,7 +71,9 @@ def kdamond_fn(ctx: Context) -> None:
         if ops is not None:
             max_nr_accesses = ops.check_accesses(ctx)
 
-        if aggregation.passed():
+        # One clock read per sample serves both intervals.
+        now = ctx.clock.now_ns()
+        if aggregation.passed(now):
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
             kdamond_reset_aggregated(ctx)
@@ -80,7 +81,7 @@ def kdamond_fn(ctx: Context) -> None:
             if ops is not None:
                 ops.reset_aggregated(ctx)
 
-        if update.passed():
+        if update.passed(now):
             if ops is not None:
                 ops.update(ctx)
             sz_limit = _sz_limit(ctx)

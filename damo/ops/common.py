@@ -31,6 +31,21 @@ def align_up(x: int, align: int) -> int:
     return -(-x // align) * align
 
 
+def draw_sampling_addrs(rng: np.random.Generator, start: np.ndarray,
+                        end: np.ndarray) -> np.ndarray:
+    """`damon_rand(start, end)` for every region at once: uniform in `[start, end)`.
+
+    A float draw scaled by the sizes costs a third of `rng.integers` with array
+    bounds.  The offsets stay below the sizes: for a size under 2**53, u * size
+    with u <= 1 - 2**-53 rounds to at most the next double below the size; and a
+    double has 53 bits, so every page of a region up to 2**47 bytes gets its
+    share to within a few parts per million.
+    """
+    offset = rng.random(len(start))
+    offset *= end - start
+    return start + offset.astype(ADDR_DTYPE)
+
+
 def three_regions(mappings: Sequence[AddrRange], min_region: int) -> list[AddrRange] | None:
     """The three ranges covering `mappings` (sorted) except its two biggest gaps.
 
@@ -176,8 +191,7 @@ class VaddrOperations(Operations):
     def prepare_access_checks(self, ctx: "Context") -> None:
         for t in ctx.targets:
             if t.nr_regions:
-                # damon_rand(start, end) for every region at once
-                t.sampling_addr = ctx.rng.integers(t.start, t.end, dtype=ADDR_DTYPE)
+                t.sampling_addr = draw_sampling_addrs(ctx.rng, t.start, t.end)
                 self.mkold(t)
 
     def check_accesses(self, ctx: "Context") -> int:

@@ -82,7 +82,13 @@ class PageSampler:
             raise TargetError(f"process {pid} does not exist") from None
         except PermissionError:
             raise PlatformError("damo needs root to monitor other processes") from None
+        # A pidfd polls readable once the process exits; a poll object built once
+        # costs half of select() per check (one per walk).
+        self._exit_poll = select.poll()
+        self._exit_poll.register(self._pidfd, select.POLLIN)
         self._mem_fd = self._pagemap_fd = -1
+        # The iovec array of clear_young, allocated once (struct iovec[IOV_MAX]).
+        self._iovecs = np.empty((syscalls.IOV_MAX, 2), dtype=np.uint64)
         try:
             try:
                 self._mem_fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
@@ -127,7 +133,7 @@ class PageSampler:
         """False once the process has exited (even if not yet reaped)."""
         if self._pidfd < 0:
             return False
-        return not select.select([self._pidfd], [], [], 0)[0]
+        return not self._exit_poll.poll(0)
 
     def mm(self) -> int:
         """Kernel address of the target's mm_struct (for tests and diagnostics)."""
@@ -181,31 +187,39 @@ class PageSampler:
         not retried after draining the LRU batches (a caller sampling every few
         milliseconds drains now and then instead: `drain()`).
         """
-        addrs = np.ascontiguousarray(addrs, dtype=np.uint64)
-        sizes = np.asarray(leaf_sizes, dtype=np.uint64)
-        uncleared = np.zeros(len(addrs), dtype=bool)
-        idx = np.flatnonzero(sizes)
-        if len(idx) == 0:
+        addrs = np.asarray(addrs).astype(np.uint64, copy=False)
+        sizes = np.asarray(leaf_sizes).astype(np.uint64, copy=False)
+        if not sizes.all():
+            # Not present: nothing to clear there.
+            uncleared = np.zeros(len(addrs), dtype=bool)
+            idx = np.flatnonzero(sizes)
+            if len(idx):
+                uncleared[idx] = self.clear_young(addrs[idx], sizes[idx], drain)
             return uncleared
-        iovecs = np.empty((len(idx), 2), dtype=np.uint64)
-        iovecs[:, 0] = addrs[idx] & ~(sizes[idx] - np.uint64(1))
-        iovecs[:, 1] = sizes[idx]
+        if not len(addrs):
+            return np.zeros(0, dtype=bool)
+        if len(addrs) <= len(self._iovecs):
+            iovecs = self._iovecs[: len(addrs)]
+        else:
+            iovecs = np.empty((len(addrs), 2), dtype=np.uint64)
+        # A leaf's start: the address with the low bits of its (power of two) size cleared.
+        np.bitwise_and(addrs, np.negative(sizes), out=iovecs[:, 0])
+        iovecs[:, 1] = sizes
         failed = self._advise(iovecs)
-        still = self._young_now(addrs[idx])
-        if still.any() and drain:
+        still = self._young_now(addrs)
+        if drain and still.any():
             # Pages faulted in moments ago wait in per-CPU LRU batches, which
             # MADV_COLD skips: drain them and try those pages once more.
             again = np.flatnonzero(still)
             self._drain()
             failed[again] |= self._advise(iovecs[again])
-            still[again] = self.walk(addrs[idx[again]]).young
+            still[again] = self.walk(addrs[again]).young
         if still.any():
             # Still young: shared (could not clear), or touched again since (could).
             for j in np.flatnonzero(still & ~failed):
-                if self._exclusive(int(addrs[idx[j]])):
+                if self._exclusive(int(addrs[j])):
                     still[j] = False
-        uncleared[idx] = still
-        return uncleared
+        return still
 
     def _young_now(self, addrs: np.ndarray) -> np.ndarray:
         """Which of `addrs` are young (one walk, no per-call allocation but the answer)."""
