@@ -40,6 +40,11 @@ elif kind == "shared":  # memory shared with a child after fork, not touched sin
     m, a, addr = anon(size)
     child = os.fork()
     if child == 0:
+        import ctypes
+        # Die with the parent even when a test kills it first (PR_SET_PDEATHSIG).
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)
+        if os.getppid() == 1:
+            os._exit(0)
         time.sleep(3600)
         os._exit(0)
     ready(addr, size, child)
