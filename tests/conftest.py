@@ -31,3 +31,28 @@ def run_damo(*args: str, cwd: Path | str | None = None,
 def damo_cli():
     """`run_damo` as a fixture, for tests that prefer fixtures to imports."""
     return run_damo
+
+
+def need_bpf() -> None:
+    """Skip, with the reason, unless this process can load BPF programs and advise others."""
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (BPF and process_madvise)")
+    from damo.errors import PlatformError
+    from damo.linux import bcc_env
+
+    try:
+        bcc_env.import_bcc()
+    except PlatformError as e:
+        pytest.skip(str(e))
+
+
+def running_kdamond():
+    """The first kdamond kernel DAMON runs here (read-only), or None."""
+    from damo.linux import damon_sysfs
+
+    try:
+        return next((kd for kd in damon_sysfs.read_kdamonds() if kd.running), None)
+    except Exception:  # noqa: BLE001 - no DAMON sysfs at all, or not readable
+        return None

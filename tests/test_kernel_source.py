@@ -5,9 +5,9 @@ import os
 import numpy as np
 import pytest
 
-from damo.linux import damon_sysfs
 from damo.ops.kernel import EVENT_DTYPE, AggregatedRing, RingReader, SnapshotAssembler
 from damo.records.events import complete_snapshots, snapshot_bounds
+from tests.conftest import running_kdamond
 
 KDAMOND = 77
 
@@ -131,15 +131,8 @@ def test_ring_stops_before_a_slot_being_written():
     assert batch["start"].tolist() == [2]
 
 
-def _running_kdamond():
-    try:
-        return next((kd for kd in damon_sysfs.read_kdamonds() if kd.running), None)
-    except Exception:
-        return None
-
-
 needs_live_kdamond = pytest.mark.skipif(
-    os.geteuid() != 0 or _running_kdamond() is None,
+    os.geteuid() != 0 or running_kdamond() is None,
     reason="needs root and a running kdamond (kernel DAMON) to observe",
 )
 
@@ -150,7 +143,7 @@ def test_small_ring_loses_events_but_writes_nothing_short():
 
     from damo.ops.kernel import follow
 
-    kd = _running_kdamond()
+    kd = running_kdamond()
     min_regions = min(ctx.min_nr_regions for ctx in kd.contexts)
     if min_regions <= 64:
         pytest.skip("the running kdamond's snapshots fit a 64-slot ring")

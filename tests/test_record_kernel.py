@@ -9,19 +9,11 @@ import pytest
 from damo.linux import damon_sysfs
 from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
-from tests.conftest import run_damo
-
-
-def _running_kdamond():
-    try:
-        return next((kd for kd in damon_sysfs.read_kdamonds() if kd.running), None)
-    except Exception:  # noqa: BLE001 - no DAMON sysfs at all
-        return None
-
+from tests.conftest import run_damo, running_kdamond
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (BPF, sysfs)")
 needs_kdamond = pytest.mark.skipif(
-    os.geteuid() != 0 or _running_kdamond() is None,
+    os.geteuid() != 0 or running_kdamond() is None,
     reason="needs root and a running kdamond (kernel DAMON) to record",
 )
 
@@ -35,7 +27,7 @@ def one_line_error(proc, code):
 
 @needs_kdamond
 def test_attach_records_whole_snapshots(tmp_path):
-    kd = _running_kdamond()
+    kd = running_kdamond()
     [ctx] = kd.contexts[:1]
     duration = 2.4 * ctx.aggr_us / 1e6
     out = tmp_path / "k.data"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from damo.errors import TargetError
+from tests.conftest import need_bpf
 
 PAGE = 4096
 HUGE = 2 << 20
@@ -53,18 +53,6 @@ for pid in forked:
 """
 
 
-def _need_bpf():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (BPF and process_madvise)")
-    from damo.errors import PlatformError
-    from damo.linux import bcc_env
-
-    try:
-        bcc_env.import_bcc()
-    except PlatformError as e:
-        pytest.skip(str(e))
-
-
 class Child:
     def __init__(self, pages: int, thp: bool = False):
         self.proc = subprocess.Popen(
@@ -96,7 +84,7 @@ class Child:
 
 @pytest.fixture
 def sampler_for():
-    _need_bpf()
+    need_bpf()
     from damo.sampler import PageSampler
 
     made = []
@@ -258,7 +246,7 @@ def test_mm_kept_alive_after_exit(sampler_for):
 
 
 def test_missing_pid_and_kernel_thread():
-    _need_bpf()
+    need_bpf()
     from damo.sampler import PageSampler
 
     dead = subprocess.Popen(["true"])

@@ -14,6 +14,7 @@ import pytest
 
 from damo.workload.load import parse
 from damo.workload.truth import read_truth
+from tests.conftest import need_bpf
 
 PAGE = 4096
 MIB = 1 << 20
@@ -291,18 +292,6 @@ access = ["c"]
 TICK_US = 20_000
 
 
-def _need_bpf() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (BPF and process_madvise)")
-    from damo.errors import PlatformError
-    from damo.linux import bcc_env
-
-    try:
-        bcc_env.import_bcc()
-    except PlatformError as e:
-        pytest.skip(str(e))
-
-
 def _young_after(sampler, addrs: np.ndarray, wait_s: float) -> np.ndarray:
     """Clear the pages' Accessed bits, wait, and say which were accessed since."""
     st = sampler.walk(addrs)
@@ -315,7 +304,7 @@ def _young_after(sampler, addrs: np.ndarray, wait_s: float) -> np.ndarray:
 
 
 def test_accessed_regions_are_touched_and_others_not(tmp_path):
-    _need_bpf()
+    need_bpf()
     from damo.sampler.page_sampler import PageSampler
 
     truth = tmp_path / "t.jsonl"
