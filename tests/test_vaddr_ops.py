@@ -145,3 +145,27 @@ def test_check_command(tmp_path):
         check_command("echo 'a")
     with pytest.raises(UsageError, match="empty"):
         check_command("   ")
+
+
+@needs_root
+def test_no_sample_ahead_when_the_regions_change_next(tmp_path):
+    from damo.core.context import Context
+    from damo.ops.vaddr import VaddrBpfOperations
+
+    p, _ = start("half", 16, 30)
+    ops = VaddrBpfOperations([p.pid])
+    try:
+        ctx = Context(Attrs(), ops, rng=np.random.default_rng(1))
+        ctx.set_targets([p.pid])
+        ops.init(ctx)
+        proc = ops.procs[p.pid]
+        for change_next, staged in ((False, True), (True, False)):
+            ops.prepare_access_checks(ctx)
+            ctx.regions_change_next = change_next
+            ops.check_accesses(ctx)
+            # A sample prepared ahead is kept for the next prepare only when it stays valid.
+            assert (proc.next_for is not None) == staged
+    finally:
+        ops.cleanup(ctx)
+        p.kill()
+        p.wait()

@@ -49,6 +49,9 @@ class Context:
         self.stop_requested = False
         # kdamond_split_regions() remembers the count of its previous call.
         self.last_nr_regions = 0
+        # Set by kdamond before each check: merge/split or an update follows it,
+        # so a sample the operations prepared ahead during the check would be stale.
+        self.regions_change_next = False
 
     def set_targets(self, ids: Iterable[int]) -> None:
         """Replace the targets with new, region-less ones of the given ids."""

@@ -25,8 +25,11 @@ class _Interval:
         self.interval_ns = interval_us * 1000
         self.baseline = self.clock.now_ns()
 
+    def due(self, now: int) -> bool:
+        return now - self.baseline >= self.interval_ns
+
     def passed(self, now: int) -> bool:
-        if now - self.baseline < self.interval_ns:
+        if not self.due(now):
             return False
         self.baseline = now
         return True
@@ -68,11 +71,13 @@ def kdamond_fn(ctx: Context) -> None:
 
         ctx.clock.sleep_us(attrs.sample_interval)
 
+        # One clock read per sample serves both intervals.  It comes before the
+        # check so the operations know whether the regions change right after it.
+        now = ctx.clock.now_ns()
+        ctx.regions_change_next = aggregation.due(now) or update.due(now)
         if ops is not None:
             max_nr_accesses = ops.check_accesses(ctx)
 
-        # One clock read per sample serves both intervals.
-        now = ctx.clock.now_ns()
         if aggregation.passed(now):
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)

@@ -336,7 +336,11 @@ class VaddrBpfOperations(VaddrOperations):
                 p.valid = False
 
     def check_accesses(self, ctx: Context) -> int:
-        """Count the last sample and prepare the next one, in one BPF run per target."""
+        """Count the last sample and prepare the next one, in one BPF run per target.
+
+        Unless merge/split or an update follows (`ctx.regions_change_next`): then
+        the next sample is drawn by `prepare_access_checks` on the new regions.
+        """
         from damo.sampler import TargetGone
 
         max_nr_accesses = 0
@@ -345,19 +349,23 @@ class VaddrBpfOperations(VaddrOperations):
             n = t.nr_regions
             if p is None or not p.valid or not n:
                 continue
-            nxt = draw_sampling_addrs(ctx.rng, t.start, t.end)
+            # No sample ahead when the regions change right after this check.
+            ahead = not ctx.regions_change_next
+            nxt = draw_sampling_addrs(ctx.rng, t.start, t.end) if ahead else t.sampling_addr[:0]
             try:
                 young, shifts = self._walk_two(p, t.sampling_addr, nxt)
                 counted = young[:n]
                 if p.uncleared is not None:
                     counted &= ~p.uncleared
                 t.nr_accesses += counted
-                p.next_uncleared = self._stage(p, nxt, young[n:], shifts[n:])
+                if ahead:
+                    p.next_uncleared = self._stage(p, nxt, young[n:], shifts[n:])
             except TargetGone:
                 p.valid = False
                 continue
-            p.next_addr = nxt
-            p.next_for = (t.start, t.end)
+            if ahead:
+                p.next_addr = nxt
+                p.next_for = (t.start, t.end)
             max_nr_accesses = max(max_nr_accesses, int(t.nr_accesses.max()))
         return max_nr_accesses
 
@@ -367,13 +375,13 @@ class VaddrBpfOperations(VaddrOperations):
 
         The shifts may be a view of the walk's buffer, valid until the next walk.
         """
-        n, buf = len(prev), p.sampler.addr_buffer
-        if 2 * n > len(buf):
+        n, total, buf = len(prev), len(prev) + len(nxt), p.sampler.addr_buffer
+        if total > len(buf):
             st = p.sampler.walk(np.concatenate((prev, nxt)))
             return st.young, st.shifts
         buf[:n] = prev
-        buf[n : 2 * n] = nxt
-        leaves, shifts = p.sampler.walk_buffer(2 * n)
+        buf[n:total] = nxt
+        leaves, shifts = p.sampler.walk_buffer(total)
         return (leaves & PAGE_ACCESSED).astype(bool), shifts
 
     # for the live status
