@@ -75,6 +75,8 @@ class PageSampler:
 
     def __init__(self, pid: int, walker_: Walker | None = None):
         self.pid = pid
+        # Why draining the LRU batches failed, once it has (it is then skipped).
+        self.drain_error: str | None = None
         self._walker = walker_ or walker()
         try:
             self._pidfd = syscalls.pidfd_open(pid)
@@ -261,12 +263,24 @@ class PageSampler:
         self._drain()
 
     def _drain(self) -> None:
+        if self.drain_error is not None:
+            return
         try:
             syscalls.drain_lru_batches(self.pid)
         except OSError as e:
-            if e.errno == errno.ESRCH:
+            # EINVAL also means the process has let go of its memory (it is exiting).
+            if e.errno == errno.ESRCH or (e.errno == errno.EINVAL and not self._has_mm()):
                 raise TargetGone(f"process {self.pid} exited") from None
-            raise PlatformError(f"migrate_pages failed: {e.strerror}") from None
+            # Draining only makes fresh pages clearable sooner: go on without it.
+            self.drain_error = e.strerror
+
+    def _has_mm(self) -> bool:
+        """Whether the process still has an address space (statm is all zeros without one)."""
+        try:
+            with open(f"/proc/{self.pid}/statm") as f:
+                return f.read().split()[0] != "0"
+        except (OSError, IndexError):
+            return False
 
     def _exclusive(self, addr: int) -> bool:
         """Whether the page at addr is mapped by this process only (/proc/PID/pagemap)."""
