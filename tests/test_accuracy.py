@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from wss_accuracy import relative_errors
 
-from damo.commands.record import Recording
 from damo.core.attrs import Attrs
+from damo.recording import Recording
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "workloads"
 SEEDS = (1, 2, 3)

@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from damo.commands.record import Recording
 from damo.core.attrs import Attrs
 from damo.core.clock import VirtualClock
 from damo.core.context import Context
 from damo.errors import AttrsError, UsageError, WorkloadError
+from damo.recording import Recording
 from damo.records import recfmt
 from damo.records.reader import read_snapshots
 from damo.workload.truth import read_truth

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from proc_targets import shell_command, start
 
-from damo.commands.record import Recording
 from damo.core.attrs import Attrs
 from damo.errors import TargetError, UsageError
 from damo.ops.vaddr import check_command, is_simple_command, parse_targets
 from damo.ops.vaddr import shell_command as sh_command
+from damo.recording import Recording
 from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
 

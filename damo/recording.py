@@ -1,0 +1,467 @@
+"""One `damo record` run: outputs, signals, live status and summary around a monitor.
+
+`Recording` is one run: it checks everything (attributes, the operations and
+their targets, the output paths) before creating any file, then runs kdamond
+with an after_aggregation callback that writes one record per aggregation
+holding every target, time-stamped with the end of the aggregation window in
+the run's clock.  SIGINT or SIGTERM ends the run when the current aggregation
+window closes (its snapshot is written); a second one ends it after the
+current sample.  Either way the file ends with a whole record.  Alongside,
+the sidecar `<out>.meta` gets the attributes, targets and command line at the
+start, each target's mappings whenever they change, and how the run ended.
+While running, a status line on stderr (only when it is a terminal) shows
+the progress; a summary paragraph follows at the end.  `KernelRecording`
+shares all of that around kernel DAMON's own results (`--ops kernel`).
+"""
+
+import os
+import resource
+import signal
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from damo.core.attrs import Attrs
+    from damo.core.context import Context
+    from damo.ops.kernel import KernelSource
+    from damo.records.writer import TargetRegions
+
+
+class Recording:
+    """One `damo record` run over a prepared context; see the module docstring."""
+
+    def __init__(self, ctx: "Context", out: str, duration_ns: int | None, truth: str | None):
+        self.ctx = ctx
+        self.out = out
+        self.duration_ns = duration_ns
+        self.truth_path = truth
+        self.nr_records = 0
+        self.start_ns = 0
+        self.elapsed_ns = 0
+        self.reason = "stopped"
+        self.status = False  # show the live status line
+        self.argv = list(sys.argv)
+        self._cpu0 = self._wall0 = 0.0
+        self.cpu_share = 0.0  # damo's CPU over the run, as a share of one core
+        self.min_regions: int | None = None
+        self.max_regions = 0
+        self._sum_regions = 0
+        self._writer = None
+        self._meta = None
+        self._live = None
+        self._status_next = 0.0
+        self._truth = None
+        self._truth_next_ns = 0
+        self._stopping = False
+        ctx.callbacks.before_start = self._before_start
+        ctx.callbacks.after_aggregation = self._after_aggregation
+        ctx.callbacks.before_terminate = self._before_terminate
+
+    @classmethod
+    def prepare(
+        cls,
+        targets: list[str],
+        ops_name: str | None,
+        attrs: "Attrs",
+        out: str,
+        duration: float | None = None,
+        seed: int | None = None,
+        truth: str | None = None,
+    ) -> "Recording":
+        """Check every input and build the run; creates no file."""
+        import numpy as np
+
+        from damo.core.context import Callbacks, Context
+        from damo.errors import UsageError
+        from damo.ops import BACKENDS, DEFAULT, backend
+
+        choices = ", ".join([*BACKENDS, "kernel"])
+        if ops_name is None:
+            ops_name = DEFAULT
+        if ops_name not in BACKENDS:
+            raise UsageError(f"unknown operations {ops_name!r} (choices: {choices})")
+        if seed is not None and seed < 0:
+            raise UsageError(f"--seed must not be negative, not {seed}")
+        _check_run_args(attrs, out, duration, truth)
+        if truth is not None and os.path.abspath(truth) == os.path.abspath(out):
+            raise UsageError("--truth and --out name the same file")
+        if truth is not None and ops_name != "sim":
+            raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
+        setup = backend(ops_name).setup(targets)
+
+        ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
+        ctx.set_targets(setup.target_ids)
+        duration_ns = None if duration is None else round(duration * 1e9)
+        return cls(ctx, out, duration_ns, truth)
+
+    def run(self) -> None:
+        """Create the outputs and monitor until the target ends, the duration, or a signal."""
+        from damo.core.kdamond import kdamond_fn
+        from damo.records.meta import MetaWriter
+        from damo.records.writer import RecordWriter
+
+        try:
+            self._writer = RecordWriter(self.out)
+            self._meta = MetaWriter(self.out)
+            if self.truth_path is not None:
+                from damo.workload.truth import TruthLog
+
+                self._truth = TruthLog(self.truth_path)
+            with _stop_on_signals(self):
+                kdamond_fn(self.ctx)
+        except BaseException:
+            # Outputs failed or monitoring broke: a started command must not outlive us.
+            if self.ctx.ops is not None:
+                self.ctx.ops.cleanup(self.ctx)
+            raise
+        finally:
+            self._stop_status()
+            for f in (self._writer, self._meta, self._truth):
+                if f is not None:
+                    f.close()
+
+    def request_stop(self) -> None:
+        """Stop at the end of this aggregation window; if asked again, after this sample."""
+        if self._stopping:
+            self.ctx.request_stop()
+        self._stopping = True
+        self.reason = "signal"
+
+    # callbacks
+
+    def _before_start(self, ctx: "Context") -> None:
+        from damo.core.clock import MonotonicClock
+
+        self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
+        self._cpu0, self._wall0 = _cpu_seconds(), time.monotonic()
+        fields = dict(
+            time_ns=self.start_ns,
+            clock="CLOCK_MONOTONIC" if isinstance(ctx.clock, MonotonicClock) else "virtual",
+            damo_version=_damo_version(),
+            kernel=os.uname().release,
+            ops=_ops_name(ctx),
+            attrs={
+                "sample_us": ctx.attrs.sample_interval,
+                "aggr_us": ctx.attrs.aggr_interval,
+                "update_us": ctx.attrs.update_interval,
+                "min_nr_regions": ctx.attrs.min_nr_regions,
+                "max_nr_regions": ctx.attrs.max_nr_regions,
+            },
+            targets=[_target_info(ctx, t.id) for t in ctx.targets],
+            command=getattr(ctx.ops, "command", None),
+            argv=self.argv,
+        )
+        fields.update(self._start_extra())
+        self._meta.write("start", **fields)
+        self._write_maps(ctx)
+        if self.status:
+            self._start_status()
+
+    def _after_aggregation(self, ctx: "Context") -> bool:
+        from damo.records.writer import TargetRegions
+
+        now = ctx.clock.now_ns()
+        self._write_truth(now, final=False)
+        return self._record(
+            now, [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets]
+        )
+
+    def _record(self, now: int, targets: "list[TargetRegions]") -> bool:
+        """Write one record; whether the run should stop now."""
+        self._writer.write(now, targets)
+        self.nr_records += 1
+        nr_regions = sum(len(t.start) for t in targets)
+        self._sum_regions += nr_regions
+        self.max_regions = max(self.max_regions, nr_regions)
+        self.min_regions = nr_regions if self.min_regions is None else \
+            min(self.min_regions, nr_regions)
+        self.elapsed_ns = now - self.start_ns
+        self._write_maps(self.ctx)
+        if self._live is not None:
+            self._show_status(self.ctx, nr_regions)
+        if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
+            self.reason = "duration"
+            return True
+        return self._stopping
+
+    def _before_terminate(self, ctx: "Context") -> None:
+        now = ctx.clock.now_ns()
+        self.elapsed_ns = now - self.start_ns
+        wall = time.monotonic() - self._wall0
+        self.cpu_share = (_cpu_seconds() - self._cpu0) / wall if wall > 0 else 0.0
+        if self.reason == "stopped" and ctx.ops is not None \
+                and not any(ctx.ops.target_valid(t) for t in ctx.targets):
+            self.reason = "target exit"
+        self._write_truth(now, final=True)
+        self._write_maps(ctx)
+        self._stop_status()
+        self._meta.write(
+            "end", time_ns=now, nr_records=self.nr_records, reason=self.reason, **self._end_extra()
+        )
+
+    def _start_extra(self) -> dict:
+        """Source-specific fields of the sidecar's start message."""
+        return {}
+
+    def _end_extra(self) -> dict:
+        """Source-specific fields of the sidecar's end message."""
+        return {}
+
+    def _write_maps(self, ctx: "Context") -> None:
+        take = getattr(ctx.ops, "take_maps", None)
+        if take is None:
+            return
+        for target_id, time_ns, maps in take():
+            self._meta.write(
+                "maps",
+                time_ns=time_ns,
+                target_id=target_id,
+                maps=[[m.start, m.end, m.perms, m.offset, m.path] for m in maps],
+            )
+
+    # the live status line and the summary
+
+    def _start_status(self) -> None:
+        from rich.console import Console
+        from rich.live import Live
+
+        # No refresh thread: the line is redrawn from the aggregation callback.
+        self._live = Live(
+            "", console=Console(stderr=True), auto_refresh=False, transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self._live.start()
+
+    def _show_status(self, ctx: "Context", nr_regions: int) -> None:
+        now = time.monotonic()
+        if now < self._status_next:
+            return
+        self._status_next = now + 0.5
+        wall = now - self._wall0
+        cpu = (_cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
+        line = (
+            f"[bold]recording[/] {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
+            f"{nr_regions} regions   damo CPU {cpu:.1f}%"
+        )
+        rss = getattr(ctx.ops, "rss_bytes", None)
+        if rss is not None:
+            sizes = [rss(t.id) for t in ctx.targets]
+            total = sum(s for s in sizes if s is not None)
+            line += f"   target RSS {total / 2**20:.1f} MiB"
+        self._live.update(line, refresh=True)
+
+    def _stop_status(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def summary(self) -> str:
+        """One paragraph on what was recorded, for the end of the run."""
+        ctx = self.ctx
+        ops = ctx.ops
+        what = self._what()
+        size = os.path.getsize(self.out) if os.path.exists(self.out) else 0
+        text = (
+            f"damo: recorded {what} for {self.elapsed_ns / 1e9:.1f} s: "
+            f"{self.nr_records} records ({size / 2**10:.0f} KiB) written to {self.out}, "
+            f"metadata to {self.out}.meta"
+        )
+        if self.nr_records:
+            text += (
+                f"; {self.min_regions}-{self.max_regions} regions "
+                f"(mean {self._sum_regions / self.nr_records:.0f})"
+            )
+        text += f"; ended by {self.reason}"
+        if _ops_name(ctx) == "vaddr":
+            text += f"; damo used {self.cpu_share:.1%} of one CPU"
+        text += self._summary_extra()
+        status = getattr(ops, "command_status", None)
+        if status is not None:
+            text += (
+                f"; the command was killed by signal {-status}" if status < 0
+                else f"; the command exited with status {status}"
+            )
+        return text + "."
+
+    def _what(self) -> str:
+        ctx = self.ctx
+        workload = getattr(ctx.ops, "workload", None)
+        if workload is not None:
+            return f"the simulated workload {workload.path}"
+        if _ops_name(ctx) != "vaddr":
+            return f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
+        if not ctx.targets:
+            return "nothing"
+        what = "process " + ", ".join(str(t.id) for t in ctx.targets)
+        command = getattr(ctx.ops, "command", None)
+        return what if command is None else f"{what} ({command!r})"
+
+    def _summary_extra(self) -> str:
+        return ""
+
+    def _write_truth(self, now: int, final: bool) -> None:
+        """Log the phase runs finished by `now`; when `final`, the unfinished one cut at `now`."""
+        if self._truth is None:
+            return
+        ops = self.ctx.ops
+        for run in list(ops.runs(self._truth_next_ns, now)):
+            if run.end_ns <= now:
+                self._truth.write(ops.truth_run(run))
+                self._truth_next_ns = run.end_ns
+            elif final and run.start_ns < now:
+                self._truth.write(ops.truth_run(run, end_ns=now))
+                self._truth_next_ns = now
+
+
+class KernelRecording(Recording):
+    """`--ops kernel`: kernel DAMON's own aggregations, passed through to the file.
+
+    Shares the outputs, signals, status line and summary of `Recording`; the
+    records come from `damo.ops.kernel.KernelSource` instead of kdamond_fn.
+    A signal ends the run at once (the snapshots already complete are written);
+    so does every recorded kdamond stopping.
+    """
+
+    def __init__(self, source: "KernelSource", attrs: "Attrs", out: str,
+                 duration_ns: int | None):
+        from damo.core.clock import MonotonicClock
+        from damo.core.context import Context
+
+        super().__init__(Context(attrs, None, clock=MonotonicClock()), out, duration_ns, None)
+        self.source = source
+        self._done = False
+
+    @classmethod
+    def prepare(cls, targets: list[str], attach: bool, attrs: "Attrs", out: str,  # type: ignore[override]
+                duration: float | None = None) -> "KernelRecording":
+        """Check every input (and that damo may start or attach); creates nothing."""
+        from damo.ops.kernel import KernelSource
+
+        _check_run_args(attrs, out, duration, None)
+        source = KernelSource(targets, attach, attrs)
+        return cls(source, attrs, out, None if duration is None else round(duration * 1e9))
+
+    def run(self) -> None:
+        from damo.records.meta import MetaWriter
+        from damo.records.writer import RecordWriter
+
+        try:
+            self._writer = RecordWriter(self.out)
+            self._meta = MetaWriter(self.out)
+            with _stop_on_signals(self):
+                self.source.start()
+                self._before_start(self.ctx)
+                self.source.follow(self._sink, lambda: self._stopping or self._done)
+                if self.source.kdamonds_stopped and self.reason == "stopped":
+                    self.reason = "kdamond stop"
+                self._before_terminate(self.ctx)
+        finally:
+            self._stop_status()
+            self.source.stop()
+            for f in (self._writer, self._meta):
+                if f is not None:
+                    f.close()
+
+    def _sink(self, record: "tuple[int, list[TargetRegions]]") -> None:
+        if self._record(*record):
+            self._done = True
+
+    def _start_extra(self) -> dict:
+        kdamonds = self.source.describe()
+        extra: dict = {"ops": "kernel", "kdamonds": kdamonds, "attach": self.source.attach}
+        if self.source.attach and kdamonds and kdamonds[0]["contexts"]:
+            ctx = kdamonds[0]["contexts"][0]
+            extra["attrs"] = {k: ctx[k] for k in (
+                "sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions")}
+        return extra
+
+    def _end_extra(self) -> dict:
+        stats = self.source.stats
+        return {
+            "events": stats.nr_events,
+            "lost_events": stats.lost_events,
+            "dropped_snapshots": self.source.assembler.dropped_snapshots,
+        }
+
+    def _what(self) -> str:
+        names = [f"kdamond {kd['index']} (pid {kd['pid']}, "
+                 + "/".join(c["operations"] for c in kd["contexts"]) + ")"
+                 for kd in self.source.describe()]
+        return "kernel DAMON's " + ", ".join(names)
+
+    def _summary_extra(self) -> str:
+        extra = self._end_extra()
+        return (f"; {extra['events']} events, {extra['lost_events']} lost, "
+                f"{extra['dropped_snapshots']} incomplete snapshots dropped")
+
+
+def _check_run_args(attrs: "Attrs", out: str, duration: float | None, truth: str | None) -> None:
+    """What every kind of recording checks before creating any file."""
+    from damo.errors import UsageError
+
+    attrs.validate()
+    if duration is not None and not 0 < duration < float("inf"):
+        raise UsageError(f"--duration must be a positive number of seconds, not {duration}")
+    for path in (out, truth):
+        if path is None:
+            continue
+        if os.path.isdir(path):
+            raise UsageError(f"cannot write {path}: it is a directory")
+        folder = os.path.dirname(path) or "."
+        if not os.path.isdir(folder):
+            raise UsageError(f"cannot write {path}: no directory {folder}")
+
+
+def _ops_name(ctx: "Context") -> str:
+    return "none" if ctx.ops is None else ctx.ops.name
+
+
+def _cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def _damo_version() -> str:
+    from damo import __version__
+
+    return __version__
+
+
+def _target_info(ctx: "Context", target_id: int) -> dict:
+    """What the sidecar says of one target: its id and, for a process, its command line."""
+    info: dict = {"id": target_id}
+    if _ops_name(ctx) != "vaddr":
+        return info
+    info["pid"] = target_id
+    try:
+        with open(f"/proc/{target_id}/cmdline", "rb") as f:
+            info["cmdline"] = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        pass
+    return info
+
+
+class _stop_on_signals:
+    """While active, SIGINT and SIGTERM ask the recording to stop instead of killing it."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, rec: Recording):
+        self.rec = rec
+        self.saved: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.rec.request_stop()
+
+    def __enter__(self) -> "_stop_on_signals":
+        # Signal handlers can only be set from the main thread (tests may run elsewhere).
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
