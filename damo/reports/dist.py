@@ -8,11 +8,13 @@
     <percentile>\t<value>
 """
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from damo.errors import UsageError
+from damo.records.snapshots import Snapshots
 from damo.reports.output import write_chunks
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
@@ -29,6 +31,23 @@ def percentiles(range_args: Sequence[int] | None) -> list[int]:
     if any(p < 0 for p in values):
         raise UsageError("--range: percentiles must not be negative")
     return values
+
+
+def per_target(snaps: Snapshots, values_of: Callable[[np.ndarray], np.ndarray],
+               skip: int) -> list[tuple[int, np.ndarray]]:
+    """(target id, values) per target, `values_of` given that target's snapshot indices.
+
+    A target left with no value (all its snapshots skipped) gets a warning, not a row.
+    """
+    result = []
+    for tid in snaps.target_ids():
+        values = values_of(snaps.of_target(tid))
+        if len(values):
+            result.append((tid, values))
+        else:
+            print(f"damo: warning: target {tid}: no snapshot left after skipping {skip}",
+                  file=sys.stderr)
+    return result
 
 
 def pick(values: np.ndarray, points: list[int], by_size: bool) -> list[tuple[int, int]]:

@@ -4,21 +4,11 @@ The first `WARMUP_SNAPSHOTS` of each target are left out: DAMON starts from
 a fixed split and needs a few aggregations to adapt the regions.
 """
 
-import sys
-
 import numpy as np
 
 from damo.records.snapshots import Snapshots
-from damo.reports import WARMUP_SNAPSHOTS
+from damo.reports import WARMUP_SNAPSHOTS, dist
 
 
 def per_target(snaps: Snapshots, skip: int = WARMUP_SNAPSHOTS) -> list[tuple[int, np.ndarray]]:
-    result = []
-    for tid in snaps.target_ids():
-        values = snaps.nr_regions[snaps.of_target(tid)[skip:]]
-        if len(values):
-            result.append((tid, values))
-        else:
-            print(f"damo: warning: target {tid}: no snapshot left after skipping {skip}",
-                  file=sys.stderr)
-    return result
+    return dist.per_target(snaps, lambda indices: snaps.nr_regions[indices[skip:]], skip)

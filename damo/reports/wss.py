@@ -7,12 +7,10 @@ first aggregated into windows of that length, after skipping the first
 `exclude` snapshots.
 """
 
-import sys
-
 import numpy as np
 
 from damo.records.snapshots import Snapshots
-from damo.reports import aggregate
+from damo.reports import aggregate, dist
 
 
 def wss_per_snapshot(snaps: Snapshots, indices: np.ndarray, acc_thres: int,
@@ -41,13 +39,8 @@ def wss_values(snaps: Snapshots, indices: np.ndarray, acc_thres: int, sz_thres: 
 
 def per_target(snaps: Snapshots, acc_thres: int, sz_thres: int, work_time_us: int,
                exclude: int) -> list[tuple[int, np.ndarray]]:
-    result = []
-    for tid in snaps.target_ids():
-        values = wss_values(snaps, snaps.of_target(tid), acc_thres, sz_thres, work_time_us,
-                            exclude)
-        if len(values):
-            result.append((tid, values))
-        else:
-            print(f"damo: warning: target {tid}: no snapshot left after skipping {exclude}",
-                  file=sys.stderr)
-    return result
+    return dist.per_target(
+        snaps,
+        lambda indices: wss_values(snaps, indices, acc_thres, sz_thres, work_time_us, exclude),
+        exclude,
+    )
