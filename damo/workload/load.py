@@ -76,12 +76,16 @@ class _Checker:
             self.fail(f"no [[{name}]]: a workload needs at least one", None, 0, name)
         return value
 
-    def region(self, i: int, data: dict, names: set[str]) -> RegionSpec:
-        what = f"regions[{i}]"
-        self.check_keys(data, REGION_KEYS, what, "regions", i)
+    def name(self, data: dict, table: str, i: int) -> str:
+        """The `name` of entry `i` of `table`, which must be a non-empty string."""
         name = data.get("name")
         if not isinstance(name, str) or not name:
-            self.fail(f"{what} needs a name (a non-empty string)", "regions", i, "name")
+            self.fail(f"{table}[{i}] needs a name (a non-empty string)", table, i, "name")
+        return name
+
+    def region(self, i: int, data: dict, names: set[str]) -> RegionSpec:
+        self.check_keys(data, REGION_KEYS, f"regions[{i}]", "regions", i)
+        name = self.name(data, "regions", i)
         if name in names:
             self.fail(f"region name {name!r} is used twice", "regions", i, "name")
         if "size" not in data:
@@ -97,11 +101,8 @@ class _Checker:
         return RegionSpec(name, sizes["size"], sizes["gap_before"])
 
     def phase(self, i: int, data: dict, regions: set[str]) -> Phase:
-        what = f"phases[{i}]"
-        self.check_keys(data, PHASE_KEYS, what, "phases", i)
-        name = data.get("name")
-        if not isinstance(name, str) or not name:
-            self.fail(f"{what} needs a name (a non-empty string)", "phases", i, "name")
+        self.check_keys(data, PHASE_KEYS, f"phases[{i}]", "phases", i)
+        name = self.name(data, "phases", i)
         duration = data.get("duration_ms")
         if isinstance(duration, float) and duration.is_integer():
             duration = int(duration)
