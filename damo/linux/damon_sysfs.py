@@ -104,13 +104,6 @@ def read_kdamonds(admin: Path = ADMIN_DIR) -> list[KdamondInfo]:
     return found
 
 
-def avail_operations(admin: Path = ADMIN_DIR) -> set[str] | None:
-    """The operations this kernel offers, when a context directory exists to tell."""
-    for path in sorted((admin / "kdamonds").glob("*/contexts/*/avail_operations")):
-        return set(_read(path).split())
-    return None
-
-
 class OwnKdamond:
     """A kdamond configured and started by damo, undone on exit.
 

@@ -7,7 +7,7 @@ the monitor between records all leave a valid file.
 """
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -101,7 +101,3 @@ class RecordWriter(OutputFile):
         """Append one record: `time_ns` is the end of the aggregation window."""
         self._write(encode_record(time_ns, targets))
         self.nr_records += 1
-
-    def write_all(self, records: Iterable[tuple[int, Sequence[TargetRegions]]]) -> None:
-        for time_ns, targets in records:
-            self.write(time_ns, targets)
