@@ -25,8 +25,17 @@
 #define CFG_STATUS 6          /* 0 = ok, else one of ST_* */
 #define CFG_MM 7              /* the mm_struct pointer that was walked */
 #define CFG_CURRENT 8         /* peek: the current task_struct (a direct-map address) */
-#define CFG_NEXT 9            /* walk: index of the next address; userspace sets it to 0 */
-#define NR_CFG 16
+#define CFG_NEXT 9            /* walk, sample: index of the next item; userspace sets it to 0 */
+#define CFG_BASE 10           /* sample: the target's first region in the region arrays */
+#define CFG_MODE 11           /* sample: SAMPLE_* bits */
+#define CFG_NR_IOV 12         /* sample: iovecs staged so far; userspace zeroes it per step */
+#define CFG_MAX 13            /* sample: highest nr_accesses seen by the check */
+#define CFG_NR_STILL 14       /* sample: pages found still young by the verify pass */
+#define CFG_SHARED_GEN 15     /* sample: the target's generation of known-shared pages */
+#define CFG_IOV_BYTES 16      /* sample: bytes of the staged iovecs; userspace zeroes it */
+#define CFG_OWNER_CPU 17      /* sample: the CPU the mm's owner task last ran on (or ~0) */
+#define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
+#define NR_CFG 32
 
 #define ST_OK 0
 #define ST_NO_FILE 1          /* the fd does not resolve to an open file */
@@ -39,6 +48,8 @@
 #define PHYS_MASK_1G 0x000fffffc0000000ULL
 #define PHYS_MASK_2M 0x000fffffffe00000ULL
 #define PAGE_PRESENT 0x1ULL
+#define PAGE_RW 0x2ULL
+#define PAGE_ACCESSED 0x20ULL
 #define PAGE_PSE 0x80ULL      /* a leaf at PUD (1 GiB) or PMD (2 MiB) level */
 
 #define PEEK_MAX 256
@@ -55,6 +66,33 @@ BPF_F_TABLE("array", u32, u64, addrs, MAX_BATCH, DAMO_MMAPABLE);
 /* Per address: the leaf entry (0 when not present) and its page shift (12, 21, 30). */
 BPF_F_TABLE("array", u32, u64, leaves, MAX_BATCH, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, shifts, MAX_BATCH, DAMO_MMAPABLE);
+/*
+ * Per region of every target (each target owns a slice, from CFG_BASE): its
+ * bounds, sampling address, count, and whether the sampled page's bit could
+ * not be cleared.  Userspace sees them as the targets' numpy arrays.
+ */
+BPF_PROG_ARRAY(sample_chain, 1);
+BPF_F_TABLE("array", u32, u64, region_start, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, region_end, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, sampling_addr, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, nr_accesses, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
+/* REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace). */
+#define REGION_MAY_SHARE 1
+BPF_F_TABLE("array", u32, u64, region_flags, MAX_REGIONS, DAMO_MMAPABLE);
+/*
+ * The step's struct iovec[] for process_madvise, the region of each, and
+ * whether the verify pass must look at it again.
+ */
+BPF_F_TABLE("array", u32, u64, iovecs, 2 * MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, iov_region, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, iov_verify, MAX_REGIONS, DAMO_MMAPABLE);
+/* Pages found shared (MADV_COLD leaves their bit): not advised again. */
+struct shared_key {
+	u64 page;
+	u64 gen;                    /* bumped when the target's mappings change */
+};
+BPF_TABLE("lru_hash", struct shared_key, u64, shared, 65536);
 struct peek_buf {
 	u8 data[PEEK_MAX];
 };
@@ -118,29 +156,83 @@ static inline __attribute__((always_inline)) u64 mm_of_fd(u64 fd, u64 *status)
 	return read_u64(file + OFF_FILE_PRIVATE_DATA);
 }
 
-int walk(void *ctx)
+/* The target's top-level page table, or 0 with the reason in CFG_STATUS. */
+static inline __attribute__((always_inline)) u64 target_pgd(u64 *mm_out)
 {
-	u64 *fd = cfg(CFG_MEM_FD), *nr = cfg(CFG_NR), *po = cfg(CFG_PAGE_OFFSET);
-	u64 *levels = cfg(CFG_LEVELS), *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT);
-	u64 status, mm, pgd, page_offset, n, start;
-	int five;
+	u64 *fd = cfg(CFG_MEM_FD);
+	u64 status, mm, pgd;
 
-	if (!fd || !nr || !po || !levels || !mm_out || !next)
+	if (!fd)
 		return 0;
 	mm = mm_of_fd(*fd, &status);
 	*mm_out = mm;
-	if (!mm)
-		return set_status(status);
+	if (!mm) {
+		set_status(status);
+		return 0;
+	}
 	pgd = read_u64(mm + OFF_MM_PGD);
 	if (!pgd)
-		return set_status(ST_NO_PGD);
+		set_status(ST_NO_PGD);
+	return pgd;
+}
+
+/* The leaf entry mapping `addr` (0 when not present); its page shift in *shift. */
+static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
+							   u64 addr, u64 *shift)
+{
+	u64 e;
+
+	*shift = 0;
+	/* PGD; with 5 levels it points at a P4D table, with 4 the P4D is folded. */
+	if (five) {
+		e = read_u64(pgd + ((addr >> 48) & (PTRS_PER_TABLE - 1)) * 8);
+		if (e & PAGE_PRESENT)
+			e = next_entry(page_offset, e, addr, 39);
+	} else {
+		e = read_u64(pgd + ((addr >> 39) & (PTRS_PER_TABLE - 1)) * 8);
+	}
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	e = next_entry(page_offset, e, addr, 30);               /* PUD */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	if (e & PAGE_PSE) {
+		*shift = 30;
+		return e;
+	}
+	e = next_entry(page_offset, e, addr, 21);               /* PMD */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	if (e & PAGE_PSE) {
+		*shift = 21;
+		return e;
+	}
+	e = next_entry(page_offset, e, addr, 12);               /* PTE */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	*shift = 12;
+	return e;
+}
+
+int walk(void *ctx)
+{
+	u64 *nr = cfg(CFG_NR), *po = cfg(CFG_PAGE_OFFSET);
+	u64 *levels = cfg(CFG_LEVELS), *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT);
+	u64 pgd, page_offset, n, start;
+	int five;
+
+	if (!nr || !po || !levels || !mm_out || !next)
+		return 0;
+	pgd = target_pgd(mm_out);
+	if (!pgd)
+		return 0;
 	page_offset = *po;
 	five = *levels == 5;
 	n = *nr;
 	start = *next;
 
 	for (u32 i = 0; i < WALK_CHUNK; i++) {
-		u64 *addrp, *leafp, *shiftp, addr, e, leaf = 0, shift = 0;
+		u64 *addrp, *leafp, *shiftp;
 		u32 k = start + i;
 
 		if (start + i >= n)
@@ -150,48 +242,156 @@ int walk(void *ctx)
 		shiftp = shifts.lookup(&k);
 		if (!addrp || !leafp || !shiftp)
 			break;
-		addr = *addrp;
-
-		/* PGD; with 5 levels it points at a P4D table, with 4 the P4D is folded. */
-		if (five) {
-			e = read_u64(pgd + ((addr >> 48) & (PTRS_PER_TABLE - 1)) * 8);
-			if (e & PAGE_PRESENT)
-				e = next_entry(page_offset, e, addr, 39);
-		} else {
-			e = read_u64(pgd + ((addr >> 39) & (PTRS_PER_TABLE - 1)) * 8);
-		}
-		if (!(e & PAGE_PRESENT))
-			goto out;
-		e = next_entry(page_offset, e, addr, 30);               /* PUD */
-		if (!(e & PAGE_PRESENT))
-			goto out;
-		if (e & PAGE_PSE) {
-			leaf = e;
-			shift = 30;
-			goto out;
-		}
-		e = next_entry(page_offset, e, addr, 21);               /* PMD */
-		if (!(e & PAGE_PRESENT))
-			goto out;
-		if (e & PAGE_PSE) {
-			leaf = e;
-			shift = 21;
-			goto out;
-		}
-		e = next_entry(page_offset, e, addr, 12);               /* PTE */
-		if (e & PAGE_PRESENT) {
-			leaf = e;
-			shift = 12;
-		}
-out:
-		*leafp = leaf;
-		*shiftp = shift;
+		*leafp = walk_addr(pgd, page_offset, five, *addrp, shiftp);
 	}
 	start += WALK_CHUNK;
 	*next = start < n ? start : n;
 	set_status(ST_OK);
 	if (start < n)
 		walk_chain.call(ctx, 0);
+	return 0;
+}
+
+/*
+ * One sampling step of the regions [CFG_BASE, CFG_BASE + CFG_NR) of one target,
+ * the seed's check and prepare of the vaddr primitives in one pass:
+ *
+ * - SAMPLE_CHECK: a region whose sampling page is young, and whose bit was
+ *   cleared when it was chosen, counts an access; CFG_MAX gets the highest count.
+ * - SAMPLE_AHEAD: draw the region's next sampling address, uniform in the
+ *   region (damon_rand), and walk it.  Old pages need nothing.  A young page
+ *   known to be shared cannot be cleared: it is marked uncleared (no
+ *   evidence).  Any other young page gets an iovec for process_madvise, the
+ *   whole leaf (a 2 MiB huge page advised in part would be split).
+ * - SAMPLE_VERIFY (alone): after userspace advised the iovecs, walk again the
+ *   pages that may have kept their bit, and mark those still young
+ *   uncleared; CFG_NR_STILL counts them.  MADV_COLD leaves the bit of a page
+ *   mapped more than once: possible for a read-only entry (copy on write
+ *   after fork, KSM, the zero page, file pages) or in a MAP_SHARED mapping.
+ *   A writable entry of a private mapping maps a page of this process alone.
+ */
+#define SAMPLE_CHECK 1
+#define SAMPLE_AHEAD 2
+#define SAMPLE_VERIFY 4
+
+int sample(void *ctx)
+{
+	u64 *nr = cfg(CFG_NR), *po = cfg(CFG_PAGE_OFFSET), *levels = cfg(CFG_LEVELS);
+	u64 *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT), *basep = cfg(CFG_BASE);
+	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
+	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
+	u64 *nr_verify = cfg(CFG_NR_VERIFY);
+	u64 pgd, page_offset, n, start, base, mode;
+	int five;
+
+	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
+	    !still || !gen || !bytes || !nr_verify)
+		return 0;
+	pgd = target_pgd(mm_out);
+	if (!pgd)
+		return 0;
+	if (*next == 0) {
+		u64 *cpu = cfg(CFG_OWNER_CPU);
+		u32 c = ~0U;
+		u64 owner = OFF_MM_OWNER >= 0 ? read_u64(*mm_out + OFF_MM_OWNER) : 0;
+
+		if (owner)
+			bpf_probe_read_kernel(&c, sizeof(c), (void *)(owner + OFF_TASK_CPU));
+		if (cpu)
+			*cpu = c;
+	}
+	page_offset = *po;
+	five = *levels == 5;
+	mode = *modep;
+	base = *basep;
+	n = mode & SAMPLE_VERIFY ? *nr_iov : *nr;
+	start = *next;
+
+	for (u32 i = 0; i < SAMPLE_CHUNK; i++) {
+		u64 *sa, *acc, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
+		u64 leaf, shift, addr, size;
+		u32 k = start + i, r, k0, k1;
+
+		if (start + i >= n)
+			break;
+		if (mode & SAMPLE_VERIFY) {
+			owner = iov_region.lookup(&k);
+			verify = iov_verify.lookup(&k);
+			if (!owner || !verify)
+				break;
+			if (!*verify)
+				continue;
+			r = *owner;
+		} else {
+			r = base + k;
+		}
+		sa = sampling_addr.lookup(&r);
+		unc = uncleared.lookup(&r);
+		if (!sa || !unc)
+			break;
+		if (mode & SAMPLE_VERIFY) {
+			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
+			if (leaf & PAGE_ACCESSED) {
+				*unc = 1;
+				*still += 1;
+			}
+			continue;
+		}
+		if (mode & SAMPLE_CHECK) {
+			acc = nr_accesses.lookup(&r);
+			if (!acc)
+				break;
+			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
+			if ((leaf & PAGE_ACCESSED) && !*unc)
+				*acc += 1;
+			if (*acc > *maxp)
+				*maxp = *acc;
+		}
+		if (!(mode & SAMPLE_AHEAD))
+			continue;
+		lo = region_start.lookup(&r);
+		hi = region_end.lookup(&r);
+		if (!lo || !hi)
+			break;
+		size = *hi > *lo ? *hi - *lo : 1;
+		addr = *lo + ((((u64)bpf_get_prandom_u32()) << 32) | bpf_get_prandom_u32()) % size;
+		*sa = addr;
+		*unc = 0;
+		leaf = walk_addr(pgd, page_offset, five, addr, &shift);
+		if (!(leaf & PAGE_ACCESSED))
+			continue;
+		{
+			struct shared_key key = {addr >> 12, *gen};
+
+			if (shared.lookup(&key)) {
+				*unc = 1;
+				continue;
+			}
+		}
+		k = *nr_iov;
+		k0 = 2 * k;
+		k1 = k0 + 1;
+		iov = iovecs.lookup(&k0);
+		len = iovecs.lookup(&k1);
+		owner = iov_region.lookup(&k);
+		verify = iov_verify.lookup(&k);
+		flags = region_flags.lookup(&r);
+		if (!iov || !len || !owner || !verify || !flags)
+			break;
+		size = 1ULL << (shift & 63);
+		*iov = addr & ~(size - 1);
+		*len = size;
+		*owner = r;
+		*verify = !(leaf & PAGE_RW) || (*flags & REGION_MAY_SHARE);
+		*nr_verify += *verify;
+		*nr_iov = k + 1;
+		*bytes += size;
+	}
+	start += SAMPLE_CHUNK;
+	*next = start < n ? start : n;
+	set_status(ST_OK);
+	if (start < n)
+		sample_chain.call(ctx, 0);
 	return 0;
 }
 

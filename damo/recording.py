@@ -69,6 +69,7 @@ class Recording:
         duration: float | None = None,
         seed: int | None = None,
         truth: str | None = None,
+        colocate: bool = False,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -89,7 +90,11 @@ class Recording:
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
+        if colocate and ops_name != "vaddr":
+            raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
         setup = backend(ops_name).setup(targets)
+        if colocate:
+            setup.ops.colocate_requested = True
 
         ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
         ctx.set_targets(setup.target_ids)

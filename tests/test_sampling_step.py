@@ -1,9 +1,8 @@
-"""The per-sample helpers of the vaddr step: the address draw and the shared-page lookup."""
+"""The address draw of the sampling step (sim; the BPF draw is in test_sample_program.py)."""
 
 import numpy as np
 
 from damo.ops.common import draw_sampling_addrs
-from damo.ops.vaddr import in_sorted
 
 PAGE = 4096
 
@@ -44,11 +43,3 @@ def test_draw_is_one_address_per_region_and_follows_each_region():
         addrs = draw_sampling_addrs(rng, start, end)
         assert addrs.dtype == np.int64 and len(addrs) == 3
         assert (addrs >= start).all() and (addrs < end).all()
-
-
-def test_in_sorted_matches_isin():
-    rng = np.random.default_rng(5)
-    for _ in range(100):
-        values = np.unique(rng.integers(0, 50, rng.integers(1, 20)))
-        keys = rng.integers(-5, 60, rng.integers(0, 30))
-        assert (in_sorted(keys, values) == np.isin(keys, values)).all()

@@ -17,9 +17,9 @@ from damo.records.reader import read_snapshots
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="the BPF sampler needs root")
 
 
-def record(tmp_path, targets, duration=None, attrs=None):
+def record(tmp_path, targets, duration=None, attrs=None, colocate=False):
     out = str(tmp_path / "damon.data")
-    rec = Recording.prepare(targets, None, attrs or Attrs(), out, duration)
+    rec = Recording.prepare(targets, None, attrs or Attrs(), out, duration, colocate=colocate)
     rec.run()
     return rec, read_snapshots(out)
 
@@ -39,14 +39,16 @@ def overlap(snaps, i, lo, hi, min_accesses):
 
 
 @needs_root
-def test_touched_half_is_hot_the_rest_cold(tmp_path):
+@pytest.mark.parametrize("colocate", [False, True])
+def test_touched_half_is_hot_the_rest_cold(tmp_path, colocate):
     p, (addr, size) = start("half", 64, 30)
     try:
-        rec, snaps = record(tmp_path, [str(p.pid)], duration=3)
+        rec, snaps = record(tmp_path, [str(p.pid)], duration=3, colocate=colocate)
     finally:
         p.kill()
         p.wait()
     assert set(snaps.target_id.tolist()) == {p.pid}  # target ids are the pids
+    assert (rec.ctx.ops.cpu.moves > 0) == colocate  # followed the target's CPU, or never moved
     assert len(snaps) == rec.nr_records >= 25
     half = addr + size // 2
     hot_bytes = []
@@ -68,8 +70,11 @@ def test_shared_pages_are_not_counted(tmp_path):
     try:
         with PageSampler(p.pid) as s:
             pages = np.arange(addr, addr + size, 4096 * 64, dtype=np.uint64)
-            # the premise: young, and MADV_COLD cannot clear them
-            assert s.walk(pages).young.all()
+            # the premise: young, and MADV_COLD cannot clear them (the machine's own
+            # kdamond may have cleared a few bits since they were written)
+            young = s.walk(pages).young
+            assert young.mean() > 0.8
+            pages = pages[young]
             assert s.clear_young(pages, np.full(len(pages), 4096, dtype=np.uint64)).all()
         rec, snaps = record(tmp_path, [str(p.pid)], duration=2)
     finally:
@@ -147,6 +152,13 @@ def test_check_command(tmp_path):
         check_command("   ")
 
 
+def test_colocate_is_for_vaddr_only(tmp_path):
+    with pytest.raises(UsageError, match="--colocate goes with the vaddr operations"):
+        Recording.prepare(["examples/workloads/zigzag.toml"], "sim", Attrs(),
+                          str(tmp_path / "o"), colocate=True)
+    assert not (tmp_path / "o").exists()
+
+
 @needs_root
 def test_no_sample_ahead_when_the_regions_change_next(tmp_path):
     from damo.core.context import Context
@@ -158,13 +170,16 @@ def test_no_sample_ahead_when_the_regions_change_next(tmp_path):
         ctx = Context(Attrs(), ops, rng=np.random.default_rng(1))
         ctx.set_targets([p.pid])
         ops.init(ctx)
-        proc = ops.procs[p.pid]
+        proc, t = ops.procs[p.pid], ctx.targets[0]
         for change_next, staged in ((False, True), (True, False)):
             ops.prepare_access_checks(ctx)
+            checked = t.sampling_addr.copy()
             ctx.regions_change_next = change_next
             ops.check_accesses(ctx)
             # A sample prepared ahead is kept for the next prepare only when it stays valid.
-            assert (proc.next_for is not None) == staged
+            assert proc.ahead == staged
+            assert (t.sampling_addr != checked).any() == staged
+            assert ((t.sampling_addr >= t.start) & (t.sampling_addr < t.end)).all()
     finally:
         ops.cleanup(ctx)
         p.kill()

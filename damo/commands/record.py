@@ -68,6 +68,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    colocate: Annotated[
+        bool,
+        typer.Option(
+            "--colocate",
+            help="Sample from the CPU the target runs on (one target): clearing Accessed bits "
+            "then needs no TLB-shootdown interrupts, so damo uses less CPU, but its steps "
+            "preempt the target, which may slow more (docs/performance.md).",
+        ),
+    ] = False,
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
@@ -82,7 +91,7 @@ def run(
 
         raise UsageError("--attach goes with --ops kernel")
     else:
-        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth)
+        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

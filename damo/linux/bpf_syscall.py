@@ -120,7 +120,12 @@ def map_create(
 
 def map_update_u32(fd: int, key: int, value: int) -> None:
     """Set a 4-byte key to a 4-byte value (e.g. a program fd in a program array)."""
-    k, v = ctypes.c_uint32(key), ctypes.c_uint32(value)
+    map_update(fd, key.to_bytes(4, "little"), value.to_bytes(4, "little"))
+
+
+def map_update(fd: int, key: bytes, value: bytes) -> None:
+    """Set `key` to `value`, both as the map's raw bytes."""
+    k, v = ctypes.create_string_buffer(key), ctypes.create_string_buffer(value)
     attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(k), value=ctypes.addressof(v))
     try:
         _bpf(BPF_MAP_UPDATE_ELEM, attr)

@@ -44,11 +44,15 @@ def parse_maps(text: str) -> list[Mapping]:
 
 def read_maps(pid: int) -> list[Mapping]:
     """Mappings of process `pid`; TargetError when it does not exist (any more)."""
+    return parse_maps(read_maps_text(pid))
+
+
+def read_maps_text(pid: int) -> str:
+    """/proc/PID/maps as text (comparing it is much cheaper than parsing it)."""
     try:
         with open(f"/proc/{pid}/maps") as f:
-            text = f.read()
+            return f.read()
     except (FileNotFoundError, ProcessLookupError):
         raise TargetError(f"process {pid} does not exist") from None
     except PermissionError:
         raise TargetError(f"no permission to read /proc/{pid}/maps: run damo as root") from None
-    return parse_maps(text)

@@ -17,6 +17,11 @@ IOV_MAX = 1024  # most iovecs one process_madvise call takes
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+# The same entry with fixed argument types, for calls every sampling interval:
+# plain ints convert without building ctypes objects per call.
+_syscall6 = ctypes.CDLL(None, use_errno=True).syscall
+_syscall6.restype = ctypes.c_long
+_syscall6.argtypes = [ctypes.c_long] * 6
 
 
 def pidfd_open(pid: int) -> int:
@@ -36,14 +41,7 @@ def process_madvise(pidfd: int, iovecs: np.ndarray, advice: int = MADV_COLD) -> 
     if len(iovecs) > IOV_MAX:
         raise ValueError(f"at most {IOV_MAX} iovecs per call")
     iovecs = np.ascontiguousarray(iovecs)
-    ret = _syscall(
-        SYS_PROCESS_MADVISE,
-        ctypes.c_int(pidfd),
-        ctypes.c_void_p(iovecs.ctypes.data),
-        ctypes.c_size_t(len(iovecs)),
-        ctypes.c_int(advice),
-        ctypes.c_uint(0),
-    )
+    ret = _syscall6(SYS_PROCESS_MADVISE, pidfd, iovecs.ctypes.data, len(iovecs), advice, 0)
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"process_madvise: {os.strerror(err)}")

@@ -15,7 +15,7 @@ addresses in; when the regions changed in between (aggregation, update) it
 draws and clears afresh.  A page whose bit could not be cleared (shared with
 another process) is not counted on the next check: its bit is no evidence.
 
-A process that execs gets a new address space; every aggregation the
+A process that execs gets a new address space; every update interval the
 target's current `mm_struct` is compared with the one sampled, and on a
 change the sampler and the regions start over.  A process that exits makes
 its target invalid; monitoring ends when no target is valid.
@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import numpy as np
 
 from damo.core.clock import MonotonicClock
-from damo.core.target import ADDR_DTYPE, Target
-from damo.errors import TargetError, UsageError
+from damo.core.target import Target
+from damo.errors import PlatformError, TargetError, UsageError
 from damo.ops.common import (
     AddrRange,
     VaddrOperations,
-    draw_sampling_addrs,
+    apply_three_regions,
     init_regions,
     three_regions,
 )
@@ -50,8 +50,6 @@ if TYPE_CHECKING:
     from damo.sampler import PageSampler
     from damo.sampler.walker import Walker
 
-PAGE_ACCESSED = np.uint64(1 << 5)
-PAGE_SHIFT = 12
 # Not a VMA: the legacy vsyscall page sits far above user space and would
 # otherwise make the gap below it the biggest one.
 NOT_VMAS = ("[vsyscall]",)
@@ -61,11 +59,15 @@ EXEC_WAIT_S = 2.0
 TERM_WAIT_S = 5.0
 
 
-def in_sorted(keys: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
-    """Which of `keys` are in the sorted, non-empty `sorted_values` (np.isin: ten times slower)."""
-    pos = np.searchsorted(sorted_values, keys)
-    np.minimum(pos, len(sorted_values) - 1, out=pos)
-    return sorted_values[pos] == keys
+def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Which regions [start, end) overlap any of `ranges` ((N, 2), sorted, disjoint)."""
+    if not len(ranges):
+        return np.zeros(len(start), dtype=bool)
+    # The first range ending after each region's start must begin before its end.
+    i = np.searchsorted(ranges[:, 1], start, side="right")
+    hit = i < len(ranges)
+    hit[hit] = ranges[i[hit], 0] < end[hit]
+    return hit
 
 
 class Process:
@@ -77,16 +79,17 @@ class Process:
         self.valid = True
         self.sampler = self._open()
         self.mm = self.sampler.mm()
-        # per sampling address of the current sample: bit not cleared, no evidence
-        # (None: every bit was cleared)
-        self.uncleared: np.ndarray | None = None
-        # the next sample, drawn and cleared by the last check
-        self.next_addr: np.ndarray | None = None
-        self.next_uncleared: np.ndarray | None = None
-        self.next_for: tuple[np.ndarray, np.ndarray] | None = None
-        # page numbers (addr >> 12) found uncleared, sorted, forgotten when the maps change
-        self.shared = np.zeros(0, dtype=ADDR_DTYPE)
+        # The target's slice of the region arrays: its first index, and the
+        # views (start, end, sampling_addr, nr_accesses) the target was given.
+        self.base = 0
+        self.views: tuple[np.ndarray, ...] = ()
+        # The last check drew the next sample and cleared it.
+        self.ahead = False
         self.maps: list[Mapping] | None = None
+        self.maps_text = ""  # as read, to tell a change without parsing
+        # (start, end) of its MAP_SHARED mappings: pages there may be mapped by
+        # other processes too, and keep their Accessed bit through MADV_COLD.
+        self.shared_ranges = np.zeros((0, 2), dtype=np.int64)
         # (time_ns, maps) of every change not yet taken by the recorder
         self.maps_log: list[tuple[int, list[Mapping]]] = []
 
@@ -112,7 +115,7 @@ class Process:
         self.sampler.close()
         self.sampler = self._open()
         self.mm = self.sampler.mm()
-        self.next_for = None
+        self.ahead = False
 
     def close(self) -> None:
         self.sampler.close()
@@ -130,6 +133,13 @@ class VaddrBpfOperations(VaddrOperations):
         self.command = command
         self.child: subprocess.Popen | None = None
         self.procs: dict[int, Process] = {}
+        from damo.sampler.colocate import CpuFollower
+
+        self.cpu = CpuFollower()
+        # `damo record --colocate`: sample from the CPU of the target's main
+        # thread while there is one target (damo.sampler.colocate says why).
+        self.colocate_requested = False
+        self.colocate = False
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -141,6 +151,7 @@ class VaddrBpfOperations(VaddrOperations):
             self._start_command(ctx)
         for t in ctx.targets:
             self._refresh_maps(ctx, t)
+        self._check_colocation()
         super().init(ctx)
 
     def _start_command(self, ctx: Context) -> None:
@@ -170,6 +181,7 @@ class VaddrBpfOperations(VaddrOperations):
             self.procs.pop(pid, None)
 
     def cleanup(self, ctx: Context) -> None:
+        self.cpu.release()
         for p in self.procs.values():
             p.close()
         if self.child is not None and self.child.poll() is None:
@@ -198,29 +210,56 @@ class VaddrBpfOperations(VaddrOperations):
             return None
         return [(m.start, m.end) for m in p.maps if m.path not in NOT_VMAS]
 
-    def _refresh_maps(self, ctx: Context, t: Target) -> None:
-        """Read the target's maps; log them when they changed."""
-        from damo.linux.maps import read_maps
+    def _refresh_maps(self, ctx: Context, t: Target) -> bool:
+        """Read the target's maps; log them when they changed; whether they did."""
+        from damo.linux.maps import parse_maps, read_maps_text
 
         p = self.procs.get(t.id)
         if p is None or not p.valid:
-            return
+            return False
         try:
-            maps = read_maps(p.pid)
+            text = read_maps_text(p.pid)
         except TargetError:
             p.valid = False
-            return
-        if maps != p.maps:
-            p.maps = maps
-            # A shared page may have been unmapped or copied on write since: try it again.
-            p.shared = p.shared[:0]
-            p.maps_log.append((ctx.clock.now_ns(), maps))
+            return False
+        if p.maps is not None and text == p.maps_text:
+            return False
+        p.maps, p.maps_text = parse_maps(text), text
+        p.shared_ranges = np.array([(m.start, m.end) for m in p.maps if m.perms[3:4] == "s"],
+                                   dtype=np.int64).reshape(-1, 2)
+        # A shared page may have been unmapped or copied on write since: try it again.
+        p.sampler.forget_shared()
+        p.maps_log.append((ctx.clock.now_ns(), p.maps))
+        return True
 
     def update(self, ctx: Context) -> None:
         for t in ctx.targets:
-            self._refresh_maps(ctx, t)
-            self._invalidate_next(t)
-        super().update(ctx)
+            self._check_exec(ctx, t)
+            self._drain(t)
+            # Same maps, same three regions: fitting the regions to them changes nothing.
+            if self._refresh_maps(ctx, t):
+                ranges = self._three_regions(ctx, t)
+                if ranges is not None:
+                    apply_three_regions(t, ranges, ctx.min_region)
+        self._check_colocation()
+
+    def _drain(self, t: Target) -> None:
+        """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.
+
+        MADV_COLD itself drains its own CPU's batch; the others hold at most a
+        few pages each, so once per update interval is plenty.
+        """
+        p = self.procs.get(t.id)
+        if p is not None and p.valid:
+            try:
+                p.sampler.drain()
+            except TargetError:
+                p.valid = False
+
+    def _check_colocation(self) -> None:
+        self.colocate = self.colocate_requested and sum(p.valid for p in self.procs.values()) == 1
+        if not self.colocate:
+            self.cpu.release()
 
     def take_maps(self) -> list[tuple[int, int, list[Mapping]]]:
         """(target id, time_ns, maps) of each mappings change since the last call."""
@@ -229,20 +268,6 @@ class VaddrBpfOperations(VaddrOperations):
             out.extend((pid, ns, maps) for ns, maps in p.maps_log)
             p.maps_log.clear()
         return out
-
-    def reset_aggregated(self, ctx: Context) -> None:
-        # Merge and split just changed the regions: the drawn next sample is stale.
-        for t in ctx.targets:
-            self._invalidate_next(t)
-            self._check_exec(ctx, t)
-            p = self.procs.get(t.id)
-            if p is not None and p.valid:
-                # Pages faulted in moments ago sit in per-CPU LRU batches, where
-                # MADV_COLD cannot clear them: flush those once per aggregation.
-                try:
-                    p.sampler.drain()
-                except TargetError:
-                    p.valid = False
 
     def _check_exec(self, ctx: Context, t: Target) -> None:
         """Start over on a new address space when the process has exec'ed."""
@@ -267,122 +292,98 @@ class VaddrBpfOperations(VaddrOperations):
         if ranges is not None:
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
-    def _invalidate_next(self, t: Target) -> None:
-        p = self.procs.get(t.id)
-        if p is not None:
-            p.next_for = None
-
     # sampling
 
-    def _stage(self, p: Process, addrs: np.ndarray, young: np.ndarray,
-               shifts: np.ndarray) -> np.ndarray | None:
-        """Clear the young ones of `addrs` (leaf `shifts` from the walk); which could not be.
-
-        None when every page is old now: the common case, which then costs the
-        caller nothing.  `shifts` may be a view of the walk's buffer: it is
-        read before clearing walks again.
-        """
-        idx = np.flatnonzero(young)
-        if not len(idx):
-            return None
-        uncleared = None
-        if len(p.shared):
-            # Pages found shared before stay young: skip the advice that would fail again.
-            known = in_sorted(addrs[idx] >> PAGE_SHIFT, p.shared)
-            if known.any():
-                uncleared = np.zeros(len(addrs), dtype=bool)
-                uncleared[idx[known]] = True
-                idx = idx[~known]
-                if not len(idx):
-                    return uncleared
-        sizes = np.left_shift(np.uint64(1), shifts[idx])
-        # No drain per step (it costs ~0.1 ms): reset_aggregated drains instead.
-        still = p.sampler.clear_young(addrs[idx], sizes, drain=False)
-        if still.any():
-            if uncleared is None:
-                uncleared = np.zeros(len(addrs), dtype=bool)
-            uncleared[idx] = still
-            # New ones only (known ones were not advised): no np.union1d's unique pass.
-            p.shared = np.sort(np.concatenate((p.shared, addrs[idx[still]] >> PAGE_SHIFT)))
-        return uncleared
-
-    def mkold(self, target: Target) -> None:
-        p = self.procs[target.id]
-        st = p.sampler.walk(target.sampling_addr)
-        p.uncleared = self._stage(p, target.sampling_addr, st.young, st.shifts)
-
-    def young(self, target: Target) -> np.ndarray:
-        p = self.procs[target.id]
-        young = p.sampler.walk(target.sampling_addr).young
-        return young if p.uncleared is None else young & ~p.uncleared
-
-    def prepare_access_checks(self, ctx: Context) -> None:
-        from damo.sampler import TargetGone
-
+    def _laid_out(self, ctx: Context) -> bool:
+        """Whether every sampled target's arrays are still the region arrays' views."""
         for t in ctx.targets:
             p = self.procs.get(t.id)
             if p is None or not p.valid or not t.nr_regions:
                 continue
-            if p.next_for is not None and p.next_for[0] is t.start and p.next_for[1] is t.end \
-                    and len(p.next_addr) == t.nr_regions:
-                t.sampling_addr = p.next_addr
-                p.uncleared = p.next_uncleared
-                p.next_for = None
+            if len(p.views) != 4 or not (p.views[0] is t.start and p.views[1] is t.end and
+                                         p.views[2] is t.sampling_addr and
+                                         p.views[3] is t.nr_accesses):
+                return False
+        return True
+
+    def _lay_out(self, ctx: Context) -> None:
+        """Give each target a slice of the sample program's region arrays.
+
+        The target's arrays become views of its slice: the program counts
+        into `nr_accesses` and draws into `sampling_addr` in place, and an
+        edit of the regions in place reaches it too.  New arrays (merge,
+        split, update) are laid out again before the next sample.
+        """
+        live = [(t, self.procs[t.id]) for t in ctx.targets
+                if self.procs.get(t.id) is not None and self.procs[t.id].valid and t.nr_regions]
+        # Copies first: a slice may move over another target's old one.
+        columns = [(t, p, np.array(t.start), np.array(t.end), np.array(t.nr_accesses))
+                   for t, p in live]
+        if sum(t.nr_regions for t, _ in live) > len(self.walker.regions.start):
+            raise PlatformError(f"more than {len(self.walker.regions.start)} regions to sample")
+        from damo.sampler.walker import REGION_MAY_SHARE
+
+        arrays, base = self.walker.regions, 0
+        for t, p, start, end, nr_accesses in columns:
+            n = len(start)
+            views = tuple(a[base:base + n] for a in (arrays.start, arrays.end,
+                                                     arrays.sampling_addr, arrays.nr_accesses))
+            views[0][:] = start
+            views[1][:] = end
+            views[3][:] = nr_accesses
+            arrays.flags[base:base + n] = np.where(
+                overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+            t.start, t.end, t.sampling_addr, t.nr_accesses = views
+            p.views, p.base, p.ahead = views, base, False
+            base += n
+
+    def _sample(self, p: Process, mode: int, n: int) -> int:
+        """One sample-program pass over the process's regions, then the clearing it staged."""
+        from damo.sampler import TargetGone
+
+        try:
+            staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base, n)
+            if self.colocate:
+                self.cpu.follow(self.walker.owner_cpu)
+            if staged:
+                p.sampler.clear_staged(staged, staged_bytes)
+        except TargetGone:
+            p.valid = False
+            return 0
+        return max_nr_accesses
+
+    def prepare_access_checks(self, ctx: Context) -> None:
+        from damo.sampler.walker import SAMPLE_AHEAD
+
+        if not self._laid_out(ctx):
+            self._lay_out(ctx)
+        for t in ctx.targets:
+            p = self.procs.get(t.id)
+            if p is None or not p.valid or not t.nr_regions:
                 continue
-            t.sampling_addr = draw_sampling_addrs(ctx.rng, t.start, t.end)
-            try:
-                self.mkold(t)
-            except TargetGone:
-                p.valid = False
+            if p.ahead:  # drawn and cleared by the last check
+                p.ahead = False
+                continue
+            self._sample(p, SAMPLE_AHEAD, t.nr_regions)
 
     def check_accesses(self, ctx: Context) -> int:
-        """Count the last sample and prepare the next one, in one BPF run per target.
+        """Count the last sample and prepare the next one, in one BPF pass per target.
 
         Unless merge/split or an update follows (`ctx.regions_change_next`): then
         the next sample is drawn by `prepare_access_checks` on the new regions.
         """
-        from damo.sampler import TargetGone
+        from damo.sampler.walker import SAMPLE_AHEAD, SAMPLE_CHECK
 
+        ahead = not ctx.regions_change_next
+        mode = SAMPLE_CHECK | SAMPLE_AHEAD if ahead else SAMPLE_CHECK
         max_nr_accesses = 0
         for t in ctx.targets:
             p = self.procs.get(t.id)
-            n = t.nr_regions
-            if p is None or not p.valid or not n:
+            if p is None or not p.valid or not t.nr_regions:
                 continue
-            # No sample ahead when the regions change right after this check.
-            ahead = not ctx.regions_change_next
-            nxt = draw_sampling_addrs(ctx.rng, t.start, t.end) if ahead else t.sampling_addr[:0]
-            try:
-                young, shifts = self._walk_two(p, t.sampling_addr, nxt)
-                counted = young[:n]
-                if p.uncleared is not None:
-                    counted &= ~p.uncleared
-                t.nr_accesses += counted
-                if ahead:
-                    p.next_uncleared = self._stage(p, nxt, young[n:], shifts[n:])
-            except TargetGone:
-                p.valid = False
-                continue
-            if ahead:
-                p.next_addr = nxt
-                p.next_for = (t.start, t.end)
-            max_nr_accesses = max(max_nr_accesses, int(t.nr_accesses.max()))
+            max_nr_accesses = max(max_nr_accesses, self._sample(p, mode, t.nr_regions))
+            p.ahead = ahead
         return max_nr_accesses
-
-    @staticmethod
-    def _walk_two(p: Process, prev: np.ndarray, nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Young bits and page shifts of `prev` then `nxt`, walked in one BPF run.
-
-        The shifts may be a view of the walk's buffer, valid until the next walk.
-        """
-        n, total, buf = len(prev), len(prev) + len(nxt), p.sampler.addr_buffer
-        if total > len(buf):
-            st = p.sampler.walk(np.concatenate((prev, nxt)))
-            return st.young, st.shifts
-        buf[:n] = prev
-        buf[n:total] = nxt
-        leaves, shifts = p.sampler.walk_buffer(total)
-        return (leaves & PAGE_ACCESSED).astype(bool), shifts
 
     # for the live status
 

@@ -10,6 +10,7 @@ process and flushes their TLB entries. See docs/sampler.md for the caveats.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import select
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from damo.errors import PlatformError, TargetError
-from damo.linux import syscalls
+from damo.linux import bpf_syscall, syscalls
 from damo.sampler.walker import ST_NO_MM, Walker, WalkError, walker
 
 PAGE_SIZE = 4096
@@ -27,6 +28,9 @@ PAGE_PRESENT = np.uint64(1)
 PM_PRESENT = 1 << 63
 PM_MMAP_EXCLUSIVE = 1 << 56
 PFN_MASK = 0x000FFFFFFFFFF000
+
+# Generations of known-shared pages, unique across samplers (they share one map).
+_shared_generations = itertools.count(1)
 
 
 class TargetGone(TargetError):
@@ -89,6 +93,7 @@ class PageSampler:
         self._exit_poll = select.poll()
         self._exit_poll.register(self._pidfd, select.POLLIN)
         self._mem_fd = self._pagemap_fd = -1
+        self._shared_gen = next(_shared_generations)
         # The iovec array of clear_young, allocated once (struct iovec[IOV_MAX]).
         self._iovecs = np.empty((syscalls.IOV_MAX, 2), dtype=np.uint64)
         try:
@@ -175,6 +180,64 @@ class PageSampler:
             raise TargetGone(f"process {self.pid} exited")
         return leaves, shifts
 
+    def sample(self, mode: int, base: int, n: int) -> tuple[int, int, int]:
+        """Run the sample program (walker.SAMPLE_CHECK / SAMPLE_AHEAD bits) on this process.
+
+        Covers the regions [base, base + n) of the walker's region arrays.
+        Returns (iovecs staged, their bytes: for `clear_staged`; highest
+        nr_accesses of the check). Raises TargetGone when the process has exited.
+        """
+        try:
+            staged = self._walker.sample(self._mem_fd, mode, base, n, self._shared_gen)
+        except WalkError:
+            if not self.alive():
+                raise TargetGone(f"process {self.pid} exited") from None
+            raise
+        if not self.alive():
+            raise TargetGone(f"process {self.pid} exited")
+        return staged
+
+    def clear_staged(self, staged: int, staged_bytes: int) -> None:
+        """Clear the young pages the last `sample` staged; mark those that stay young.
+
+        A page whose bit could not be cleared (shared, or where MADV_COLD is
+        refused) is marked uncleared in the region arrays, so the next check
+        does not count it, and a shared one is remembered: later samples
+        landing on it skip the advice. One still young but mapped by this
+        process alone was touched again since (or is too fresh to be on the
+        LRU lists yet, which `drain()` now and then takes care of): it counts
+        as cleared.
+        """
+        w = self._walker
+        regions = w.regions
+        owners = regions.iov_region[:staged]
+        failed = self._advise(w.iovecs[:staged], staged_bytes)
+        if failed is not None:
+            regions.uncleared[owners[failed]] = 1
+            owners = owners[~failed]
+        still = w.verify(self._mem_fd)
+        if still <= staged - len(owners):
+            return
+        for r in owners:
+            if not regions.uncleared[r]:
+                continue
+            addr = int(regions.sampling_addr[r])
+            if self._exclusive(addr):
+                regions.uncleared[r] = 0
+            else:
+                self._remember_shared(addr)
+
+    def _remember_shared(self, addr: int) -> None:
+        key = (addr >> 12).to_bytes(8, "little") + self._shared_gen.to_bytes(8, "little")
+        try:
+            bpf_syscall.map_update(self._walker.shared_fd, key, bytes(8))
+        except PlatformError:
+            pass  # only saves advising it again
+
+    def forget_shared(self) -> None:
+        """The mappings changed: pages found shared may have been unmapped or copied since."""
+        self._shared_gen = next(_shared_generations)
+
     def clear_young(self, addrs: np.ndarray, leaf_sizes: np.ndarray,
                     drain: bool = True) -> np.ndarray:
         """Clear the Accessed bits of the pages at `addrs`; which could not be cleared.
@@ -208,13 +271,17 @@ class PageSampler:
         np.bitwise_and(addrs, np.negative(sizes), out=iovecs[:, 0])
         iovecs[:, 1] = sizes
         failed = self._advise(iovecs)
+        if failed is None:
+            failed = np.zeros(len(addrs), dtype=bool)
         still = self._young_now(addrs)
         if drain and still.any():
             # Pages faulted in moments ago wait in per-CPU LRU batches, which
             # MADV_COLD skips: drain them and try those pages once more.
             again = np.flatnonzero(still)
             self._drain()
-            failed[again] |= self._advise(iovecs[again])
+            failed_again = self._advise(iovecs[again])
+            if failed_again is not None:
+                failed[again] |= failed_again
             still[again] = self.walk(addrs[again]).young
         if still.any():
             # Still young: shared (could not clear), or touched again since (could).
@@ -232,8 +299,17 @@ class PageSampler:
         leaves, _ = self.walk_buffer(len(addrs))
         return (leaves & PAGE_ACCESSED) != 0
 
-    def _advise(self, iovecs: np.ndarray) -> np.ndarray:
-        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
+    def _advise(self, iovecs: np.ndarray, total: int | None = None) -> np.ndarray | None:
+        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range.
+
+        None when every range was advised (`total`: their bytes, if known).
+        """
+        if total is not None and len(iovecs) <= syscalls.IOV_MAX:
+            try:
+                if syscalls.process_madvise(self._pidfd, iovecs) == total:
+                    return None
+            except OSError:
+                pass  # the loop below tells which range, and why
         failed = np.zeros(len(iovecs), dtype=bool)
         lo = 0
         while lo < len(iovecs):
@@ -256,10 +332,14 @@ class PageSampler:
             bad = int(np.searchsorted(np.cumsum(batch[:, 1]), done, side="right"))
             failed[lo + bad] = True
             lo += bad + 1
-        return failed
+        return failed if failed.any() else None
 
     def drain(self) -> None:
-        """Flush the per-CPU LRU batches, so that pages faulted in moments ago can be cleared."""
+        """Flush the per-CPU LRU batches, so that pages faulted in moments ago can be cleared.
+
+        It costs most of a millisecond here (every CPU is interrupted): the
+        sampling loop calls it once per update interval.
+        """
         self._drain()
 
     def _drain(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,10 +26,21 @@ SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "page_walk.bpf.c"
 # 256 -> 150 ms, 1024 -> rejected as too complex.
 MAX_BATCH = 4096
 WALK_CHUNK = 64
+# Regions of all targets together that the sample program holds, and regions
+# per invocation of it (two walks each, so half the walk's chunk).
+MAX_REGIONS = 1 << 16
+SAMPLE_CHUNK = 32
 
 # Slots of the config array (see the C source).
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
+CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
+CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY = 16, 17, 18
+# region_flags bits
+REGION_MAY_SHARE = 1
+NR_CFG = 32
+# What one run of the sample program does (see the C source).
+SAMPLE_CHECK, SAMPLE_AHEAD, SAMPLE_VERIFY = 1, 2, 4
 ST_OK, ST_NO_FILE, ST_NO_MM, ST_NO_PGD, ST_FAULT = 0, 1, 2, 3, 4
 
 PHYS_MASK = 0x000FFFFFFFFFF000
@@ -43,6 +55,40 @@ OFFSETS = {
     "OFF_FILE_PRIVATE_DATA": ("file", "private_data"),
     "OFF_MM_PGD": ("mm_struct", "pgd"),
 }
+
+
+def optional_offsets(b: btf.Btf) -> dict[str, int]:
+    """Offsets of members some kernels lack (-1 then): the CPU of the task owning an mm.
+
+    `mm_struct.owner` exists with memory cgroups; `thread_info.cpu` sits in the
+    task_struct on x86-64 since 5.16 (before that, `task_struct.cpu`).
+    """
+    out = {"OFF_MM_OWNER": -1, "OFF_TASK_CPU": -1}
+    try:
+        out["OFF_MM_OWNER"] = b.offsetof("mm_struct", "owner")
+    except PlatformError:
+        pass
+    for member in ("thread_info.cpu", "cpu"):
+        try:
+            out["OFF_TASK_CPU"] = b.offsetof("task_struct", member)
+            break
+        except PlatformError:
+            pass
+    if out["OFF_TASK_CPU"] < 0:
+        out["OFF_MM_OWNER"] = -1
+    return out
+
+
+class RegionArrays(NamedTuple):
+    """numpy views of the sample program's per-region arrays (MAX_REGIONS each)."""
+
+    start: np.ndarray
+    end: np.ndarray
+    sampling_addr: np.ndarray
+    nr_accesses: np.ndarray
+    uncleared: np.ndarray  # nonzero: the sampled page's bit could not be cleared
+    flags: np.ndarray  # REGION_* bits, set by the caller
+    iov_region: np.ndarray  # the region of each staged iovec
 
 
 class WalkError(Exception):
@@ -60,21 +106,36 @@ class Walker:
         t0 = time.perf_counter()
         b = btf.vmlinux()
         cflags = [f"-D{macro}={b.offsetof(*where)}" for macro, where in OFFSETS.items()]
-        cflags += [f"-DMAX_BATCH={MAX_BATCH}", f"-DWALK_CHUNK={WALK_CHUNK}"]
+        cflags += [f"-D{macro}={offset}" for macro, offset in optional_offsets(b).items()]
+        cflags += [f"-DMAX_BATCH={MAX_BATCH}", f"-DWALK_CHUNK={WALK_CHUNK}",
+                   f"-DMAX_REGIONS={MAX_REGIONS}", f"-DSAMPLE_CHUNK={SAMPLE_CHUNK}"]
         compiled, self.from_cache = program.compile_cached(SOURCE.read_text(), cflags, use_cache)
         t1 = time.perf_counter()
         self._loaded = program.load(compiled)
         t2 = time.perf_counter()
         views = self._loaded.map_views
-        self._config = np.frombuffer(views["config"], dtype=np.uint64, count=16)
+        # A memoryview of u64, not numpy: its items read and write as plain ints,
+        # several times faster, and the sampling step touches a dozen per run.
+        self._config = memoryview(views["config"]).cast("Q")[:NR_CFG]
         self._addrs = np.frombuffer(views["addrs"], dtype=np.uint64, count=MAX_BATCH)
         self._leaves = np.frombuffer(views["leaves"], dtype=np.uint64, count=MAX_BATCH)
         self._shifts = np.frombuffer(views["shifts"], dtype=np.uint64, count=MAX_BATCH)
         self._peekbuf = views["peekbuf"]
-        bpf_syscall.map_update_u32(
-            self._loaded.map_fds["walk_chain"], 0, self._loaded.prog_fds["walk"]
-        )
+        # The sample program's region arrays: int64, the dtype of the targets' arrays.
+        self.regions = RegionArrays(*(
+            np.frombuffer(views[name], dtype=np.int64, count=MAX_REGIONS)
+            for name in ("region_start", "region_end", "sampling_addr", "nr_accesses",
+                         "uncleared", "region_flags", "iov_region")
+        ))
+        self.iovecs = np.frombuffer(views["iovecs"], dtype=np.uint64,
+                                    count=2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)
+        self.shared_fd = self._loaded.map_fds["shared"]
+        for chain, prog in (("walk_chain", "walk"), ("sample_chain", "sample")):
+            bpf_syscall.map_update_u32(
+                self._loaded.map_fds[chain], 0, self._loaded.prog_fds[prog]
+            )
         self._run_walk = bpf_syscall.TestRun(self._loaded.prog_fds["walk"])
+        self._run_sample = bpf_syscall.TestRun(self._loaded.prog_fds["sample"])
         self._run_peek = bpf_syscall.TestRun(self._loaded.prog_fds["peek"])
         self.page_offset = direct_map.discover(self.peek, [self.current_task()])
         self._config[CFG_PAGE_OFFSET] = self.page_offset
@@ -85,6 +146,7 @@ class Walker:
         self.startup = {"compile": t1 - t0, "load": t2 - t1, "discover": t3 - t2}
 
     def close(self) -> None:
+        self._config.release()  # the mapping cannot close while a view is exported
         self._loaded.close()
 
     def set_levels(self, levels: int) -> None:
@@ -126,9 +188,62 @@ class Walker:
             cfg[CFG_STATUS] = ST_NO_FILE
             self._run_walk()
             if cfg[CFG_STATUS] != ST_OK:
-                raise WalkError(int(cfg[CFG_STATUS]))
+                raise WalkError(cfg[CFG_STATUS])
             if cfg[CFG_NEXT] >= n:
                 return self._leaves[:n], self._shifts[:n]
+
+    def sample(self, mem_fd: int, mode: int, base: int, n: int,
+               gen: int) -> tuple[int, int, int]:
+        """One sample-program pass (SAMPLE_CHECK / SAMPLE_AHEAD) over regions [base, base + n).
+
+        `gen`: the target's generation of known-shared pages. Returns the
+        iovecs it staged, their bytes, and the highest count the check saw.
+        Raises WalkError as walk().
+        """
+        cfg = self._config
+        cfg[CFG_MODE] = mode
+        cfg[CFG_BASE] = base
+        cfg[CFG_NR] = n
+        cfg[CFG_NR_IOV] = 0
+        cfg[CFG_IOV_BYTES] = 0
+        cfg[CFG_NR_VERIFY] = 0
+        cfg[CFG_MAX] = 0
+        cfg[CFG_SHARED_GEN] = gen
+        self._run_sample_passes(mem_fd, n)
+        return cfg[CFG_NR_IOV], cfg[CFG_IOV_BYTES], cfg[CFG_MAX]
+
+    @property
+    def owner_cpu(self) -> int | None:
+        """The CPU the last sample()'s target (its mm's owner task) last ran on, if known."""
+        cpu = self._config[CFG_OWNER_CPU]
+        return None if cpu == 0xFFFFFFFF else cpu
+
+    def verify(self, mem_fd: int) -> int:
+        """Walk again the pages of the last sample()'s iovecs that may have kept their bit.
+
+        Returns how many are still young; those are marked in `regions.uncleared`.
+        Costs nothing when every staged page was a writable entry of a
+        private mapping (mapped by this process alone).
+        """
+        cfg = self._config
+        if not cfg[CFG_NR_VERIFY]:
+            return 0
+        cfg[CFG_MODE] = SAMPLE_VERIFY
+        cfg[CFG_NR_STILL] = 0
+        self._run_sample_passes(mem_fd, cfg[CFG_NR_IOV])
+        return cfg[CFG_NR_STILL]
+
+    def _run_sample_passes(self, mem_fd: int, n: int) -> None:
+        cfg = self._config
+        cfg[CFG_MEM_FD] = mem_fd
+        cfg[CFG_NEXT] = 0
+        while True:  # each run covers up to 34 chunks (the tail-call limit)
+            cfg[CFG_STATUS] = ST_NO_FILE
+            self._run_sample()
+            if cfg[CFG_STATUS] != ST_OK:
+                raise WalkError(cfg[CFG_STATUS])
+            if cfg[CFG_NEXT] >= n:
+                return
 
     def walk(self, mem_fd: int, addrs: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
         """Leaf entries and page shifts (0 = not present) for `addrs`, and the mm walked.
