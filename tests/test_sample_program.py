@@ -201,3 +201,17 @@ def test_regions_overlapping_a_shared_mapping():
     end = np.array([50, 101, 160, 300, 301, 500, 900], dtype=np.int64)
     assert overlaps(start, end, ranges).tolist() == [False, True, True, False, True, True, False]
     assert not overlaps(start, end, ranges[:0]).any()
+
+
+def test_more_young_pages_than_one_call_takes(sampler_for):  # noqa: F811
+    from damo.linux.syscalls import IOV_MAX
+
+    child, s = sampler_for(3000)  # 1500 pages written
+    s.drain()
+    r = one_region_per_page(child, range(0, 3000, 2))
+    child.cmd("touch " + " ".join(str(i) for i in range(0, 3000, 2)))
+    staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1500)
+    assert staged == 1500 > IOV_MAX
+    s.clear_staged(staged, nbytes)
+    assert not r.uncleared[:1500].any()
+    assert not s.walk(r.sampling_addr[:1500].astype(np.uint64)).young.any()

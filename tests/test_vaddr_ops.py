@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import run_damo
 from proc_targets import shell_command, start
 
 from damo.core.attrs import Attrs
@@ -153,9 +154,11 @@ def test_check_command(tmp_path):
 
 
 def test_colocate_is_for_vaddr_only(tmp_path):
-    with pytest.raises(UsageError, match="--colocate goes with the vaddr operations"):
-        Recording.prepare(["examples/workloads/zigzag.toml"], "sim", Attrs(),
-                          str(tmp_path / "o"), colocate=True)
+    p = run_damo("record", "--colocate", "--ops", "sim", "examples/workloads/zigzag.toml",
+                 "-o", str(tmp_path / "o"))
+    assert p.returncode == 2
+    assert p.stderr.decode().strip() == \
+        "damo: error: --colocate goes with the vaddr operations, not sim"
     assert not (tmp_path / "o").exists()
 
 

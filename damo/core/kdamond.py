@@ -43,9 +43,13 @@ def _call(ctx: Context, callback: Callback | None) -> None:
 def _need_stop(ctx: Context) -> bool:
     if ctx.stop_requested:
         return True
-    if ctx.ops is None:
+    ops = ctx.ops
+    if ops is None:
         return False
-    return not any(ctx.ops.target_valid(t) for t in ctx.targets)
+    for t in ctx.targets:  # a plain loop, not any(genexpr): this runs every sample
+        if ops.target_valid(t):
+            return False
+    return True
 
 
 def _sz_limit(ctx: Context) -> int:

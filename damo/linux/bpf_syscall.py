@@ -120,17 +120,28 @@ def map_create(
 
 def map_update_u32(fd: int, key: int, value: int) -> None:
     """Set a 4-byte key to a 4-byte value (e.g. a program fd in a program array)."""
-    map_update(fd, key.to_bytes(4, "little"), value.to_bytes(4, "little"))
-
-
-def map_update(fd: int, key: bytes, value: bytes) -> None:
-    """Set `key` to `value`, both as the map's raw bytes."""
-    k, v = ctypes.create_string_buffer(key), ctypes.create_string_buffer(value)
+    k, v = ctypes.c_uint32(key), ctypes.c_uint32(value)
     attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(k), value=ctypes.addressof(v))
     try:
         _bpf(BPF_MAP_UPDATE_ELEM, attr)
     except OSError as e:
         raise PlatformError(f"cannot update BPF map: {e.strerror}") from None
+
+
+class MapUpdate:
+    """BPF_MAP_UPDATE_ELEM of one map with fixed key and value sizes, its buffers built once."""
+
+    def __init__(self, fd: int, key_size: int, value_size: int):
+        self._key = ctypes.create_string_buffer(key_size)
+        self._value = ctypes.create_string_buffer(value_size)
+        self._attr = MapElemAttr(map_fd=fd, key=ctypes.addressof(self._key),
+                                 value=ctypes.addressof(self._value))
+        self._ref, self._size = ctypes.byref(self._attr), ctypes.sizeof(self._attr)
+
+    def __call__(self, key: bytes, value: bytes) -> bool:
+        """Set `key` to `value`; False when the kernel refused (e.g. a full map)."""
+        self._key.raw, self._value.raw = key, value
+        return _syscall(SYS_BPF, BPF_MAP_UPDATE_ELEM, self._ref, self._size) == 0
 
 
 def map_mmap(fd: int, value_size: int, max_entries: int) -> mmap.mmap:

@@ -19,7 +19,7 @@ from functools import cached_property
 import numpy as np
 
 from damo.errors import PlatformError, TargetError
-from damo.linux import bpf_syscall, syscalls
+from damo.linux import syscalls
 from damo.sampler.walker import ST_NO_MM, Walker, WalkError, walker
 
 PAGE_SIZE = 4096
@@ -209,9 +209,17 @@ class PageSampler:
         as cleared.
         """
         w = self._walker
+        # One call, straight from the program's iovec array; when the kernel
+        # stops short, _advise() tells which ranges it refused (advising a
+        # cleared page again costs nothing: it is old).
+        try:
+            done = staged <= syscalls.IOV_MAX and \
+                syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged) == staged_bytes
+        except OSError:
+            done = False
+        failed = None if done else self._advise(w.iovecs[:staged])
         regions = w.regions
         owners = regions.iov_region[:staged]
-        failed = self._advise(w.iovecs[:staged], staged_bytes)
         if failed is not None:
             regions.uncleared[owners[failed]] = 1
             owners = owners[~failed]
@@ -228,11 +236,9 @@ class PageSampler:
                 self._remember_shared(addr)
 
     def _remember_shared(self, addr: int) -> None:
-        key = (addr >> 12).to_bytes(8, "little") + self._shared_gen.to_bytes(8, "little")
-        try:
-            bpf_syscall.map_update(self._walker.shared_fd, key, bytes(8))
-        except PlatformError:
-            pass  # only saves advising it again
+        # A refusal only costs advising the page again.
+        self._walker.remember_shared(
+            (addr >> 12).to_bytes(8, "little") + self._shared_gen.to_bytes(8, "little"), bytes(8))
 
     def forget_shared(self) -> None:
         """The mappings changed: pages found shared may have been unmapped or copied since."""
@@ -299,17 +305,11 @@ class PageSampler:
         leaves, _ = self.walk_buffer(len(addrs))
         return (leaves & PAGE_ACCESSED) != 0
 
-    def _advise(self, iovecs: np.ndarray, total: int | None = None) -> np.ndarray | None:
+    def _advise(self, iovecs: np.ndarray) -> np.ndarray | None:
         """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range.
 
-        None when every range was advised (`total`: their bytes, if known).
+        None when every range was advised.
         """
-        if total is not None and len(iovecs) <= syscalls.IOV_MAX:
-            try:
-                if syscalls.process_madvise(self._pidfd, iovecs) == total:
-                    return None
-            except OSError:
-                pass  # the loop below tells which range, and why
         failed = np.zeros(len(iovecs), dtype=bool)
         lo = 0
         while lo < len(iovecs):

@@ -129,7 +129,9 @@ class Walker:
         ))
         self.iovecs = np.frombuffer(views["iovecs"], dtype=np.uint64,
                                     count=2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)
-        self.shared_fd = self._loaded.map_fds["shared"]
+        self.iovecs_addr = self.iovecs.ctypes.data
+        # Known-shared pages: key (page number, generation), value unused.
+        self.remember_shared = bpf_syscall.MapUpdate(self._loaded.map_fds["shared"], 16, 8)
         for chain, prog in (("walk_chain", "walk"), ("sample_chain", "sample")):
             bpf_syscall.map_update_u32(
                 self._loaded.map_fds[chain], 0, self._loaded.prog_fds[prog]
