@@ -3,17 +3,19 @@
 The seed's `damon_va_*` primitives in user space.  Regions come from
 `/proc/PID/maps` (three regions, at start and every update interval); per
 sample each region's random page is checked and made old through
-`damo.sampler.PageSampler`: one BPF walk says present / young / leaf size,
-`process_madvise(MADV_COLD)` clears the Accessed bit of the pages that are
-young (an old page needs no clearing), whole huge-page leaves at once.
+`damo.sampler.PageSampler`: the BPF sample program walks the pages, counts
+and draws, `process_madvise(MADV_COLD)` clears the Accessed bit of the pages
+that are young (an old page needs no clearing), whole huge-page leaves at
+once.  The targets' region arrays are views of that program's arrays, each
+target a slice (`_lay_out`, again whenever merge, split or an update made
+new arrays).
 
 One step, merged: the check of sample k and the preparation of sample k+1
-share one BPF run.  `check_accesses` draws the next sampling addresses as
-well, walks the previous and the next ones together, counts the previous and
-clears the next.  `prepare_access_checks` then only swaps the drawn
-addresses in; when the regions changed in between (aggregation, update) it
-draws and clears afresh.  A page whose bit could not be cleared (shared with
-another process) is not counted on the next check: its bit is no evidence.
+are one pass of the program, which counts the previous pages and draws and
+stages the next.  `prepare_access_checks` then has nothing to do; when the
+regions changed in between (aggregation, update) it draws and clears
+afresh.  A page whose bit could not be cleared (shared with another
+process) is not counted on the next check: its bit is no evidence.
 
 A process that execs gets a new address space; every update interval the
 target's current `mm_struct` is compared with the one sampled, and on a

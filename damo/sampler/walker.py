@@ -114,8 +114,8 @@ class Walker:
         self._loaded = program.load(compiled)
         t2 = time.perf_counter()
         views = self._loaded.map_views
-        # A memoryview of u64, not numpy: its items read and write as plain ints,
-        # several times faster, and the sampling step touches a dozen per run.
+        # A memoryview of u64, not numpy: its items read and write as plain ints
+        # at half the cost, and the sampling step touches a dozen per run.
         self._config = memoryview(views["config"]).cast("Q")[:NR_CFG]
         self._addrs = np.frombuffer(views["addrs"], dtype=np.uint64, count=MAX_BATCH)
         self._leaves = np.frombuffer(views["leaves"], dtype=np.uint64, count=MAX_BATCH)
