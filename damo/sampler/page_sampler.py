@@ -170,15 +170,23 @@ class PageSampler:
         sampler (they share one program). For callers sampling every few
         milliseconds; raises TargetGone as walk() does.
         """
+        return self._while_alive(self._walker.walk_buffer, self._mem_fd, n)
+
+    def _while_alive(self, run, *args):
+        """run(*args), a walker call; TargetGone if the process has exited by its end.
+
+        After an exit the walk reads "not present" everywhere (or finds no
+        mm): an answer about a process that is gone, not about its pages.
+        """
         try:
-            leaves, shifts = self._walker.walk_buffer(self._mem_fd, n)
+            out = run(*args)
         except WalkError:
             if not self.alive():
                 raise TargetGone(f"process {self.pid} exited") from None
             raise
         if not self.alive():
             raise TargetGone(f"process {self.pid} exited")
-        return leaves, shifts
+        return out
 
     def sample(self, mode: int, base: int, n: int) -> tuple[int, int, int]:
         """Run the sample program (walker.SAMPLE_CHECK / SAMPLE_AHEAD bits) on this process.
@@ -187,15 +195,8 @@ class PageSampler:
         Returns (iovecs staged, their bytes: for `clear_staged`; highest
         nr_accesses of the check). Raises TargetGone when the process has exited.
         """
-        try:
-            staged = self._walker.sample(self._mem_fd, mode, base, n, self._shared_gen)
-        except WalkError:
-            if not self.alive():
-                raise TargetGone(f"process {self.pid} exited") from None
-            raise
-        if not self.alive():
-            raise TargetGone(f"process {self.pid} exited")
-        return staged
+        return self._while_alive(self._walker.sample, self._mem_fd, mode, base, n,
+                                 self._shared_gen)
 
     def clear_staged(self, staged: int, staged_bytes: int) -> None:
         """Clear the young pages the last `sample` staged; mark those that stay young.
