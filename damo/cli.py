@@ -11,6 +11,7 @@ import typer
 
 from damo import commands
 from damo.errors import DamoError
+from damo.process_env import limit_threads
 
 GROUP_HELP = {
     "report": "Turn a record file into text or images.",
@@ -49,6 +50,7 @@ def build_app() -> typer.Typer:
 
 
 def main(argv: list[str] | None = None) -> None:
+    limit_threads()  # before anything loads numpy
     app = build_app()
     try:
         # Not standalone: errors come back here, to be printed as one line.

@@ -114,6 +114,33 @@ def test_command_exit_ends_the_record(tmp_path):
     assert meta[-1]["reason"] == "target exit"
 
 
+def test_damo_runs_one_blas_thread_the_command_keeps_its_environment(tmp_path):
+    # damo does no linear algebra: numpy's OpenBLAS gets one thread (an idle
+    # worker thread costs ~1 % of a core); the command it records must not
+    # inherit that.
+    p = damo(f"/bin/sh -c 'env > {tmp_path}/env.txt'", cwd=tmp_path)
+    out, err = finish(p)
+    assert p.returncode == 0, err
+    env = (tmp_path / "env.txt").read_text()
+    assert "OPENBLAS_NUM_THREADS" not in env and "PYTHONPATH=" in env
+    assert "OPENBLAS_NUM_THREADS" not in os.environ
+    # damo's own process: one thread (no BLAS worker) while it records
+    q = damo(shell_command(tmp_path, "sleep", 2), cwd=tmp_path)
+    deadline = time.monotonic() + 10
+    threads = None
+    while time.monotonic() < deadline and q.poll() is None:
+        time.sleep(0.2)
+        try:
+            if "numpy" in Path(f"/proc/{q.pid}/maps").read_text():
+                time.sleep(0.5)
+                threads = len(os.listdir(f"/proc/{q.pid}/task"))
+                break
+        except OSError:
+            break
+    finish(q)
+    assert threads == 1
+
+
 def test_duration_ends_the_command(tmp_path):
     p = damo(shell_command(tmp_path, "sleep", 60), "--duration", "1", cwd=tmp_path)
     out, err = finish(p)

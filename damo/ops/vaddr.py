@@ -158,8 +158,11 @@ class VaddrBpfOperations(VaddrOperations):
 
     def _start_command(self, ctx: Context) -> None:
         """Run the command through /bin/sh and sample it from its exec on."""
+        from damo.process_env import given_env
+
         try:
-            self.child = subprocess.Popen(["/bin/sh", "-c", shell_command(self.command)])
+            self.child = subprocess.Popen(["/bin/sh", "-c", shell_command(self.command)],
+                                          env=given_env())
         except OSError as e:
             raise TargetError(f"cannot start /bin/sh: {e.strerror}") from None
         pid = self.child.pid
