@@ -92,7 +92,12 @@ class Recording:
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
-        setup = backend(ops_name).setup(targets)
+        module = backend(ops_name)
+        capacity = getattr(module, "MAX_NR_REGIONS", None)
+        if capacity is not None and attrs.max_nr_regions > capacity:
+            raise UsageError(f"-m/--maxr: the {ops_name} operations sample at most {capacity} "
+                             f"regions, not {attrs.max_nr_regions}")
+        setup = module.setup(targets)
         if colocate:
             setup.ops.colocate_requested = True
 

@@ -184,6 +184,8 @@ def test_mapping_churn_regions_follow(tmp_path):
         (["no-such-command-xyz --now"], "damo: error: command not found: no-such-command-xyz"),
         (["sleep", "1"], "damo: error: give pids, or one command string in quotes"),
         (["1", "-n", "2"], "damo: error: min_nr_regions (2) must be at least 3"),
+        (["1", "-m", "70000"],
+         "damo: error: -m/--maxr: the vaddr operations sample at most 65533 regions, not 70000"),
     ],
 )
 def test_bad_targets_fail_with_one_line_and_no_file(tmp_path, args, message):

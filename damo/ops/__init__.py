@@ -8,7 +8,8 @@ access checks from a workload description in virtual time.
 `BACKENDS` maps each `damo record --ops` name to its module.  A backend
 module has `setup(targets: list[str])` returning an object with `ops` (an
 `Operations`), `target_ids` and `clock`; it parses and checks its TARGET
-arguments there, before any output exists.
+arguments there, before any output exists.  A backend that can hold only
+so many regions says so in `MAX_NR_REGIONS`.
 """
 
 import importlib

@@ -45,6 +45,7 @@ from damo.ops.common import (
     init_regions,
     three_regions,
 )
+from damo.sampler.walker import MAX_REGIONS
 
 if TYPE_CHECKING:
     from damo.core.context import Context
@@ -59,6 +60,9 @@ NOT_VMAS = ("[vsyscall]",)
 EXEC_WAIT_S = 2.0
 # How long a command damo started gets to exit after SIGTERM.
 TERM_WAIT_S = 5.0
+# The largest -m/--maxr: the sample program's arrays hold every region; after
+# a split there are at most max_nr_regions, and an update adds at most three.
+MAX_NR_REGIONS = MAX_REGIONS - 3
 
 
 def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
