@@ -136,3 +136,37 @@ def test_vmlinux_offsets_seen_on_project_machines():
 def test_missing_btf_file_is_one_line_error(tmp_path):
     with pytest.raises(PlatformError, match="CONFIG_DEBUG_INFO_BTF"):
         Btf.from_file(tmp_path / "vmlinux")
+
+
+def test_kernel_offsets_are_cached_per_question_and_a_foreign_cache_is_ignored(
+        tmp_path, monkeypatch):
+    import json
+    import os
+
+    from damo.linux import btf
+
+    _need_vmlinux()
+    monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path))
+    wanted = {"PGD": (("mm_struct", "pgd"),),
+              "CPU": (("task_struct", "no_such_member"), ("task_struct", "thread_info.cpu")),
+              "NONE": (("task_struct", "no_such_member"),)}
+    b = Btf.from_file()
+    expect = {"PGD": b.offsetof("mm_struct", "pgd"),
+              "CPU": b.offsetof("task_struct", "thread_info.cpu"), "NONE": -1}
+    assert btf.kernel_offsets(wanted) == expect
+    (path,) = (tmp_path / "btf").iterdir()
+    assert json.loads(path.read_text()) == expect and path.stat().st_mode & 0o777 == 0o600
+    # The cached answer is used ...
+    path.write_text(json.dumps({**expect, "PGD": 7}))
+    assert btf.kernel_offsets(wanted)["PGD"] == 7
+    # ... unless others could have written it, or it is not ours.
+    os.chmod(path, 0o620)
+    assert btf.kernel_offsets(wanted) == expect
+    if os.geteuid() == 0:
+        path.write_text(json.dumps({**expect, "PGD": 7}))
+        os.chmod(path, 0o600)
+        os.chown(path, 65534, 65534)
+        assert btf.kernel_offsets(wanted) == expect
+    # Another question, another file.
+    btf.kernel_offsets({"PGD": (("mm_struct", "pgd"),)})
+    assert len(list((tmp_path / "btf").iterdir())) == 2

@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from damo.cache import cache_dir
 from damo.errors import PlatformError
 
 BCC_PACKAGE = "python3-bpfcc"
@@ -31,18 +32,6 @@ SYSTEM_SITE_DIRS = (
     "/usr/lib64/python3/site-packages",
     f"/usr/lib64/python3.{sys.version_info.minor}/site-packages",
 )
-
-
-def cache_dir() -> Path:
-    """damo's cache directory: $DAMO_CACHE_DIR, else $XDG_CACHE_HOME/damo, else ~/.cache/damo."""
-    if os.environ.get("DAMO_CACHE_DIR"):
-        base = Path(os.environ["DAMO_CACHE_DIR"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        base = Path(os.environ["XDG_CACHE_HOME"]) / "damo"
-    else:
-        base = Path.home() / ".cache" / "damo"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return base
 
 
 def _is_real_bcc(module: ModuleType) -> bool:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import base64
 import ctypes
 import hashlib
-import json
 import mmap
 import os
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from damo.cache import cache_dir, read_private_json, write_private_json
 from damo.errors import PlatformError
 from damo.linux import bcc_env, bpf_syscall
 
@@ -108,40 +107,25 @@ def _cache_key(text: str, cflags: list[str]) -> str:
 
 
 def _cache_path(key: str) -> Path:
-    d = bcc_env.cache_dir() / "bpf"
-    d.mkdir(mode=0o700, exist_ok=True)
-    return d / f"{key}.json"
+    return cache_dir() / "bpf" / f"{key}.json"
 
 
 def _read_cache(path: Path) -> Compiled | None:
+    # Instructions from a file someone else could write would run as root's BPF.
+    doc = read_private_json(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    except OSError:
+        maps = tuple(MapSpec(**m) for m in doc["maps"])
+        progs = {k: base64.b64decode(v) for k, v in doc["programs"].items()}
+    except (ValueError, KeyError, TypeError):
         return None
-    with os.fdopen(fd) as f:
-        st = os.fstat(f.fileno())
-        # Instructions from a file someone else could write would run as root's BPF.
-        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return None
-        try:
-            doc = json.load(f)
-            maps = tuple(MapSpec(**m) for m in doc["maps"])
-            progs = {k: base64.b64decode(v) for k, v in doc["programs"].items()}
-        except (ValueError, KeyError, TypeError):
-            return None
     return Compiled(maps, progs)
 
 
 def _write_cache(path: Path, compiled: Compiled) -> None:
-    doc = {
+    write_private_json(path, {
         "maps": [m.__dict__ for m in compiled.maps],
         "programs": {k: base64.b64encode(v).decode() for k, v in compiled.programs.items()},
-    }
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(doc, f)
-    os.replace(tmp, path)
+    })
 
 
 def compile_cached(text: str, cflags: list[str], use_cache: bool = True) -> tuple[Compiled, bool]:
