@@ -58,6 +58,21 @@ def test_pid_record_sidecar_and_summary(tmp_path):
     assert not snaps.warnings
     assert set(snaps.target_id.tolist()) == {target.pid, other.pid}
     assert 9 <= len(snaps) // 2 <= 11  # 2 s at 200 ms, two targets per record
+    # Each target's counts are its own (they share the sampler's arrays, a slice each):
+    # the touched half of one is hot; the sleeping one reads cold throughout.  (Not
+    # all of the half every time: with 20 samples per window, DAMON's merge threshold
+    # can keep a few MiB of hot memory inside a big region that reads cold.)
+    hot, asleep = [], []
+    for i in range(2, len(snaps)):
+        s, e, n = (a.astype(np.int64) for a in snaps.regions(i))
+        if snaps.target_id[i] == other.pid:
+            asleep.append(int(n.max()))
+        else:
+            keep = n >= 1
+            hot.append(int(np.clip(np.minimum(e[keep], addr + size // 2)
+                                   - np.maximum(s[keep], addr), 0, None).sum()))
+    assert np.median(hot) >= 0.4 * (size // 2), hot
+    assert max(asleep) <= 2, asleep
     # one summary paragraph
     assert err.count("\n") == 1 and err.startswith("damo: recorded process")
     assert "records" in err and "ended by duration" in err and "of one CPU" in err
