@@ -37,9 +37,12 @@ def finish(p: subprocess.Popen, timeout: float = 120) -> tuple[str, str]:
     return out, err
 
 
-def test_pid_record_sidecar_and_summary(tmp_path):
+def test_pid_record_sidecar_and_summary(tmp_path, monkeypatch):
     target, (addr, size) = start("half", 16, 60)
+    # Truly idle: numpy's OpenBLAS worker thread would wake now and then.
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "1")
     other, _ = start("sleep", 60)
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS")
     (tmp_path / "damon.data").write_bytes(b"precious")
     try:
         p = damo(str(target.pid), str(other.pid), "--duration", "2", "-s", "10000", "-a",
