@@ -157,7 +157,9 @@ class VaddrOperations(Operations):
     Subclasses give `mappings(target)` (sorted `(start, end)` pairs, or None
     when the target is gone), `mkold(target)` to clear the Accessed state of
     the pages at `target.sampling_addr`, and `young(target)`, a bool array
-    telling which of them were accessed since.
+    telling which of them were accessed since (`sim`); or they replace
+    `prepare_access_checks` and `check_accesses` as a whole (`vaddr`, whose
+    BPF program draws, checks and counts in one pass).
     """
 
     def mappings(self, target: Target) -> Sequence[AddrRange] | None:
