@@ -12,16 +12,25 @@ import os
 import stat
 from pathlib import Path
 
+from damo.errors import PlatformError
+
 
 def cache_dir() -> Path:
-    """damo's cache directory: $DAMO_CACHE_DIR, else $XDG_CACHE_HOME/damo, else ~/.cache/damo."""
+    """damo's cache directory: $DAMO_CACHE_DIR, else $XDG_CACHE_HOME/damo, else ~/.cache/damo.
+
+    PlatformError when it cannot be created (the BPF header tree lives there).
+    """
     if os.environ.get("DAMO_CACHE_DIR"):
         base = Path(os.environ["DAMO_CACHE_DIR"])
     elif os.environ.get("XDG_CACHE_HOME"):
         base = Path(os.environ["XDG_CACHE_HOME"]) / "damo"
     else:
         base = Path.home() / ".cache" / "damo"
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as e:
+        raise PlatformError(f"cannot create damo's cache directory {base}: {e.strerror} "
+                            "(set DAMO_CACHE_DIR to a writable directory)") from None
     return base
 
 

@@ -252,6 +252,23 @@ def test_missing_platform_parts(tmp_path, preamble, message):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_unusable_cache_directory(tmp_path, monkeypatch):
+    # The compiled program and the offsets are cached; without a cache directory
+    # nothing can be compiled: one line that says what to do.
+    monkeypatch.setenv("DAMO_CACHE_DIR", "/proc/no-such-dir/damo")
+    target, _ = start("sleep", 60)
+    try:
+        p = damo(str(target.pid), cwd=tmp_path)
+        out, err = finish(p, 60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 1
+    assert err == ("damo: error: cannot create damo's cache directory /proc/no-such-dir/damo: "
+                   "No such file or directory (set DAMO_CACHE_DIR to a writable directory)\n")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_not_root(tmp_path):
     setpriv = shutil.which("setpriv")
     if setpriv is None:

@@ -213,8 +213,11 @@ def kernel_offsets(wanted: Wanted) -> dict[str, int]:
     uname = os.uname()
     key = hashlib.sha256(json.dumps([uname.release, uname.version, size, sorted(
         (k, list(v)) for k, v in wanted.items())]).encode()).hexdigest()[:32]
-    path = cache_dir() / "btf" / f"{key}.json"
-    cached = read_private_json(path)
+    try:
+        path: Path | None = cache_dir() / "btf" / f"{key}.json"
+    except PlatformError:
+        path = None  # no cache directory: parse every time (compiling will say why)
+    cached = read_private_json(path) if path is not None else None
     if isinstance(cached, dict) and set(cached) == set(wanted):
         return cached
     b = vmlinux()
@@ -227,10 +230,11 @@ def kernel_offsets(wanted: Wanted) -> dict[str, int]:
                 break
             except PlatformError:
                 continue
-    try:
-        write_private_json(path, out)
-    except OSError:
-        pass  # an unwritable cache only costs the parse next time
+    if path is not None:
+        try:
+            write_private_json(path, out)
+        except OSError:
+            pass  # an unwritable cache only costs the parse next time
     return out
 
 
