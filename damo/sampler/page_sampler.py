@@ -218,14 +218,14 @@ class PageSampler:
                 syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged) == staged_bytes
         except OSError:
             done = False
-        failed = None if done else self._advise(w.iovecs[:staged])
         regions = w.regions
         owners = regions.iov_region[:staged]
-        if failed is not None:
+        if not done:
+            failed = self._advise(w.iovecs[:staged])
             regions.uncleared[owners[failed]] = 1
             owners = owners[~failed]
-        still = w.verify(self._mem_fd)
-        if still <= staged - len(owners):
+        # Verified pages still young are marked uncleared: shared, or touched again.
+        if not w.verify(self._mem_fd):
             return
         for r in owners:
             if not regions.uncleared[r]:
@@ -278,17 +278,13 @@ class PageSampler:
         np.bitwise_and(addrs, np.negative(sizes), out=iovecs[:, 0])
         iovecs[:, 1] = sizes
         failed = self._advise(iovecs)
-        if failed is None:
-            failed = np.zeros(len(addrs), dtype=bool)
         still = self._young_now(addrs)
         if drain and still.any():
             # Pages faulted in moments ago wait in per-CPU LRU batches, which
             # MADV_COLD skips: drain them and try those pages once more.
             again = np.flatnonzero(still)
             self._drain()
-            failed_again = self._advise(iovecs[again])
-            if failed_again is not None:
-                failed[again] |= failed_again
+            failed[again] |= self._advise(iovecs[again])
             still[again] = self.walk(addrs[again]).young
         if still.any():
             # Still young: shared (could not clear), or touched again since (could).
@@ -306,11 +302,8 @@ class PageSampler:
         leaves, _ = self.walk_buffer(len(addrs))
         return (leaves & PAGE_ACCESSED) != 0
 
-    def _advise(self, iovecs: np.ndarray) -> np.ndarray | None:
-        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range.
-
-        None when every range was advised.
-        """
+    def _advise(self, iovecs: np.ndarray) -> np.ndarray:
+        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
         failed = np.zeros(len(iovecs), dtype=bool)
         lo = 0
         while lo < len(iovecs):
@@ -333,7 +326,7 @@ class PageSampler:
             bad = int(np.searchsorted(np.cumsum(batch[:, 1]), done, side="right"))
             failed[lo + bad] = True
             lo += bad + 1
-        return failed if failed.any() else None
+        return failed
 
     def drain(self) -> None:
         """Flush the per-CPU LRU batches, so that pages faulted in moments ago can be cleared.

@@ -177,17 +177,9 @@ class Walker:
         Returns views of the leaf and shift arrays, valid until the next walk:
         the per-sample path of the vaddr operations allocates nothing here.
         """
-        cfg = self._config
-        cfg[CFG_MEM_FD] = mem_fd
-        cfg[CFG_NR] = n
-        cfg[CFG_NEXT] = 0
-        while True:
-            cfg[CFG_STATUS] = ST_NO_FILE
-            self._run_walk()
-            if cfg[CFG_STATUS] != ST_OK:
-                raise WalkError(cfg[CFG_STATUS])
-            if cfg[CFG_NEXT] >= n:
-                return self._leaves[:n], self._shifts[:n]
+        self._config[CFG_NR] = n
+        self._run_chained(self._run_walk, mem_fd, n)
+        return self._leaves[:n], self._shifts[:n]
 
     def sample(self, mem_fd: int, mode: int, base: int, n: int,
                gen: int) -> tuple[int, int, int]:
@@ -206,7 +198,7 @@ class Walker:
         cfg[CFG_NR_VERIFY] = 0
         cfg[CFG_MAX] = 0
         cfg[CFG_SHARED_GEN] = gen
-        self._run_sample_passes(mem_fd, n)
+        self._run_chained(self._run_sample, mem_fd, n)
         return cfg[CFG_NR_IOV], cfg[CFG_IOV_BYTES], cfg[CFG_MAX]
 
     @property
@@ -227,16 +219,17 @@ class Walker:
             return 0
         cfg[CFG_MODE] = SAMPLE_VERIFY
         cfg[CFG_NR_STILL] = 0
-        self._run_sample_passes(mem_fd, cfg[CFG_NR_IOV])
+        self._run_chained(self._run_sample, mem_fd, cfg[CFG_NR_IOV])
         return cfg[CFG_NR_STILL]
 
-    def _run_sample_passes(self, mem_fd: int, n: int) -> None:
+    def _run_chained(self, run: bpf_syscall.TestRun, mem_fd: int, n: int) -> None:
+        """Run a tail-calling program on `mem_fd`'s mm until it has covered `n` items."""
         cfg = self._config
         cfg[CFG_MEM_FD] = mem_fd
         cfg[CFG_NEXT] = 0
         while True:  # each run covers up to 34 chunks (the tail-call limit)
             cfg[CFG_STATUS] = ST_NO_FILE
-            self._run_sample()
+            run()
             if cfg[CFG_STATUS] != ST_OK:
                 raise WalkError(cfg[CFG_STATUS])
             if cfg[CFG_NEXT] >= n:
@@ -251,20 +244,12 @@ class Walker:
         leaves = np.empty(n, dtype=np.uint64)
         shifts = np.empty(n, dtype=np.uint64)
         cfg = self._config
-        cfg[CFG_MEM_FD] = mem_fd
         mm = 0
         for lo in range(0, max(n, 1), MAX_BATCH):
             hi = min(lo + MAX_BATCH, n)
             self._addrs[: hi - lo] = addrs[lo:hi]
             cfg[CFG_NR] = hi - lo
-            cfg[CFG_NEXT] = 0
-            while True:  # each run covers up to 34 chunks (the tail-call limit)
-                cfg[CFG_STATUS] = ST_NO_FILE
-                self._run_walk()
-                if cfg[CFG_STATUS] != ST_OK:
-                    raise WalkError(int(cfg[CFG_STATUS]))
-                if cfg[CFG_NEXT] >= hi - lo:
-                    break
+            self._run_chained(self._run_walk, mem_fd, hi - lo)
             leaves[lo:hi] = self._leaves[: hi - lo]
             shifts[lo:hi] = self._shifts[: hi - lo]
             mm = int(cfg[CFG_MM])
