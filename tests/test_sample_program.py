@@ -45,9 +45,10 @@ def test_draw_is_uniform_over_the_pages_and_inside_each_region(sampler_for):  # 
     assert ((d[:, 1] >= mid + 5) & (d[:, 1] < hi - 3)).all()
     counts = np.bincount((d[:, 0] - lo) // PAGE, minlength=10)
     assert len(counts) == 10
-    # chi-squared, 9 degrees of freedom: 27.9 is the 0.1 % tail
+    # chi-squared, 9 degrees of freedom: 39.3 is the 0.001 % tail (the kernel's
+    # random numbers are not seeded, so a rarer tail keeps CI from failing by chance)
     expected = len(d) / 10
-    assert ((counts - expected) ** 2 / expected).sum() < 27.9
+    assert ((counts - expected) ** 2 / expected).sum() < 39.3
     assert len(np.unique(d[:, 0] % PAGE)) > 100  # byte addresses, as damon_rand draws
 
 
