@@ -173,14 +173,14 @@ def test_no_sample_ahead_when_the_regions_change_next(tmp_path):
         ctx = Context(Attrs(), ops, rng=np.random.default_rng(1))
         ctx.set_targets([p.pid])
         ops.init(ctx)
-        proc, t = ops.procs[p.pid], ctx.targets[0]
+        t = ctx.targets[0]
         for change_next, staged in ((False, True), (True, False)):
             ops.prepare_access_checks(ctx)
             checked = t.sampling_addr.copy()
             ctx.regions_change_next = change_next
             ops.check_accesses(ctx)
             # A sample prepared ahead is kept for the next prepare only when it stays valid.
-            assert proc.ahead == staged
+            assert ops.ahead == staged
             assert (t.sampling_addr != checked).any() == staged
             assert ((t.sampling_addr >= t.start) & (t.sampling_addr < t.end)).all()
     finally:

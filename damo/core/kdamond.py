@@ -17,24 +17,6 @@ from damo.core.adjust import (
 from damo.core.context import Callback, Context
 
 
-class _Interval:
-    """`damon_check_reset_time_interval`: due once `interval` has passed since the last time."""
-
-    def __init__(self, ctx: Context, interval_us: int):
-        self.clock = ctx.clock
-        self.interval_ns = interval_us * 1000
-        self.baseline = self.clock.now_ns()
-
-    def due(self, now: int) -> bool:
-        return now - self.baseline >= self.interval_ns
-
-    def passed(self, now: int) -> bool:
-        if not self.due(now):
-            return False
-        self.baseline = now
-        return True
-
-
 def _call(ctx: Context, callback: Callback | None) -> None:
     if callback is not None and callback(ctx):
         ctx.request_stop()
@@ -58,31 +40,42 @@ def _sz_limit(ctx: Context) -> int:
 
 def kdamond_fn(ctx: Context) -> None:
     """Monitor until asked to stop; returns after before_terminate and the ops' cleanup."""
-    ops, cb, attrs = ctx.ops, ctx.callbacks, ctx.attrs
+    ops, cb, attrs, clock = ctx.ops, ctx.callbacks, ctx.attrs, ctx.clock
     if ops is not None:
         ops.init(ctx)
     _call(ctx, cb.before_start)
 
-    aggregation = _Interval(ctx, attrs.aggr_interval)
-    update = _Interval(ctx, attrs.update_interval)
+    # `damon_check_reset_time_interval`: an interval is due once it has passed
+    # since its baseline, which then moves to that moment.
+    aggr_ns, update_ns = attrs.aggr_interval * 1000, attrs.update_interval * 1000
+    last_aggr = last_update = clock.now_ns()
     sz_limit = _sz_limit(ctx)
     max_nr_accesses = 0
+    # Bound once: on a machine where a process waking every few milliseconds
+    # finds its caches cold, every lookup of the per-sample path costs.
+    sleep_us, now_ns, sample_us = clock.sleep_us, clock.now_ns, attrs.sample_interval
+    prepare = ops.prepare_access_checks if ops is not None else None
+    check = ops.check_accesses if ops is not None else None
 
     while not _need_stop(ctx):
-        if ops is not None:
-            ops.prepare_access_checks(ctx)
-        _call(ctx, cb.after_sampling)
+        if prepare is not None:
+            prepare(ctx)
+        if cb.after_sampling is not None:
+            _call(ctx, cb.after_sampling)
 
-        ctx.clock.sleep_us(attrs.sample_interval)
+        sleep_us(sample_us)
 
         # One clock read per sample serves both intervals.  It comes before the
         # check so the operations know whether the regions change right after it.
-        now = ctx.clock.now_ns()
-        ctx.regions_change_next = aggregation.due(now) or update.due(now)
-        if ops is not None:
-            max_nr_accesses = ops.check_accesses(ctx)
+        now = now_ns()
+        aggregate = now - last_aggr >= aggr_ns
+        update = now - last_update >= update_ns
+        ctx.regions_change_next = aggregate or update
+        if check is not None:
+            max_nr_accesses = check(ctx)
 
-        if aggregation.passed(now):
+        if aggregate:
+            last_aggr = now
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
             kdamond_reset_aggregated(ctx)
@@ -90,7 +83,8 @@ def kdamond_fn(ctx: Context) -> None:
             if ops is not None:
                 ops.reset_aggregated(ctx)
 
-        if update.passed(now):
+        if update:
+            last_update = now
             if ops is not None:
                 ops.update(ctx)
             sz_limit = _sz_limit(ctx)

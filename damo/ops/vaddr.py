@@ -45,7 +45,8 @@ from damo.ops.common import (
     init_regions,
     three_regions,
 )
-from damo.sampler.walker import MAX_REGIONS
+from damo.sampler import TargetGone
+from damo.sampler.walker import MAX_REGIONS, REGION_MAY_SHARE, SAMPLE_AHEAD, SAMPLE_CHECK
 
 if TYPE_CHECKING:
     from damo.core.context import Context
@@ -89,8 +90,6 @@ class Process:
         # views (start, end, sampling_addr, nr_accesses) the target was given.
         self.base = 0
         self.views: tuple[np.ndarray, ...] = ()
-        # The last check drew the next sample and cleared it.
-        self.ahead = False
         self.maps: list[Mapping] | None = None
         self.maps_text = ""  # as read, to tell a change without parsing
         # (start, end) of its MAP_SHARED mappings: pages there may be mapped by
@@ -121,7 +120,6 @@ class Process:
         self.sampler.close()
         self.sampler = self._open()
         self.mm = self.sampler.mm()
-        self.ahead = False
 
     def close(self) -> None:
         self.sampler.close()
@@ -142,6 +140,8 @@ class VaddrBpfOperations(VaddrOperations):
         from damo.sampler.colocate import CpuFollower
 
         self.cpu = CpuFollower()
+        # The last check drew the next sample of every target and cleared it.
+        self.ahead = False
         # `damo record --colocate`: sample from the CPU of the target's main
         # thread while there is one target (damo.sampler.colocate says why).
         self.colocate_requested = False
@@ -330,8 +330,6 @@ class VaddrBpfOperations(VaddrOperations):
                    for t, p in live]
         if sum(t.nr_regions for t, _ in live) > len(self.walker.regions.start):
             raise PlatformError(f"more than {len(self.walker.regions.start)} regions to sample")
-        from damo.sampler.walker import REGION_MAY_SHARE
-
         arrays, base = self.walker.regions, 0
         for t, p, start, end, nr_accesses in columns:
             n = len(start)
@@ -343,13 +341,11 @@ class VaddrBpfOperations(VaddrOperations):
             arrays.flags[base:base + n] = np.where(
                 overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
             t.start, t.end, t.sampling_addr, t.nr_accesses = views
-            p.views, p.base, p.ahead = views, base, False
+            p.views, p.base = views, base
             base += n
 
     def _sample(self, p: Process, mode: int, n: int) -> int:
         """One sample-program pass over the process's regions, then the clearing it staged."""
-        from damo.sampler import TargetGone
-
         try:
             staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base, n)
             if self.colocate:
@@ -362,16 +358,14 @@ class VaddrBpfOperations(VaddrOperations):
         return max_nr_accesses
 
     def prepare_access_checks(self, ctx: Context) -> None:
-        from damo.sampler.walker import SAMPLE_AHEAD
-
+        if self.ahead:  # the last check drew and cleared every target's sample
+            self.ahead = False
+            return
         if not self._laid_out(ctx):
             self._lay_out(ctx)
         for t in ctx.targets:
             p = self.procs.get(t.id)
             if p is None or not p.valid or not t.nr_regions:
-                continue
-            if p.ahead:  # drawn and cleared by the last check
-                p.ahead = False
                 continue
             self._sample(p, SAMPLE_AHEAD, t.nr_regions)
 
@@ -381,8 +375,6 @@ class VaddrBpfOperations(VaddrOperations):
         Unless merge/split or an update follows (`ctx.regions_change_next`): then
         the next sample is drawn by `prepare_access_checks` on the new regions.
         """
-        from damo.sampler.walker import SAMPLE_AHEAD, SAMPLE_CHECK
-
         ahead = not ctx.regions_change_next
         mode = SAMPLE_CHECK | SAMPLE_AHEAD if ahead else SAMPLE_CHECK
         max_nr_accesses = 0
@@ -391,7 +383,9 @@ class VaddrBpfOperations(VaddrOperations):
             if p is None or not p.valid or not t.nr_regions:
                 continue
             max_nr_accesses = max(max_nr_accesses, self._sample(p, mode, t.nr_regions))
-            p.ahead = ahead
+        # Nothing changes the regions before the next prepare_access_checks
+        # unless an aggregation or update comes first, and then ahead is false.
+        self.ahead = ahead
         return max_nr_accesses
 
     # for the live status
