@@ -35,6 +35,7 @@
 #define CFG_IOV_BYTES 16      /* sample: bytes of the staged iovecs; userspace zeroes it */
 #define CFG_OWNER_CPU 17      /* sample: the CPU the mm's owner task last ran on (or ~0) */
 #define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
+#define CFG_MM_USERS 19       /* sample: mm_struct.mm_users after the walks (0: exited or exec'ed) */
 #define NR_CFG 32
 
 #define ST_OK 0
@@ -176,6 +177,21 @@ static inline __attribute__((always_inline)) u64 target_pgd(u64 *mm_out)
 	return pgd;
 }
 
+/*
+ * CFG_MM_USERS := mm->mm_users, read after the walks: while any thread of the
+ * process lives it holds a user of the mm, so a non-zero count means the
+ * answers are about a live address space (0: exited, or exec'ed away).
+ */
+static inline __attribute__((always_inline)) void note_mm_users(u64 mm)
+{
+	u64 *users = cfg(CFG_MM_USERS);
+	u32 u = 0;
+
+	bpf_probe_read_kernel(&u, sizeof(u), (void *)(mm + OFF_MM_USERS));
+	if (users)
+		*users = u;
+}
+
 /* The leaf entry mapping `addr` (0 when not present); its page shift in *shift. */
 static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
 							   u64 addr, u64 *shift)
@@ -244,6 +260,7 @@ int walk(void *ctx)
 			break;
 		*leafp = walk_addr(pgd, page_offset, five, *addrp, shiftp);
 	}
+	note_mm_users(*mm_out);
 	start += WALK_CHUNK;
 	*next = start < n ? start : n;
 	set_status(ST_OK);
@@ -387,6 +404,7 @@ int sample(void *ctx)
 		*nr_iov = k + 1;
 		*bytes += size;
 	}
+	note_mm_users(*mm_out);
 	start += SAMPLE_CHUNK;
 	*next = start < n ? start : n;
 	set_status(ST_OK);

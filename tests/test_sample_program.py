@@ -216,3 +216,17 @@ def test_more_young_pages_than_one_call_takes(sampler_for):  # noqa: F811
     s.clear_staged(staged, nbytes)
     assert not r.uncleared[:1500].any()
     assert not s.walk(r.sampling_addr[:1500].astype(np.uint64)).young.any()
+
+
+def test_sampling_an_exited_process_is_target_gone(sampler_for):  # noqa: F811
+    from damo.sampler import TargetGone
+    from damo.sampler.walker import walker
+
+    child, s = sampler_for(8)
+    one_region_per_page(child, range(8))
+    s.sample(SAMPLE_AHEAD, 0, 8)
+    assert walker().mm_live  # the program read the live process's users: no poll needed
+    child.stop()
+    with pytest.raises(TargetGone):
+        s.sample(SAMPLE_CHECK | SAMPLE_AHEAD, 0, 8)
+    assert not walker().mm_live

@@ -177,6 +177,9 @@ class PageSampler:
 
         After an exit the walk reads "not present" everywhere (or finds no
         mm): an answer about a process that is gone, not about its pages.
+        The programs read the mm's user count after their walks; while it is
+        non-zero the process lives, and the pidfd need not be polled (this
+        runs every sampling interval).
         """
         try:
             out = run(*args)
@@ -184,7 +187,7 @@ class PageSampler:
             if not self.alive():
                 raise TargetGone(f"process {self.pid} exited") from None
             raise
-        if not self.alive():
+        if not self._walker.mm_live and not self.alive():
             raise TargetGone(f"process {self.pid} exited")
         return out
 

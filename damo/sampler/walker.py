@@ -36,7 +36,7 @@ SAMPLE_CHUNK = 16
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
-CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY = 16, 17, 18
+CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
 # region_flags bits
 REGION_MAY_SHARE = 1
 NR_CFG = 32
@@ -58,6 +58,7 @@ OFFSETS: btf.Wanted = {
     "OFF_FDT_FD": (("fdtable", "fd"),),
     "OFF_FILE_PRIVATE_DATA": (("file", "private_data"),),
     "OFF_MM_PGD": (("mm_struct", "pgd"),),
+    "OFF_MM_USERS": (("mm_struct", "mm_users"),),
     "OFF_MM_OWNER": (("mm_struct", "owner"),),
     "OFF_TASK_CPU": (("task_struct", "thread_info.cpu"), ("task_struct", "cpu")),
 }
@@ -200,6 +201,11 @@ class Walker:
         cfg[CFG_SHARED_GEN] = gen
         self._run_chained(self._run_sample, mem_fd, n)
         return cfg[CFG_NR_IOV], cfg[CFG_IOV_BYTES], cfg[CFG_MAX]
+
+    @property
+    def mm_live(self) -> bool:
+        """Whether the last walk's or sample's address space still had users after it."""
+        return self._config[CFG_MM_USERS] != 0
 
     @property
     def owner_cpu(self) -> int | None:
