@@ -156,6 +156,11 @@ class VaddrBpfOperations(VaddrOperations):
         if self.command is not None:
             self._start_command(ctx)
         for t in ctx.targets:
+            # Pages a process faulted in just before (one started a moment
+            # ago, or gone to sleep since) may wait in another CPU's LRU
+            # batch, where MADV_COLD cannot clear them: until the first
+            # update's drain they would read accessed on every sample.
+            self._drain(t)
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
@@ -256,7 +261,8 @@ class VaddrBpfOperations(VaddrOperations):
         """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.
 
         MADV_COLD itself drains its own CPU's batch; the others hold at most a
-        few pages each, so once per update interval is plenty.
+        few pages each, so once at the start and once per update interval is
+        plenty.
         """
         p = self.procs.get(t.id)
         if p is not None and p.valid:
