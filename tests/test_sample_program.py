@@ -212,7 +212,9 @@ def test_more_young_pages_than_one_call_takes(sampler_for):  # noqa: F811
     r = one_region_per_page(child, range(0, 3000, 2))
     child.cmd("touch " + " ".join(str(i) for i in range(0, 3000, 2)))
     staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1500)
-    assert staged == 1500 > IOV_MAX
+    # The machine's own kdamond (paddr) may have cleared a few of the bits
+    # since the touch (kernel-facts.md): those pages need no advice.
+    assert 1490 <= staged <= 1500 and staged > IOV_MAX
     s.clear_staged(staged, nbytes)
     assert not r.uncleared[:1500].any()
     assert not s.walk(r.sampling_addr[:1500].astype(np.uint64)).young.any()
