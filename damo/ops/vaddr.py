@@ -155,12 +155,12 @@ class VaddrBpfOperations(VaddrOperations):
     def init(self, ctx: Context) -> None:
         if self.command is not None:
             self._start_command(ctx)
+        # Pages a process faulted in just before (one started a moment ago,
+        # or gone to sleep since) may wait in another CPU's LRU batch, where
+        # MADV_COLD cannot clear them: until the first update's drain they
+        # would read accessed on every sample.
+        self._drain(ctx)
         for t in ctx.targets:
-            # Pages a process faulted in just before (one started a moment
-            # ago, or gone to sleep since) may wait in another CPU's LRU
-            # batch, where MADV_COLD cannot clear them: until the first
-            # update's drain they would read accessed on every sample.
-            self._drain(t)
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
@@ -249,27 +249,32 @@ class VaddrBpfOperations(VaddrOperations):
     def update(self, ctx: Context) -> None:
         for t in ctx.targets:
             self._check_exec(ctx, t)
-            self._drain(t)
             # Same maps, same three regions: fitting the regions to them changes nothing.
             if self._refresh_maps(ctx, t):
                 ranges = self._three_regions(ctx, t)
                 if ranges is not None:
                     apply_three_regions(t, ranges, ctx.min_region)
+        self._drain(ctx)
         self._check_colocation()
 
-    def _drain(self, t: Target) -> None:
+    def _drain(self, ctx: Context) -> None:
         """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.
 
         MADV_COLD itself drains its own CPU's batch; the others hold at most a
         few pages each, so once at the start and once per update interval is
-        plenty.
+        plenty.  The batches are the CPUs', not the processes': one drain,
+        through any live target, serves them all (each interrupts every CPU).
         """
-        p = self.procs.get(t.id)
-        if p is not None and p.valid:
+        for t in ctx.targets:
+            p = self.procs.get(t.id)
+            if p is None or not p.valid:
+                continue
             try:
                 p.sampler.drain()
             except TargetError:
                 p.valid = False
+                continue
+            return
 
     def _check_colocation(self) -> None:
         self.colocate = self.colocate_requested and sum(p.valid for p in self.procs.values()) == 1
