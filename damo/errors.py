@@ -18,6 +18,10 @@ class UsageError(DamoError):
     exit_code = 2
 
 
+class OutputError(DamoError):
+    """A record or sidecar that cannot be written on: a full disk, an I/O error, a removed file."""
+
+
 class RecordFormatError(DamoError):
     """A record file that cannot be read: foreign, empty or corrupt."""
 

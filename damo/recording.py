@@ -10,7 +10,10 @@ current sample.  Either way the file ends with a whole record.  Alongside,
 the sidecar `<out>.meta` gets the attributes, targets and command line at the
 start, each target's mappings whenever they change, and how the run ended.
 While running, a status line on stderr (only when it is a terminal) shows
-the progress; a summary paragraph follows at the end.  `KernelRecording`
+the progress; a summary paragraph follows at the end.  A write that fails
+(`OutputError`: a full disk, an I/O error) ends the run as a signal would,
+with the files cut back to their last whole message; `fault` then holds the
+error, for the caller to report after the summary.  `KernelRecording`
 shares all of that around kernel DAMON's own results (`--ops kernel`).
 """
 
@@ -21,6 +24,8 @@ import sys
 import threading
 import time
 from typing import TYPE_CHECKING
+
+from damo.errors import OutputError
 
 if TYPE_CHECKING:
     from damo.core.attrs import Attrs
@@ -55,6 +60,7 @@ class Recording:
         self._truth = None
         self._truth_next_ns = 0
         self._stopping = False
+        self.fault: OutputError | None = None  # the write that failed and ended the run
         ctx.callbacks.before_start = self._before_start
         ctx.callbacks.after_aggregation = self._after_aggregation
         ctx.callbacks.before_terminate = self._before_terminate
@@ -139,9 +145,16 @@ class Recording:
         self._stopping = True
         self.reason = "signal"
 
+    def _fail(self, err: OutputError) -> bool:
+        """A record or sidecar write failed: stop monitoring, keep what is whole."""
+        if self.fault is None:
+            self.fault = err
+            self.reason = "write error"
+        return True
+
     # callbacks
 
-    def _before_start(self, ctx: "Context") -> None:
+    def _before_start(self, ctx: "Context") -> bool:
         from damo.core.clock import MonotonicClock
 
         self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
@@ -164,10 +177,14 @@ class Recording:
             argv=self.argv,
         )
         fields.update(self._start_extra())
-        self._meta.write("start", **fields)
-        self._write_maps(ctx)
+        try:
+            self._meta.write("start", **fields)
+            self._write_maps(ctx)
+        except OutputError as err:
+            return self._fail(err)
         if self.status:
             self._start_status()
+        return False
 
     def _after_aggregation(self, ctx: "Context") -> bool:
         from damo.records.writer import TargetRegions
@@ -180,7 +197,10 @@ class Recording:
 
     def _record(self, now: int, targets: "list[TargetRegions]") -> bool:
         """Write one record; whether the run should stop now."""
-        self._writer.write(now, targets)
+        try:
+            self._writer.write(now, targets)
+        except OutputError as err:
+            return self._fail(err)
         self.nr_records += 1
         nr_regions = sum(len(t.start) for t in targets)
         self._sum_regions += nr_regions
@@ -188,7 +208,10 @@ class Recording:
         self.min_regions = nr_regions if self.min_regions is None else \
             min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
-        self._write_maps(self.ctx)
+        try:
+            self._write_maps(self.ctx)
+        except OutputError as err:
+            return self._fail(err)
         if self._live is not None:
             self._show_status(self.ctx, nr_regions)
         if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
@@ -205,11 +228,18 @@ class Recording:
                 and not any(ctx.ops.target_valid(t) for t in ctx.targets):
             self.reason = "target exit"
         self._write_truth(now, final=True)
-        self._write_maps(ctx)
         self._stop_status()
-        self._meta.write(
-            "end", time_ns=now, nr_records=self.nr_records, reason=self.reason, **self._end_extra()
-        )
+        if self._meta.failed:
+            return
+        end = dict(time_ns=now, nr_records=self.nr_records, reason=self.reason,
+                   **self._end_extra())
+        if self.fault is not None:
+            end["error"] = str(self.fault)
+        try:
+            self._write_maps(ctx)
+            self._meta.write("end", **end)
+        except OutputError as err:
+            self._fail(err)
 
     def _start_extra(self) -> dict:
         """Source-specific fields of the sidecar's start message."""
@@ -275,8 +305,8 @@ class Recording:
         size = os.path.getsize(self.out) if os.path.exists(self.out) else 0
         text = (
             f"damo: recorded {what} for {self.elapsed_ns / 1e9:.1f} s: "
-            f"{self.nr_records} records ({size / 2**10:.0f} KiB) written to {self.out}, "
-            f"metadata to {self.out}.meta"
+            f"{self.nr_records} records ({size / 2**10:.0f} KiB) "
+            f"{'kept in' if self.fault else 'written to'} {self.out}, metadata to {self.out}.meta"
         )
         if self.nr_records:
             text += (
@@ -362,8 +392,8 @@ class KernelRecording(Recording):
             self._meta = MetaWriter(self.out)
             with _stop_on_signals(self):
                 self.source.start()
-                self._before_start(self.ctx)
-                self.source.follow(self._sink, lambda: self._stopping or self._done)
+                if not self._before_start(self.ctx):
+                    self.source.follow(self._sink, lambda: self._stopping or self._done)
                 if self.source.kdamonds_stopped and self.reason == "stopped":
                     self.reason = "kdamond stop"
                 self._before_terminate(self.ctx)

@@ -95,5 +95,7 @@ def run(
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)
+    if rec.fault is not None:
+        raise rec.fault  # after the summary: the error is the last line, exit status 1
 
 

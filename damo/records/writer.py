@@ -3,7 +3,10 @@
 Each record is built in memory and written with one `write` call on an unbuffered
 descriptor, so the file on disk always ends at a record boundary unless the
 machine itself dies mid-write: SIGINT, SIGTERM, a target exit or a crash of
-the monitor between records all leave a valid file.
+the monitor between records all leave a valid file.  A write that fails
+(a full disk or quota, an I/O error, a file size limit, a filesystem gone
+read-only) cuts the file back to the end of its last whole message and
+raises `OutputError`; so does a file found removed after a write.
 """
 
 import os
@@ -12,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from damo.errors import DamoError
+from damo.errors import DamoError, OutputError
 from damo.records import recfmt
 
 
@@ -70,12 +73,36 @@ class OutputFile:
     def __init__(self, path: str):
         self.path = path
         self._fd = open_output(path)
+        self._size = 0  # where the last whole message ends
+        self.failed = False  # a write failed: the file ends at its last whole message
 
     def _write(self, data: bytes) -> None:
+        """Append one whole message, or none of it (OutputError)."""
+        if self.failed:
+            raise OutputError(f"cannot write {self.path}: an earlier write failed")
         view = memoryview(data)
-        while view:
-            # A short write only happens on signals or a full disk; finish it.
-            view = view[os.write(self._fd, view) :]
+        try:
+            while view:
+                # A short write only happens on signals or a full disk; finish it (or fail).
+                view = view[os.write(self._fd, view) :]
+            # Writes to a removed file succeed into nothing: one fstat per message tells.
+            removed = os.fstat(self._fd).st_nlink == 0
+        except OSError as err:
+            self.failed = True
+            self._cut_back()
+            raise OutputError(f"cannot write {self.path}: {err.strerror}") from None
+        if removed:
+            self.failed = True
+            raise OutputError(f"cannot write {self.path}: the file was removed")
+        self._size += len(data)
+
+    def _cut_back(self) -> None:
+        """Drop a partly written message (a full disk can take half of it)."""
+        try:
+            if os.fstat(self._fd).st_size != self._size:
+                os.ftruncate(self._fd, self._size)
+        except OSError:
+            pass  # read-only or failing: nothing more can be undone
 
     def close(self) -> None:
         if self._fd >= 0:
