@@ -76,6 +76,8 @@ class Recording:
         seed: int | None = None,
         truth: str | None = None,
         colocate: bool = False,
+        include_child_tasks: bool = False,
+        max_targets: int | None = None,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -98,14 +100,30 @@ class Recording:
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
+        if (include_child_tasks or max_targets is not None) and ops_name != "vaddr":
+            option = "--include_child_tasks" if include_child_tasks else "--max-targets"
+            raise UsageError(f"{option} goes with the vaddr operations, not {ops_name}")
+        if max_targets is not None and max_targets < 1:
+            raise UsageError(f"--max-targets must be at least 1, not {max_targets}")
         module = backend(ops_name)
         capacity = getattr(module, "MAX_NR_REGIONS", None)
         if capacity is not None and attrs.max_nr_regions > capacity:
             raise UsageError(f"-m/--maxr: the {ops_name} operations sample at most {capacity} "
                              f"regions, not {attrs.max_nr_regions}")
+        if ops_name == "vaddr":
+            from damo.ops.children import DEFAULT_MAX_TARGETS
+
+            max_targets = max_targets or DEFAULT_MAX_TARGETS
+            pids, _ = module.parse_targets(targets)
+            if len(pids) > max_targets:
+                raise UsageError(f"{len(pids)} pids to monitor, more than --max-targets "
+                                 f"({max_targets})")
         setup = module.setup(targets)
         if colocate:
             setup.ops.colocate_requested = True
+        if ops_name == "vaddr":
+            setup.ops.children.follow = include_child_tasks
+            setup.ops.children.max_targets = max_targets
 
         ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
         ctx.set_targets(setup.target_ids)
@@ -176,6 +194,9 @@ class Recording:
             command=getattr(ctx.ops, "command", None),
             argv=self.argv,
         )
+        children = getattr(ctx.ops, "children", None)
+        if children is not None:
+            fields.update(include_child_tasks=children.follow, max_targets=children.max_targets)
         fields.update(self._start_extra())
         try:
             self._meta.write("start", **fields)
@@ -209,9 +230,11 @@ class Recording:
             min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         try:
+            self._write_targets(self.ctx)
             self._write_maps(self.ctx)
         except OutputError as err:
             return self._fail(err)
+        self._show_notes(self.ctx)
         if self._live is not None:
             self._show_status(self.ctx, nr_regions)
         if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
@@ -236,6 +259,7 @@ class Recording:
         if self.fault is not None:
             end["error"] = str(self.fault)
         try:
+            self._write_targets(ctx)
             self._write_maps(ctx)
             self._meta.write("end", **end)
         except OutputError as err:
@@ -248,6 +272,27 @@ class Recording:
     def _end_extra(self) -> dict:
         """Source-specific fields of the sidecar's end message."""
         return {}
+
+    def _write_targets(self, ctx: "Context") -> None:
+        """Sidecar messages for the targets that joined (child processes) or ended."""
+        children = getattr(ctx.ops, "children", None)
+        if children is None:
+            return
+        for event in children.take_events():
+            if event["type"] == "target":
+                event = {**event, **_target_info(ctx, event["id"])}
+            self._meta.write(event.pop("type"), **event)
+
+    def _show_notes(self, ctx: "Context") -> None:
+        children = getattr(ctx.ops, "children", None)
+        if children is None:
+            return
+        for note in children.take_notes():
+            line = f"damo: {note}"
+            if self._live is not None:
+                self._live.console.print(line, markup=False, highlight=False)
+            else:
+                print(line, file=sys.stderr)
 
     def _write_maps(self, ctx: "Context") -> None:
         take = getattr(ctx.ops, "take_maps", None)
@@ -332,11 +377,21 @@ class Recording:
             return f"the simulated workload {workload.path}"
         if _ops_name(ctx) != "vaddr":
             return f"{_ops_name(ctx)} targets " + ", ".join(str(t.id) for t in ctx.targets)
-        if not ctx.targets:
+        pids = ctx.ops.pids  # the targets given (or started), whether or not they still run
+        if not pids:
             return "nothing"
-        what = "process " + ", ".join(str(t.id) for t in ctx.targets)
+        what = "process " + ", ".join(str(pid) for pid in pids)
         command = getattr(ctx.ops, "command", None)
-        return what if command is None else f"{what} ({command!r})"
+        if command is not None:
+            what += f" ({command!r})"
+        children = ctx.ops.children
+        if children.follow:
+            what += f" and {children.nr_children} child process" + \
+                ("" if children.nr_children == 1 else "es")
+            if children.unmonitored:
+                what += (f" ({len(children.unmonitored)} more not monitored: "
+                         f"--max-targets {children.max_targets})")
+        return what
 
     def _summary_extra(self) -> str:
         return ""

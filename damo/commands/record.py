@@ -77,6 +77,23 @@ def run(
             "preempt the target, which may slow more (docs/performance.md).",
         ),
     ] = False,
+    include_child_tasks: Annotated[
+        bool,
+        typer.Option(
+            "--include_child_tasks", "--include-child-tasks",
+            help="Also monitor the processes the targets fork while recorded (recursively), "
+            "each as a target of its own; threads are not children.",
+        ),
+    ] = False,
+    max_targets: Annotated[
+        int | None,
+        typer.Option(
+            "--max-targets", metavar="N",
+            help="Monitor at most N processes at once (with --include_child_tasks, children "
+            "beyond it wait until a target ends). [default: 64]",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
@@ -91,7 +108,8 @@ def run(
 
         raise UsageError("--attach goes with --ops kernel")
     else:
-        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate)
+        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
+                                include_child_tasks, max_targets)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

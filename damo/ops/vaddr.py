@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Sequence
@@ -38,6 +39,7 @@ import numpy as np
 from damo.core.clock import MonotonicClock
 from damo.core.target import Target
 from damo.errors import PlatformError, TargetError, UsageError
+from damo.ops.children import Children
 from damo.ops.common import (
     AddrRange,
     VaddrOperations,
@@ -146,6 +148,8 @@ class VaddrBpfOperations(VaddrOperations):
         # thread while there is one target (damo.sampler.colocate says why).
         self.colocate_requested = False
         self.colocate = False
+        # Targets that end, and child processes that join (--include_child_tasks).
+        self.children = Children(self)
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -196,6 +200,13 @@ class VaddrBpfOperations(VaddrOperations):
 
     def cleanup(self, ctx: Context) -> None:
         self.cpu.release()
+        if self.child is not None:
+            # Stopped early: the command's monitored descendants end with it
+            # (they would outlive the shell).
+            for pid in self.children.parents:
+                p = self.procs.get(pid)
+                if p is not None and p.valid:
+                    p.sampler.send_signal(signal.SIGTERM)
         for p in self.procs.values():
             p.close()
         if self.child is not None and self.child.poll() is None:
@@ -215,6 +226,38 @@ class VaddrBpfOperations(VaddrOperations):
     def target_valid(self, target: Target) -> bool:
         p = self.procs.get(target.id)
         return p is not None and p.valid
+
+    # targets joining and leaving (damo.ops.children decides which)
+
+    def reset_aggregated(self, ctx: Context) -> None:
+        self.children.step(ctx)
+
+    def add_target(self, ctx: Context, pid: int) -> bool:
+        """Monitor process `pid` too, from the next sample on; False when it has ended."""
+        try:
+            self.procs[pid] = Process(pid, self.walker)
+        except TargetError:
+            return False
+        t = Target(pid)
+        ctx.add_target(t)
+        self._refresh_maps(ctx, t)
+        ranges = self._three_regions(ctx, t)
+        if ranges is not None:
+            init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
+        return True
+
+    def drop_target(self, pid: int) -> None:
+        """Forget an ended target's process (its last record is written)."""
+        p = self.procs.pop(pid, None)
+        if p is not None:
+            p.close()
+
+    def check_exec(self, ctx: Context, pid: int) -> None:
+        """The exec rule (`_check_exec`) for one target, by id, now."""
+        for t in ctx.targets:
+            if t.id == pid:
+                self._check_exec(ctx, t)
+                return
 
     # regions
 

@@ -11,8 +11,15 @@ run cut short leaves every message whole.  Every message has a ``type``:
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
+- ``"target"``: ``time_ns``, ``id``, ``pid``, ``parent`` (the target that forked
+  it), ``cmdline``: a child process joined the recording
+  (``--include_child_tasks``; the start message's ``include_child_tasks`` and
+  ``max_targets`` say how the run followed children).
+- ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
+  last record is the one before this message.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
-  and source-specific counters such as ``lost_events``.
+  ``error`` (the write that failed, when one did), and source-specific
+  counters such as ``lost_events``.
 
 Reports use it when present and work without it.
 """

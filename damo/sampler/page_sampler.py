@@ -13,6 +13,7 @@ import errno
 import itertools
 import os
 import select
+import signal
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -141,6 +142,14 @@ class PageSampler:
         if self._pidfd < 0:
             return False
         return not self._exit_poll.poll(0)
+
+    def send_signal(self, sig: int) -> None:
+        """Signal the process through its pidfd (never a recycled pid); nothing once it is gone."""
+        if self._pidfd >= 0:
+            try:
+                signal.pidfd_send_signal(self._pidfd, sig)
+            except ProcessLookupError:
+                pass
 
     def mm(self) -> int:
         """Kernel address of the target's mm_struct (for tests and diagnostics)."""
