@@ -174,3 +174,36 @@ def test_preflight_tracefs(tmp_path):
         preflight.check_tracefs(tmp_path, mount=False)
     (tmp_path / "events").mkdir()
     preflight.check_tracefs(tmp_path, mount=False)
+
+
+def test_child_pids_processes_not_threads():
+    import sys
+    import time
+
+    from damo.linux.children import child_pids, command_name
+
+    # A process with two idle threads, one of which forks `sleep`; its main thread forks another.
+    code = ("import subprocess, threading, time, sys\n"
+            "t = threading.Thread(target=subprocess.run, args=(['sleep', '30'],))\n"
+            "u = threading.Thread(target=time.sleep, args=(30,))\n"
+            "t.start(); u.start()\n"
+            "m = subprocess.Popen(['sleep', '31'])\n"
+            "print(m.pid, flush=True); time.sleep(30)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        main_child = int(p.stdout.readline())
+        kids = child_pids(p.pid)
+        for _ in range(200):  # the thread's fork may come a moment later
+            if len(kids) == 2:
+                break
+            time.sleep(0.01)
+            kids = child_pids(p.pid)
+        assert main_child in kids and len(kids) == 2
+        assert all(command_name(k) == "sleep" for k in kids)
+        assert child_pids(p.pid, all_threads=False) == [main_child]
+    finally:
+        p.kill()
+        p.wait()
+        for k in kids:
+            os.kill(k, 9)
+    assert child_pids(p.pid) == [] and command_name(p.pid) == ""

@@ -146,17 +146,22 @@ def test_fifty_short_lived_children(tmp_path):
 
 
 def test_threads_are_not_children(tmp_path):
-    threads = ("import threading, time\n"
-               "ts = [threading.Thread(target=time.sleep, args=(1.5,)) for _ in range(4)]\n"
+    # Four threads sleep; a fifth forks a child (found at the next all-threads scan).
+    threads = ("import subprocess, threading, time\n"
+               "ts = [threading.Thread(target=time.sleep, args=(3,)) for _ in range(4)]\n"
+               "ts.append(threading.Thread(target=subprocess.run, args=(['sleep', '2.5'],)))\n"
                "[t.start() for t in ts]\n[t.join() for t in ts]\n")
     (tmp_path / "threads.py").write_text(threads)
     p = record("--include_child_tasks", shlex.join([sys.executable, str(tmp_path / "threads.py")]),
                cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     data = tmp_path / "damon.data"
-    assert len(set(read_snapshots(str(data)).target_id.tolist())) == 1
-    assert targets_joined(data) == []
-    assert "and 0 child processes" in summary_line(p.stderr)
+    meta = read_meta(str(data))
+    (child,) = targets_joined(data)
+    assert child["parent"] == meta[0]["targets"][0]["pid"] and child["cmdline"][0] == "sleep"
+    assert set(read_snapshots(str(data)).target_id.tolist()) == \
+        {meta[0]["targets"][0]["pid"], child["id"]}
+    assert "and 1 child process " in summary_line(p.stderr)
 
 
 def test_max_targets_bound(tmp_path):

@@ -12,12 +12,19 @@ from __future__ import annotations
 import os
 
 
-def child_pids(pid: int) -> list[int]:
-    """The pids of `pid`'s children, in no particular order; [] when it is gone."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return []
+def child_pids(pid: int, all_threads: bool = True) -> list[int]:
+    """The pids of `pid`'s children, in no particular order; [] when it is gone.
+
+    Without `all_threads`, only those its main thread forked: one file read
+    instead of one per thread (~12 us a thread here).
+    """
+    if all_threads:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            return []
+    else:
+        tids = [str(pid)]
     out: list[int] = []
     for tid in tids:
         try:
