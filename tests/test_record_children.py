@@ -207,3 +207,29 @@ def test_bad_child_options(tmp_path, args, message):
     assert p.returncode == 2
     assert p.stderr.startswith(message) and p.stderr.count("\n") == 1, p.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_children_there_at_the_start_join_at_once(tmp_path):
+    # A "server" with two workers already running; damo given only its pid.
+    code = ("import subprocess, sys, time\n"
+            "ws = [subprocess.Popen(['sleep', '30']) for _ in range(2)]\n"
+            "print(*[w.pid for w in ws], flush=True); time.sleep(30)\n")
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(x) for x in server.stdout.readline().split()]
+        p = record("--include_child_tasks", "--duration", "1", str(server.pid), cwd=tmp_path)
+    finally:
+        server.kill()
+        server.wait()
+    assert p.returncode == 0, p.stderr
+    snaps = read_snapshots(str(tmp_path / "damon.data"))
+    first = snaps.target_id[snaps.end_ns == snaps.end_ns.min()].tolist()
+    assert sorted(first) == sorted([server.pid, *workers])
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert sorted(t["pid"] for t in meta[0]["targets"]) == sorted([server.pid, *workers])
+    assert {m["id"]: m["parent"] for m in meta if m["type"] == "target"} == \
+        {w: server.pid for w in workers}
+    # damo did not start them: the duration's end leaves them running
+    assert all(Path(f"/proc/{w}").exists() for w in workers)
+    for w in workers:
+        os.kill(w, 9)

@@ -1,6 +1,7 @@
 """Targets that come and go while a process recording runs: exits and child processes.
 
-After each aggregation (its record written) `Children.step` ends the
+Children that exist when the recording starts (a server's workers) join
+at once.  After each aggregation (its record written) `Children.step` ends the
 targets whose process exited, then, with `damo record --include_child_tasks`,
 looks for processes the targets forked since and adds each as a target of
 its own (its pid is its id), recursively, at most `max_targets` at once.  A
@@ -46,6 +47,11 @@ class Children:
         self._notes: list[str] = []  # for the user, not yet taken
         self._bound_noted = self._fork_noted = False
         self._all_threads_ns = 0  # when to read every thread's children next
+
+    def start(self, ctx: Context) -> None:
+        """Before the first sample: children the targets already have join at once."""
+        if self.follow:
+            self._join_children(ctx)
 
     def step(self, ctx: Context) -> None:
         """At an aggregation boundary, after its record."""

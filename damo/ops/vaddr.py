@@ -159,6 +159,7 @@ class VaddrBpfOperations(VaddrOperations):
     def init(self, ctx: Context) -> None:
         if self.command is not None:
             self._start_command(ctx)
+        self.children.start(ctx)
         # Pages a process faulted in just before (one started a moment ago,
         # or gone to sleep since) may wait in another CPU's LRU batch, where
         # MADV_COLD cannot clear them: until the first update's drain they
