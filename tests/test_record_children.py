@@ -233,3 +233,27 @@ def test_children_there_at_the_start_join_at_once(tmp_path):
     assert all(Path(f"/proc/{w}").exists() for w in workers)
     for w in workers:
         os.kill(w, 9)
+
+
+def test_a_child_that_execs_starts_over(tmp_path):
+    # The subshell joins as a copy of the shell, then execs python.
+    script = tmp_path / "late.py"
+    script.write_text("import time\nb = bytearray(32 << 20)\nt = time.time()\n"
+                      "while time.time() - t < 2.5:\n    b[::4096] = b'x' * (len(b) // 4096)\n")
+    p = record("--include_child_tasks",
+               f"(sleep 0.5; exec {shlex.quote(sys.executable)} {shlex.quote(str(script))}); true",
+               cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    data = tmp_path / "damon.data"
+    meta = read_meta(str(data))
+    shell = meta[0]["targets"][0]["pid"]
+    subshell = next(m["id"] for m in meta if m["type"] == "target" and m["parent"] == shell)
+    maps = [m for m in meta if m["type"] == "maps" and m["target_id"] == subshell]
+    paths = [{path for *_, path in m["maps"]} for m in maps]
+    assert not any(sys.executable in ps or "python" in " ".join(ps) for ps in paths[:1])
+    assert any("python" in " ".join(ps) for ps in paths[1:]), paths
+    # after the exec its regions cover python's busy 32 MiB: hot in the later records
+    snaps = read_snapshots(str(data))
+    hot = [int(((e - s) * (n > 0)).sum()) for i in np.flatnonzero(snaps.target_id == subshell)
+           for s, e, n in [tuple(a.astype(np.int64) for a in snaps.regions(i))]]
+    assert max(hot) >= 24 << 20, hot
