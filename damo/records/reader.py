@@ -39,7 +39,7 @@ from damo.records import recfmt
 
 SNIFF_BYTES = 1 << 16
 EVENT = b"damon:damon_aggregated:"  # what perf-script text of DAMON events holds
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20  # of the file: a few MB of columns and text
 
 
 def _open(path: str):

@@ -27,7 +27,7 @@ MAX_SEC = (2**63 - 1) // recfmt.NSEC_PER_SEC - 1
 RECORD_HEADER = struct.Struct("<qqI")
 REGION = struct.Struct("<QQI")
 SNAP_HEADER = {0: struct.Struct("<QI"), 1: struct.Struct("<iI"), 2: struct.Struct("<QI")}
-DEFAULT_CHUNK_BYTES = 4 << 20
+DEFAULT_CHUNK_BYTES = 1 << 20
 
 
 class RecfmtChunk:
@@ -138,23 +138,27 @@ class Walker:
         self._last_ns: dict[int, int] = {}
 
     def __iter__(self) -> Iterator[RecfmtChunk]:
-        buf = b""
-        at = self.header_bytes  # file offset of buf[0]
+        rest = b""  # the start of a record the last read cut off
+        at = self.header_bytes  # file offset of the buffer's first byte
         eof = False
         cut = None
         while not eof:
-            more = self.f.read(self.chunk_bytes)
-            eof = len(more) < self.chunk_bytes
-            buf = buf + more if buf else more
+            # A fresh buffer each time: the chunk yielded keeps a view of it.
+            buf = bytearray(len(rest) + self.chunk_bytes)
+            buf[: len(rest)] = rest
+            got = self.f.readinto(memoryview(buf)[len(rest) :])
+            eof = got < self.chunk_bytes
+            if eof:
+                del buf[len(rest) + got :]
             chunk, used, cut = self._walk(buf, at, eof)
             if chunk.rec_ns:
                 yield chunk
-            # A record longer than what is read stays in buf and grows with the next read.
-            buf = buf[used:]
+            # A record longer than what is read stays in rest and grows with the next read.
+            rest = bytes(buf[used:])
             at += used
-        self._finish(buf, cut)
+        self._finish(rest, cut)
 
-    def _walk(self, buf: bytes, at: int, eof: bool):
+    def _walk(self, buf: bytearray, at: int, eof: bool):
         """Whole records at the start of `buf`: (chunk, bytes used, cut record or None).
 
         A record running past the end of `buf` stops the walk; at the end of
@@ -220,7 +224,7 @@ class Walker:
             pos = p
         if cut is not None and not eof:
             cut = None  # the rest of the record is in the next read
-        chunk.buf = buf[:pos]
+        chunk.buf = memoryview(buf)[:pos]  # no copy
         self.nr_records = rec_no
         self.nr_snapshots += len(snap_pos)
         return chunk, pos, cut
