@@ -34,9 +34,10 @@ class RecfmtChunk:
     """Consecutive whole records of a recfmt file, as read from one buffer.
 
     Per record (``rec_pos`` byte offset in ``buf``, ``rec_ns``,
-    ``rec_nr_snaps``; records without targets included) and per snapshot (``snap_pos`` byte offset of its header in
-    ``buf``, ``end_ns``, ``target_id``, ``nr_regions``, ``record`` the
-    file-wide record number), all plain lists.  ``first_snapshot`` and
+    ``rec_nr_snaps``; records without targets included) and per snapshot
+    (``snap_pos`` byte offset of its header in ``buf``, ``end_ns``,
+    ``target_id``, ``nr_regions``, ``record`` the file-wide record number),
+    all plain lists.  ``first_snapshot`` and
     ``first_record`` place the chunk in the file.
     """
 

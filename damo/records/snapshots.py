@@ -83,25 +83,6 @@ class Snapshots:
             return np.empty(0, dtype=np.int64)
         return np.flatnonzero(self.target_id == self.target_id.dtype.type(target_id))
 
-    def mean_interval_ns(self, indices: np.ndarray) -> float:
-        """Mean time between consecutive snapshots of one target (0.0 if fewer than two)."""
-        if len(indices) < 2:
-            return 0.0
-        return float(self.end_ns[indices[-1]] - self.end_ns[indices[0]]) / (len(indices) - 1)
-
-    def start_ns(self, indices: np.ndarray) -> np.ndarray:
-        """Start times of one target's snapshots (int64 ns).
-
-        A snapshot covers ``[previous end, its end)``; the first one has no
-        predecessor, so it is given the target's mean interval.
-        """
-        ends = self.end_ns[indices]
-        starts = np.empty_like(ends)
-        if len(ends):
-            starts[1:] = ends[:-1]
-            starts[0] = ends[0] - round(self.mean_interval_ns(indices))
-        return starts
-
     def region_index(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat region indices of the given snapshots, and the snapshot position of each.
 
