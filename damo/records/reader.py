@@ -69,7 +69,6 @@ class RecordFile:
     def __init__(self, path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
                  warn: bool = True):
         self.path = os.fspath(path)
-        self.chunk_bytes = chunk_bytes
         self.warn = warn
         self.warnings: list[str] | None = None
         with self._errors():
@@ -77,6 +76,8 @@ class RecordFile:
                 head = f.read(SNIFF_BYTES)
                 self.size = os.fstat(f.fileno()).st_size
             self.kind, self.version = _sniff(head)
+        # A chunk never needs to be bigger than the file (one more byte sees its end).
+        self.chunk_bytes = max(min(int(chunk_bytes), self.size + 1), 64)
 
     def _errors(self):
         return _Prefix(self.path)
@@ -160,17 +161,10 @@ def read_snapshots(path: str | os.PathLike, warn: bool = True,
     """The whole record file at `path` as one `Snapshots`; see the module docstring."""
     from damo.records.snapshots import concat
 
-    record = RecordFile(path, chunk_bytes or max(DEFAULT_CHUNK_BYTES, _size(path)), warn)
+    record = RecordFile(path, chunk_bytes or 1 << 62, warn)
     snaps = concat(list(record.columns()))
     snaps.warnings = list(record.warnings or [])
     return snaps
-
-
-def _size(path: str | os.PathLike) -> int:
-    try:
-        return os.stat(path).st_size + 1
-    except OSError:
-        return 0
 
 
 def parse_bytes(data: bytes):

@@ -145,10 +145,11 @@ class Walker:
         cut = None
         while not eof:
             # A fresh buffer each time: the chunk yielded keeps a view of it.
-            buf = bytearray(len(rest) + self.chunk_bytes)
+            want = self.chunk_bytes
+            buf = bytearray(len(rest) + want)
             buf[: len(rest)] = rest
             got = self.f.readinto(memoryview(buf)[len(rest) :])
-            eof = got < self.chunk_bytes
+            eof = got < want
             if eof:
                 del buf[len(rest) + got :]
             chunk, used, cut = self._walk(buf, at, eof)
