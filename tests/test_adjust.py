@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from damo.records.reader import read_snapshots
 from damo.records.snapshots import from_lists
 from damo.records.writer import RecordWriter, TargetRegions
-from damo.reports import aggregate
+from damo.reports import aggregate, spans
 
 
 def naive_aggregate(snapshots):
@@ -66,11 +66,14 @@ def test_split_region_counts_once():
 
 def test_windows_and_shots():
     snaps = from_lists([(k * 100_000_000, 1, [(0, 4096, 1)]) for k in range(10)])
-    idx = snaps.of_target(1)
-    assert aggregate.shots_per_window(snaps, idx, 1_000_000) == 10
-    assert aggregate.shots_per_window(snaps, idx, 250_000) == 2  # round(2.5) is 2
-    assert aggregate.shots_per_window(snaps, idx, 1) == 1
-    assert [len(w) for w in aggregate.windows(idx, 4)] == [4, 4, 2]
+    span = spans.spans(snaps)[1]
+    assert spans.shots_per_window(span, 1_000_000) == 10
+    assert spans.shots_per_window(span, 250_000) == 2  # round(2.5) is 2
+    assert spans.shots_per_window(span, 1) == 1
+    windows = aggregate.Windows(4, skip=1)
+    done = [windows.add(*snaps.regions(i)) for i in range(10)] + [windows.finish()]
+    # Skip one, then windows of 4, 4 and the last 1; nr_accesses add up.
+    assert [int(w[2][0]) for w in done if w is not None] == [4, 4, 1]
 
 
 def write(path, nr_records, targets=(7,)):

@@ -22,6 +22,7 @@ MODULES = (
     "report_wss",
     "report_nr_regions",
     "adjust",
+    "validate",
     "workload",
 )
 

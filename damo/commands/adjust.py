@@ -27,7 +27,7 @@ def run(
     import os
 
     from damo.errors import UsageError
-    from damo.records.reader import read_snapshots
+    from damo.records.reader import RecordFile
     from damo.reports.adjust import adjust
     from damo.reports.numbers import parse_nonneg, parse_positive
 
@@ -35,5 +35,4 @@ def run(
     nr_skip = parse_nonneg(skip, "--skip")
     if os.path.exists(input) and os.path.exists(output) and os.path.samefile(input, output):
         raise UsageError(f"--output {output} is the input file; choose another name")
-    snaps = read_snapshots(input)
-    adjust(snaps, interval, nr_skip, output)
+    adjust(RecordFile(input), interval, nr_skip, output)

@@ -63,9 +63,12 @@ def run(
     stdout_heatmap_color: Annotated[str, typer.Option(
         "--stdout_heatmap_color", metavar="gray|flame|emotion",
         help="Colour theme of --heatmap stdout.")] = "gray",
+    json: Annotated[bool, typer.Option(
+        "--json", help="With --guide: print one JSON object (docs/reports.md, JSON output).")
+    ] = False,
 ) -> None:
     """Print <time> <address> <heat> lines: the mean nr_accesses of each cell of a map."""
-    from damo.records.reader import read_snapshots
+    from damo.records.reader import RecordFile
     from damo.reports import heatmap_text, heats
     from damo.reports.numbers import parse_int, parse_positive
     from damo.reports.output import write_chunks
@@ -95,18 +98,25 @@ def run(
     if heatmap == "stdout":
         heatmap_text.check_color(stdout_heatmap_color)  # before reading a big file
 
-    snaps = read_snapshots(input)
+    if json and not guide:
+        from damo.errors import UsageError
+
+        raise UsageError("--json goes with --guide (the map itself is not JSON)")
+    record = RecordFile(input)
+    all_guides = heats.guides(record)
     if guide:
-        write_chunks([heats.guide_text(snaps)])
+        write_chunks([(heats.guide_json if json else heats.guide_text)(all_guides)])
         return
     area = heats.area(
-        snaps,
+        record,
         target_id=number(tid, "--tid"),
         resolution=resolution,
         time_range=(number(t_lo, "--tmin"), number(t_hi, "--tmax")),
         addr_range=(number(a_lo, "--amin"), number(a_hi, "--amax")),
+        all_guides=all_guides,
     )
-    heat = heats.heat_matrix(snaps, area)
+    span = next(g.span for g in all_guides if g.target_id == area.target_id)
+    heat = heats.heat_matrix(record, area, span)
     if heatmap is None:
         write_chunks(heats.heats_text(heat, area, abs_time, abs_addr))
     elif heatmap == "stdout":

@@ -1,6 +1,6 @@
 """`damo report nr_regions`: percentiles of the number of regions per snapshot."""
 
-from damo.reports.options import DEFAULT_INPUT, Input, Plot, Range, SortBy
+from damo.reports.options import DEFAULT_INPUT, Input, Json, Plot, Range, SortBy
 
 NAME = "nr_regions"
 GROUP = "report"
@@ -11,14 +11,16 @@ def run(
     range_: Range = None,
     sortby: SortBy = "size",
     plot: Plot = None,
+    json: Json = False,
 ) -> None:
     """Print the distribution (or, --sortby time, the timeline) of the number of regions."""
-    from damo.records.reader import read_snapshots
+    from damo.records.reader import RecordFile
     from damo.reports import dist, nr_regions
     from damo.reports.numbers import parse_int
     from damo.reports.options import sort_by_size
 
     by_size = sort_by_size(sortby)
     points = dist.percentiles([parse_int(v, "--range") for v in range_] if range_ else None)
-    per_target = nr_regions.per_target(read_snapshots(input))
-    dist.emit("# regions", per_target, points, by_size, plot, "number of regions", sizes=False)
+    per_target = nr_regions.per_target(RecordFile(input))
+    dist.emit("nr_regions", "# regions", per_target, points, by_size, plot, "number of regions",
+              sizes=False, as_json=json)

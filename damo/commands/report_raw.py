@@ -1,15 +1,18 @@
 """`damo report raw`: every record of a record file as text."""
 
-from damo.reports.options import DEFAULT_INPUT, Input
+from damo.reports.options import DEFAULT_INPUT, Input, Json
 
 NAME = "raw"
 GROUP = "report"
 
 
-def run(input: Input = DEFAULT_INPUT) -> None:
+def run(input: Input = DEFAULT_INPUT, json: Json = False) -> None:
     """Print every record: time, targets and each region's range, size and nr_accesses."""
-    from damo.records.reader import read_snapshots
+    from damo.records.reader import RecordFile
     from damo.reports.output import write_chunks
-    from damo.reports.raw import raw_text
+    from damo.reports.raw import raw_json, raw_text
 
-    write_chunks(raw_text(read_snapshots(input)))
+    record = RecordFile(input)
+    for _ in record.chunks():  # the whole file checked before any output
+        pass
+    write_chunks((raw_json if json else raw_text)(record.chunks()))

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from damo.reports import WARMUP_SNAPSHOTS
-from damo.reports.options import DEFAULT_INPUT, Input, Plot, Range, SortBy
+from damo.reports.options import DEFAULT_INPUT, Input, Json, Plot, Range, SortBy
 
 NAME = "wss"
 GROUP = "report"
@@ -33,9 +33,10 @@ def run(
     raw_number: Annotated[bool, typer.Option(
         "--raw_number",
         help="Accepted for damo 1.x compatibility; numbers are always raw bytes.")] = False,
+    json: Json = False,
 ) -> None:
     """Print the distribution (or, --sortby time, the timeline) of working set sizes."""
-    from damo.records.reader import read_snapshots
+    from damo.records.reader import RecordFile
     from damo.reports import dist, wss
     from damo.reports.numbers import parse_int, parse_nonneg
     from damo.reports.options import sort_by_size
@@ -43,10 +44,11 @@ def run(
     by_size = sort_by_size(sortby)
     points = dist.percentiles([parse_int(v, "--range") for v in range_] if range_ else None)
     per_target = wss.per_target(
-        read_snapshots(input),
+        RecordFile(input),
         acc_thres=parse_nonneg(acc_thres, "--acc_thres"),
         sz_thres=parse_nonneg(sz_thres, "--sz_thres"),
         work_time_us=parse_nonneg(work_time, "--work_time"),
         exclude=parse_nonneg(exclude_samples, "--exclude_samples"),
     )
-    dist.emit("wss", per_target, points, by_size, plot, "working set size", sizes=True)
+    dist.emit("wss", "wss", per_target, points, by_size, plot, "working set size", sizes=True,
+              as_json=json)

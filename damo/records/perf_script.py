@@ -11,18 +11,15 @@ the timestamp of its first line.  Fields are found relative to the event name, s
 a command name with spaces does not shift them.
 """
 
+from collections.abc import Iterator
+from typing import BinaryIO
+
 import numpy as np
 
 from damo.errors import RecordFormatError
 from damo.records import events
+from damo.records.reader import EVENT
 from damo.records.snapshots import Snapshots
-
-EVENT = b"damon:damon_aggregated:"
-
-
-def looks_like(head: bytes) -> bool:
-    """Whether the first bytes of a file are perf-script text of DAMON events."""
-    return b"\0" not in head and EVENT in head
 
 
 def _timestamp_ns(token: bytes) -> int:
@@ -31,14 +28,9 @@ def _timestamp_ns(token: bytes) -> int:
     return int(sec) * 1_000_000_000 + int(frac[:9].ljust(9, b"0") or b"0")
 
 
-def parse(data: bytes) -> Snapshots:
-    """Parse perf-script text into snapshots.
-
-    Snapshots missing events (perf drops events when its buffer overflows, and
-    the text may be cut short) are dropped with a warning, never kept short.
-    """
+def _parse_lines(lines: list[bytes], first_lineno: int) -> list[tuple[int, ...]]:
     rows: list[tuple[int, int, int, int, int, int]] = []
-    for lineno, line in enumerate(data.splitlines(), 1):
+    for lineno, line in enumerate(lines, first_lineno):
         if EVENT not in line:
             continue
         fields = line.split()
@@ -60,35 +52,76 @@ def parse(data: bytes) -> Snapshots:
             raise RecordFormatError(f"line {lineno}: not a damon_aggregated event") from None
         if rows[-1][2] <= 0:
             raise RecordFormatError(f"line {lineno}: nr_regions={rows[-1][2]}")
+    return rows
 
-    ev = np.array(rows, dtype=np.uint64).reshape(-1, 6)
-    time_ns, tid, nr, start, end, nr_accesses = ev.T
-    firsts, counts = events.snapshot_bounds(tid, nr, start, end)
-    whole = counts == nr[firsts]
-    warnings = []
-    if len(whole) and not whole[-1]:
-        warnings.append(
-            f"last snapshot is incomplete ({counts[-1]} of {nr[firsts[-1]]} regions); dropped"
-        )
-    if not whole[:-1].all():
-        warnings.append(
-            f"{int((~whole[:-1]).sum())} snapshots miss events (lost by perf?); dropped"
-        )
-    firsts, counts = firsts[whole], counts[whole]
-    if not len(firsts):
-        raise RecordFormatError("no complete snapshot in the perf script text")
 
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    keep = np.repeat(firsts - offsets[:-1], counts) + np.arange(offsets[-1])
-    return Snapshots(
-        end_ns=time_ns[firsts].astype(np.int64),
-        target_id=tid[firsts],
-        record=np.arange(len(firsts), dtype=np.int64),
-        offsets=offsets,
-        start=start[keep],
-        end=end[keep],
-        nr_accesses=nr_accesses[keep].astype(np.uint32),
-        source="perf script",
-        warnings=warnings,
-    )
+class Parser:
+    """perf-script text from `f`, parsed into `Snapshots` of about `chunk_bytes` of text each.
+
+    Snapshots missing events (perf drops events when its buffer overflows, and
+    the text may be cut short) are dropped with a warning, never kept short;
+    the warnings are in ``warnings`` once the iteration is over.  A snapshot
+    whose events run into the next chunk is carried over to it whole.
+    """
+
+    def __init__(self, f: BinaryIO, chunk_bytes: int):
+        self.f = f
+        self.chunk_bytes = max(int(chunk_bytes), 64)
+        self.warnings: list[str] = []
+        self.nr_snapshots = 0
+
+    def __iter__(self) -> Iterator[Snapshots]:
+        carry = np.zeros((0, 6), dtype=np.uint64)  # events of an unfinished snapshot
+        partial = b""  # an unfinished line
+        lineno = 1
+        missing = 0
+        eof = False
+        while not eof:
+            data = self.f.read(self.chunk_bytes)
+            eof = len(data) < self.chunk_bytes
+            lines = (partial + data).split(b"\n")
+            partial = b"" if eof else lines.pop()
+            rows = _parse_lines(lines, lineno)
+            lineno += len(lines)
+            ev = np.concatenate([carry, np.array(rows, dtype=np.uint64).reshape(-1, 6)])
+            time_ns, tid, nr, start, end, _ = ev.T
+            firsts, counts = events.snapshot_bounds(tid, nr, start, end)
+            whole = counts == nr[firsts]
+            carry = ev[:0]
+            if len(firsts) and not eof:
+                # The last snapshot may go on in the next chunk.
+                carry = ev[firsts[-1]:]
+                firsts, counts, whole = firsts[:-1], counts[:-1], whole[:-1]
+            elif len(whole) and not whole[-1]:
+                self.warnings.append(
+                    f"last snapshot is incomplete ({counts[-1]} of {nr[firsts[-1]]} regions); "
+                    "dropped"
+                )
+                firsts, counts, whole = firsts[:-1], counts[:-1], whole[:-1]
+            missing += int((~whole).sum())
+            firsts, counts = firsts[whole], counts[whole]
+            if len(firsts):
+                yield self._snapshots(ev, firsts, counts)
+        if missing:
+            self.warnings.append(f"{missing} snapshots miss events (lost by perf?); dropped")
+        if not self.nr_snapshots:
+            raise RecordFormatError("no complete snapshot in the perf script text")
+
+    def _snapshots(self, ev: np.ndarray, firsts: np.ndarray, counts: np.ndarray) -> Snapshots:
+        time_ns, tid, _, start, end, nr_accesses = ev.T
+        offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+        np.cumsum(counts, out=offsets[1:])
+        keep = np.repeat(firsts - offsets[:-1], counts) + np.arange(offsets[-1])
+        first = self.nr_snapshots
+        self.nr_snapshots += len(firsts)
+        return Snapshots(
+            end_ns=time_ns[firsts].astype(np.int64),
+            target_id=tid[firsts],
+            record=np.arange(first, first + len(firsts), dtype=np.int64),
+            offsets=offsets,
+            start=start[keep],
+            end=end[keep],
+            nr_accesses=nr_accesses[keep].astype(np.uint32),
+            source="perf script",
+            first_snapshot=first,
+        )

@@ -31,20 +31,20 @@ kept in ``Snapshots.warnings``).
 
 import os
 import sys
-
-import numpy as np
+from collections.abc import Iterator
+from typing import Any
 
 from damo.errors import RecordFormatError
-from damo.records import perf_script, recfmt, recfmt_reader
-from damo.records.snapshots import Snapshots
+from damo.records import recfmt
 
 SNIFF_BYTES = 1 << 16
+EVENT = b"damon:damon_aggregated:"  # what perf-script text of DAMON events holds
+DEFAULT_CHUNK_BYTES = 1 << 20  # of the file: a few MB of columns and text
 
 
-def _read_bytes(path: str) -> bytes:
+def _open(path: str):
     try:
-        with open(path, "rb") as f:
-            return f.read()
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
     except FileNotFoundError:
         raise RecordFormatError("no such file") from None
     except IsADirectoryError:
@@ -53,54 +53,128 @@ def _read_bytes(path: str) -> bytes:
         raise RecordFormatError(str(err.strerror)) from None
 
 
-def parse_bytes(data: bytes) -> Snapshots:
-    """Sniff and parse the content of a record file (see the module docstring)."""
-    if not data:
+class RecordFile:
+    """A record file, sniffed once and read in chunks as many times as a report needs.
+
+    ``chunks()`` yields, in file order, chunks of whole records (whole
+    snapshots for perf-script text) of about `chunk_bytes` of the file each:
+    `damo.records.recfmt_reader.RecfmtChunk` for recfmt, `Snapshots` for
+    perf-script text; both have ``columns()`` (numpy `Snapshots`),
+    ``record_groups()`` and ``region_rows(i)``.  Problems raise
+    `RecordFormatError` (``FILE: message``) when the reading reaches them;
+    warnings (a truncated end) are printed to stderr once, at the end of the
+    first full pass, and kept in ``warnings``.
+    """
+
+    def __init__(self, path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+                 warn: bool = True):
+        self.path = os.fspath(path)
+        self.warn = warn
+        self.warnings: list[str] | None = None
+        with self._errors():
+            with _open(self.path) as f:
+                head = f.read(SNIFF_BYTES)
+                self.size = os.fstat(f.fileno()).st_size
+            self.kind, self.version = _sniff(head)
+        # A chunk never needs to be bigger than the file (one more byte sees its end).
+        self.chunk_bytes = max(min(int(chunk_bytes), self.size + 1), 64)
+
+    def _errors(self):
+        return _Prefix(self.path)
+
+    def chunks(self) -> Iterator[Any]:
+        with self._errors(), _open(self.path) as f:
+            if self.kind == "perf":
+                from damo.records import perf_script
+
+                source = perf_script.Parser(f, self.chunk_bytes)
+                yield from source
+                warnings = source.warnings
+            else:
+                from damo.records import recfmt_reader
+
+                header = 0 if self.version == 0 else recfmt.HEADER_SIZE
+                f.seek(header)
+                walker = recfmt_reader.Walker(f, self.version, self.size, header,
+                                              self.chunk_bytes)
+                try:
+                    yield from walker
+                except RecordFormatError:
+                    if self.version == 0 and not walker.nr_snapshots:
+                        raise RecordFormatError(
+                            "not a DAMON record file (no recfmt magic, no perf script events, "
+                            "and not a valid version 0 record)"
+                        ) from None
+                    raise
+                if not walker.nr_snapshots:
+                    raise RecordFormatError(
+                        "the file holds no snapshots (every record has no target)")
+                warnings = [walker.warning] if walker.warning else []
+        if self.warnings is None:
+            self.warnings = warnings
+            if self.warn:
+                for message in warnings:
+                    print(f"damo: warning: {self.path}: {message}", file=sys.stderr)
+
+    def columns(self) -> Iterator[Any]:
+        """The chunks as numpy `Snapshots`."""
+        for chunk in self.chunks():
+            yield chunk.columns()
+
+
+class _Prefix:
+    """Puts the file name in front of a `RecordFormatError`'s message, once."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind, err, tb) -> bool:
+        if isinstance(err, RecordFormatError) and not getattr(err, "prefixed", False):
+            new = RecordFormatError(f"{self.path}: {err}")
+            new.prefixed = True
+            raise new from None
+        return False
+
+
+def _sniff(head: bytes) -> tuple[str, int]:
+    """("recfmt", version) or ("perf", 0) from the first bytes of a file."""
+    if not head:
         raise RecordFormatError("the file is empty")
-    if data.startswith(recfmt.MAGIC):
-        if len(data) < recfmt.HEADER_SIZE:
+    if head.startswith(recfmt.MAGIC):
+        if len(head) < recfmt.HEADER_SIZE:
             raise RecordFormatError("the file is cut off in its header")
-        version = int(np.frombuffer(data, "<i4", 1, len(recfmt.MAGIC))[0])
+        version = int.from_bytes(head[len(recfmt.MAGIC) : recfmt.HEADER_SIZE], "little",
+                                 signed=True)
         if version not in recfmt.VERSIONS or version == 0:
             raise RecordFormatError(f"unknown record format version {version}")
-        snaps = recfmt_reader.parse(data, version)
-    elif perf_script.looks_like(data[:SNIFF_BYTES]):
-        snaps = perf_script.parse(data)
-    else:
+        return "recfmt", version
+    if b"\0" not in head and EVENT in head:
+        return "perf", 0
+    return "recfmt", 0
+
+
+def read_snapshots(path: str | os.PathLike, warn: bool = True,
+                   chunk_bytes: int | None = None):
+    """The whole record file at `path` as one `Snapshots`; see the module docstring."""
+    from damo.records.snapshots import concat
+
+    record = RecordFile(path, chunk_bytes or 1 << 62, warn)
+    snaps = concat(list(record.columns()))
+    snaps.warnings = list(record.warnings or [])
+    return snaps
+
+
+def parse_bytes(data: bytes):
+    """Sniff and parse the content of a record file held in memory (tests, small tools)."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(prefix="damo-", suffix=".data") as f:
+        f.write(data)
+        f.flush()
         try:
-            snaps = recfmt_reader.parse(data, 0)
-        except RecordFormatError:
-            raise RecordFormatError(
-                "not a DAMON record file (no recfmt magic, no perf script events, "
-                "and not a valid version 0 record)"
-            ) from None
-    _check(snaps)
-    return snaps
-
-
-def _check(snaps: Snapshots) -> None:
-    """Reject content no monitor could have written, or nothing to report on."""
-    if not len(snaps):
-        raise RecordFormatError("the file holds no snapshots (every record has no target)")
-    inverted = snaps.start > snaps.end
-    if inverted.any():
-        k = int(np.argmax(inverted))
-        i = int(np.searchsorted(snaps.offsets, k, side="right") - 1)
-        raise RecordFormatError(f"snapshot {i} has a region ending before it starts (corrupt)")
-    for tid in snaps.target_ids():
-        back = np.diff(snaps.end_ns[snaps.of_target(tid)]) < 0
-        if back.any():
-            raise RecordFormatError(f"snapshots of target {tid} go back in time (corrupt)")
-
-
-def read_snapshots(path: str | os.PathLike, warn: bool = True) -> Snapshots:
-    """Read the record file at `path`; see the module docstring."""
-    path = os.fspath(path)
-    try:
-        snaps = parse_bytes(_read_bytes(path))
-    except RecordFormatError as err:
-        raise RecordFormatError(f"{path}: {err}") from None
-    if warn:
-        for message in snaps.warnings:
-            print(f"damo: warning: {path}: {message}", file=sys.stderr)
-    return snaps
+            return read_snapshots(f.name, warn=False)
+        except RecordFormatError as err:
+            raise RecordFormatError(str(err).removeprefix(f"{f.name}: ")) from None

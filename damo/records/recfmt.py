@@ -7,20 +7,18 @@ an int32 version; version 0 has no header.  Then records until EOF::
     nr_targets uint32
     per target: id (uint64; int32 in v1), nr_regions uint32
         per region: start uint64, end uint64, nr_accesses uint32
+
+The numpy dtypes below are made on first use, so that reading a file for
+`damo report raw` does not load numpy.
 """
 
-import numpy as np
+import struct
+from typing import Any
 
 MAGIC = b"damon_recfmt_ver"
 HEADER_SIZE = len(MAGIC) + 4
 VERSIONS = (0, 1, 2)
 WRITE_VERSION = 2
-
-# One region as laid out on disk; numpy arrays of this dtype are the exact bytes.
-REGION_DTYPE = np.dtype([("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4")])
-TIME_DTYPE = np.dtype([("tv_sec", "<i8"), ("tv_nsec", "<i8"), ("nr_targets", "<u4")])
-TARGET_ID_DTYPE = {0: np.dtype("<u8"), 1: np.dtype("<i4"), 2: np.dtype("<u8")}
-NR_REGIONS_DTYPE = np.dtype("<u4")
 
 NSEC_PER_SEC = 1_000_000_000
 
@@ -29,4 +27,23 @@ def header(version: int = WRITE_VERSION) -> bytes:
     """The file header for `version` (empty for version 0)."""
     if version == 0:
         return b""
-    return MAGIC + np.array([version], dtype="<i4").tobytes()
+    return MAGIC + struct.pack("<i", version)
+
+
+def _dtypes() -> dict[str, Any]:
+    import numpy as np
+
+    return {
+        # One region as laid out on disk; numpy arrays of this dtype are the exact bytes.
+        "REGION_DTYPE": np.dtype([("start", "<u8"), ("end", "<u8"), ("nr_accesses", "<u4")]),
+        "TIME_DTYPE": np.dtype([("tv_sec", "<i8"), ("tv_nsec", "<i8"), ("nr_targets", "<u4")]),
+        "TARGET_ID_DTYPE": {0: np.dtype("<u8"), 1: np.dtype("<i4"), 2: np.dtype("<u8")},
+        "NR_REGIONS_DTYPE": np.dtype("<u4"),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("REGION_DTYPE", "TIME_DTYPE", "TARGET_ID_DTYPE", "NR_REGIONS_DTYPE"):
+        globals().update(_dtypes())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

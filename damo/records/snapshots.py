@@ -7,6 +7,7 @@ Nothing here is one Python object per region: region ``k`` of snapshot ``i`` is
 ``start[offsets[i] + k]`` and so on.
 """
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,9 +33,29 @@ class Snapshots:
     nr_accesses: np.ndarray
     source: str = "recfmt v2"
     warnings: list[str] = field(default_factory=list)
+    first_snapshot: int = 0  # index in the file of the first snapshot, for a chunk
 
     def __len__(self) -> int:
         return len(self.end_ns)
+
+    # A Snapshots is also a source of one chunk: reports take either.
+    def chunks(self) -> Iterator["Snapshots"]:
+        return iter([self])
+
+    def columns(self) -> "Snapshots":
+        return self
+
+    def region_rows(self, i: int) -> Iterator[tuple[int, int, int]]:
+        """(start, end, nr_accesses) of each region of snapshot `i`, as Python ints."""
+        start, end, nr = self.regions(i)
+        return zip(start.tolist(), end.tolist(), nr.tolist(), strict=True)
+
+    def record_groups(self) -> Iterator[tuple[int, range]]:
+        """(time, snapshot indices) of each record, in file order."""
+        bounds = np.flatnonzero(np.diff(self.record, prepend=-1)).tolist() + [len(self)]
+        ends = self.end_ns.tolist()
+        for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+            yield ends[lo], range(lo, hi)
 
     @property
     def nr_regions(self) -> np.ndarray:
@@ -62,25 +83,6 @@ class Snapshots:
             return np.empty(0, dtype=np.int64)
         return np.flatnonzero(self.target_id == self.target_id.dtype.type(target_id))
 
-    def mean_interval_ns(self, indices: np.ndarray) -> float:
-        """Mean time between consecutive snapshots of one target (0.0 if fewer than two)."""
-        if len(indices) < 2:
-            return 0.0
-        return float(self.end_ns[indices[-1]] - self.end_ns[indices[0]]) / (len(indices) - 1)
-
-    def start_ns(self, indices: np.ndarray) -> np.ndarray:
-        """Start times of one target's snapshots (int64 ns).
-
-        A snapshot covers ``[previous end, its end)``; the first one has no
-        predecessor, so it is given the target's mean interval.
-        """
-        ends = self.end_ns[indices]
-        starts = np.empty_like(ends)
-        if len(ends):
-            starts[1:] = ends[:-1]
-            starts[0] = ends[0] - round(self.mean_interval_ns(indices))
-        return starts
-
     def region_index(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Flat region indices of the given snapshots, and the snapshot position of each.
 
@@ -99,6 +101,28 @@ def flat_ranges(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     owner = np.repeat(np.arange(len(counts)), counts)
     first = np.cumsum(counts) - counts
     return np.repeat(lo - first, counts) + np.arange(counts.sum()), owner
+
+def concat(parts: Sequence[Snapshots]) -> Snapshots:
+    """One `Snapshots` of consecutive chunks of a file (their record numbers are the file's)."""
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        raise ValueError("no chunks to concatenate")
+    counts = np.concatenate([p.nr_regions for p in parts])
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    return Snapshots(
+        end_ns=np.concatenate([p.end_ns for p in parts]),
+        target_id=np.concatenate([p.target_id for p in parts]),
+        record=np.concatenate([p.record for p in parts]),
+        offsets=offsets,
+        start=np.concatenate([p.start for p in parts]),
+        end=np.concatenate([p.end for p in parts]),
+        nr_accesses=np.concatenate([p.nr_accesses for p in parts]),
+        source=parts[0].source,
+        first_snapshot=parts[0].first_snapshot,
+    )
+
 
 def from_lists(
     snapshots: list[tuple[int, int, list[tuple[int, int, int]]]], source: str = "memory"

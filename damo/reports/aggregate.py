@@ -67,22 +67,42 @@ def _add_snapshot(
 
 def aggregate(snaps: Snapshots, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(start, end, nr_accesses) of the aggregate of the snapshots `indices` (one target)."""
-    start, end, nr = snaps.regions(int(indices[0]))
-    start, end, nr = start.copy(), end.copy(), nr.astype(np.int64)
-    for i in indices[1:]:
-        x_start, x_end, x_nr = snaps.regions(int(i))
-        start, end, nr = _add_snapshot(start, end, nr, x_start, x_end, x_nr.astype(np.int64))
-    return start, end, nr
+    window = Windows(len(indices), 0)
+    for i in indices:
+        done = window.add(*snaps.regions(int(i)))
+    return done
 
 
-def windows(indices: np.ndarray, size: int) -> list[np.ndarray]:
-    """`indices` cut into consecutive windows of `size` (the last may be shorter)."""
-    return [indices[k : k + size] for k in range(0, len(indices), size)]
+class Windows:
+    """One target's snapshots, fed in time order, cut into windows of `size` and aggregated.
 
+    The first `skip` snapshots are dropped.  `add` returns the aggregate of
+    a window when its last snapshot comes (else None); `finish` returns the
+    last, shorter window if there is one.  Snapshots may come from any number
+    of chunks of a file.
+    """
 
-def shots_per_window(snaps: Snapshots, indices: np.ndarray, window_us: int) -> int:
-    """How many snapshots of a target make one window of `window_us` microseconds."""
-    interval = snaps.mean_interval_ns(indices)
-    if interval <= 0:
-        return 1
-    return max(round(window_us * 1000 / interval), 1)
+    def __init__(self, size: int, skip: int):
+        self.size = size
+        self.skip = skip
+        self._seen = 0
+        self._count = 0
+        self._acc: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def add(self, start: np.ndarray, end: np.ndarray, nr: np.ndarray):
+        self._seen += 1
+        if self._seen <= self.skip:
+            return None
+        if self._acc is None:
+            self._acc = (start.copy(), end.copy(), nr.astype(np.int64))
+        else:
+            self._acc = _add_snapshot(*self._acc, start, end, nr.astype(np.int64))
+        self._count += 1
+        if self._count < self.size:
+            return None
+        done, self._acc, self._count = self._acc, None, 0
+        return done
+
+    def finish(self):
+        done, self._acc, self._count = self._acc, None, 0
+        return done

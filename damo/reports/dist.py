@@ -9,12 +9,11 @@
 """
 
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
 from damo.errors import UsageError
-from damo.records.snapshots import Snapshots
 from damo.reports.output import write_chunks
 
 DEFAULT_PERCENTILES = (0, 25, 50, 75, 100)
@@ -33,17 +32,15 @@ def percentiles(range_args: Sequence[int] | None) -> list[int]:
     return values
 
 
-def per_target(snaps: Snapshots, values_of: Callable[[np.ndarray], np.ndarray],
-               skip: int) -> list[tuple[int, np.ndarray]]:
-    """(target id, values) per target, `values_of` given that target's snapshot indices.
+def rows(values: dict[int, np.ndarray], skip: int) -> list[tuple[int, np.ndarray]]:
+    """(target id, values) of the targets that have values, in the order given.
 
     A target left with no value (all its snapshots skipped) gets a warning, not a row.
     """
     result = []
-    for tid in snaps.target_ids():
-        values = values_of(snaps.of_target(tid))
-        if len(values):
-            result.append((tid, values))
+    for tid, v in values.items():
+        if len(v):
+            result.append((tid, v))
         else:
             print(f"damo: warning: target {tid}: no snapshot left after skipping {skip}",
                   file=sys.stderr)
@@ -72,14 +69,37 @@ def table(what: str, per_target: list[tuple[int, np.ndarray]], points: list[int]
     return "\n".join(lines) + "\n"
 
 
-def emit(what: str, per_target: list[tuple[int, np.ndarray]], points: list[int], by_size: bool,
-         plot_path: str | None, ylabel: str, sizes: bool) -> None:
-    """Print the table; with `plot_path`, also draw it (one line per target)."""
+def table_json(report: str, per_target: list[tuple[int, np.ndarray]], points: list[int],
+               by_size: bool) -> str:
+    """The table as one JSON object (docs/reports.md, "JSON output")."""
+    import json
+
+    return json.dumps({
+        "report": report,
+        "version": 1,
+        "sort": "size" if by_size else "time",
+        "targets": [{
+            "target_id": tid,
+            "nr_values": len(values),
+            "average": int(int(values.sum(dtype=np.uint64)) / len(values)),
+            "percentiles": [{"percentile": p, "value": v}
+                            for p, v in pick(values, points, by_size)],
+        } for tid, values in per_target],
+    }) + "\n"
+
+
+def emit(report: str, what: str, per_target: list[tuple[int, np.ndarray]], points: list[int],
+         by_size: bool, plot_path: str | None, ylabel: str, sizes: bool,
+         as_json: bool = False) -> None:
+    """Print the table (or its JSON); with `plot_path`, also draw it (one line per target)."""
     if plot_path is not None:
         from damo.reports import plot
 
         plot.terminal_for(plot_path)  # a bad file name fails before any output
-    write_chunks([table(what, per_target, points, by_size)])
+    if as_json:
+        write_chunks([table_json(report, per_target, points, by_size)])
+    else:
+        write_chunks([table(what, per_target, points, by_size)])
     if plot_path is not None:
         series = [(f"target {tid}", pick(v, points, by_size)) for tid, v in per_target]
         xlabel = "percentile" if by_size else "runtime (percent)"

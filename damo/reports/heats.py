@@ -9,15 +9,32 @@ cells), then weighted by how long the snapshot overlaps each time cell.
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from damo.errors import UsageError
 from damo.records.snapshots import Snapshots, flat_ranges
+from damo.reports import spans
 
 DEFAULT_RESOLUTION = (500, 500)
 # Snapshots x address cells held at once while building the map.
 CHUNK_CELLS = 1 << 22
+
+
+@dataclass
+class GuideArea:
+    """One union of a target's regions: its address range, when it held regions, its accesses.
+
+    ``accesses`` is the sum over snapshots of each region's size times its
+    ``nr_accesses`` (bytes x accesses per aggregation), a float.
+    """
+
+    start: int
+    end: int
+    first_ns: int
+    last_ns: int
+    accesses: float
 
 
 @dataclass
@@ -27,11 +44,20 @@ class Guide:
     target_id: int
     start_ns: int
     end_ns: int
-    regions: list[tuple[int, int]]
+    areas: list[GuideArea]
+    nr_snapshots: int = 0
+
+    @property
+    def regions(self) -> list[tuple[int, int]]:
+        return [(x.start, x.end) for x in self.areas]
 
     @property
     def total_space(self) -> int:
-        return sum(end - start for start, end in self.regions)
+        return sum(x.end - x.start for x in self.areas)
+
+    @property
+    def span(self) -> spans.Span:
+        return spans.Span(self.target_id, self.nr_snapshots, self.start_ns, self.end_ns)
 
     def largest_region(self) -> tuple[int, int]:
         return max(self.regions, key=lambda r: r[1] - r[0])
@@ -46,30 +72,91 @@ class Guide:
         return "\n".join(lines)
 
 
-def guides(snaps: Snapshots) -> list[Guide]:
-    """One guide per target, the target covering the most address space first."""
-    result = []
-    for tid in snaps.target_ids():
-        indices = snaps.of_target(tid)
-        flat, _ = snaps.region_index(indices)
-        order = np.argsort(snaps.start[flat], kind="stable")
-        starts = snaps.start[flat][order]
-        ends = snaps.end[flat][order]
+class _Unions:
+    """A target's region unions so far, as parallel arrays, merged chunk by chunk."""
+
+    def __init__(self) -> None:
+        self.start = np.zeros(0, dtype=np.uint64)
+        self.end = np.zeros(0, dtype=np.uint64)
+        self.first = np.zeros(0, dtype=np.int64)
+        self.last = np.zeros(0, dtype=np.int64)
+        self.accesses = np.zeros(0, dtype=np.float64)
+
+    def add(self, start: np.ndarray, end: np.ndarray, when: np.ndarray,
+            accesses: np.ndarray) -> None:
+        """Merge regions (or unions: a union is never split again) into the unions."""
+        starts = np.concatenate([self.start, start])
+        ends = np.concatenate([self.end, end])
+        first = np.concatenate([self.first, when])
+        last = np.concatenate([self.last, when])
+        acc = np.concatenate([self.accesses, accesses])
+        order = np.argsort(starts, kind="stable")
+        starts, ends = starts[order], ends[order]
         # A union ends where no earlier region reaches the next region's start.
         reach = np.maximum.accumulate(ends)
         breaks = np.flatnonzero(starts[1:] > reach[:-1]) + 1
-        first = np.concatenate([[0], breaks])
-        last = np.concatenate([breaks - 1, [len(starts) - 1]])
-        regions = list(zip(starts[first].tolist(), reach[last].tolist(), strict=True))
-        result.append(
-            Guide(tid, int(snaps.end_ns[indices[0]]), int(snaps.end_ns[indices[-1]]), regions)
-        )
+        heads = np.concatenate([[0], breaks])
+        tails = np.concatenate([breaks - 1, [len(starts) - 1]])
+        self.start, self.end = starts[heads], reach[tails]
+        self.first = np.minimum.reduceat(first[order], heads)
+        self.last = np.maximum.reduceat(last[order], heads)
+        self.accesses = np.add.reduceat(acc[order], heads)
+
+    def areas(self) -> list[GuideArea]:
+        return [GuideArea(*row) for row in zip(
+            self.start.tolist(), self.end.tolist(), self.first.tolist(), self.last.tolist(),
+            self.accesses.tolist(), strict=True)]
+
+
+def guides(source: Any) -> list[Guide]:
+    """One guide per target, the target covering the most address space first.
+
+    One pass over the chunks of `source` (a `RecordFile` or a `Snapshots`);
+    what is kept is the unions, not the regions.
+    """
+    found: dict[int, tuple[spans.Span, _Unions]] = {}
+    for chunk in source.chunks():
+        snaps = chunk.columns()
+        for tid in snaps.target_ids():
+            indices = snaps.of_target(tid)
+            ends = snaps.end_ns[indices]
+            if tid not in found:
+                found[tid] = (spans.Span(tid, 0, int(ends[0]), 0), _Unions())
+            span, unions = found[tid]
+            span.nr_snapshots += len(indices)
+            span.last_ns = int(ends[-1])
+            flat, owner = snaps.region_index(indices)
+            start, end = snaps.start[flat], snaps.end[flat]
+            weight = (end - start).astype(np.float64) * snaps.nr_accesses[flat]
+            unions.add(start, end, ends[owner], weight)
+    result = [Guide(tid, span.first_ns, span.last_ns, unions.areas(), span.nr_snapshots)
+              for tid, (span, unions) in found.items()]
     result.sort(key=lambda g: g.total_space, reverse=True)
     return result
 
 
-def guide_text(snaps: Snapshots) -> str:
-    return "".join(g.text() + "\n" for g in guides(snaps))
+def guide_text(all_guides: list[Guide]) -> str:
+    return "".join(g.text() + "\n" for g in all_guides)
+
+
+def guide_json(all_guides: list[Guide]) -> str:
+    """The guide as one JSON object (docs/reports.md, "JSON output")."""
+    import json
+
+    return json.dumps({
+        "report": "guide",
+        "version": 1,
+        "targets": [{
+            "target_id": g.target_id,
+            "start_ns": g.start_ns,
+            "end_ns": g.end_ns,
+            "nr_snapshots": g.nr_snapshots,
+            "areas": [{
+                "start": x.start, "end": x.end, "first_ns": x.first_ns, "last_ns": x.last_ns,
+                "accesses": x.accesses,
+            } for x in g.areas],
+        } for g in all_guides],
+    }) + "\n"
 
 
 @dataclass
@@ -94,11 +181,12 @@ class Area:
 
 
 def area(
-    snaps: Snapshots,
+    source: Any,
     target_id: int | None = None,
     resolution: tuple[int, int] = DEFAULT_RESOLUTION,
     time_range: tuple[int | None, int | None] = (None, None),
     addr_range: tuple[int | None, int | None] = (None, None),
+    all_guides: list[Guide] | None = None,
 ) -> Area:
     """Fill what is not given from the guide, as DAMON's tool does.
 
@@ -106,7 +194,8 @@ def area(
     to last snapshot, the address range to its largest region union.  The
     maxima are then shrunk so each cell is a whole number of ns and bytes.
     """
-    all_guides = guides(snaps)
+    if all_guides is None:
+        all_guides = guides(source)
     if target_id is None:
         guide = all_guides[0]
     else:
@@ -178,15 +267,39 @@ def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.nda
     return (direct + np.cumsum(diff, axis=1))[:, : a.ares]
 
 
-def heat_matrix(snaps: Snapshots, a: Area) -> np.ndarray:
-    """The map: float64 array of shape (tres, ares), time-major."""
+def heat_matrix(source: Any, a: Area, span: spans.Span | None = None) -> np.ndarray:
+    """The map: float64 array of shape (tres, ares), time-major.
+
+    One pass over the chunks of `source`; `span` (the target's, from its guide)
+    saves a pass to find it.  Each cell sums its pieces in time order, so the
+    map is the same to the last bit however the file is cut into chunks.
+    """
+    if span is None:
+        span = spans.spans(source)[a.target_id]
     heat = np.zeros((a.tres, a.ares), dtype=np.float64)
-    indices = snaps.of_target(a.target_id)
-    t0 = np.maximum(snaps.start_ns(indices), a.tmin)
-    t1 = np.minimum(snaps.end_ns[indices], a.tmax)
+    prev_end = span.first_start_ns
+    for chunk in source.chunks():
+        snaps = chunk.columns()
+        indices = snaps.of_target(a.target_id)
+        if not len(indices):
+            continue
+        ends = snaps.end_ns[indices]
+        starts = np.empty_like(ends)
+        starts[0] = prev_end
+        starts[1:] = ends[:-1]
+        prev_end = int(ends[-1])
+        _add_snapshots(heat, snaps, indices, starts, ends, a)
+    heat /= float(a.tunit) * float(a.aunit)
+    return heat
+
+
+def _add_snapshots(heat: np.ndarray, snaps: Snapshots, indices: np.ndarray, starts: np.ndarray,
+                   ends: np.ndarray, a: Area) -> None:
+    t0 = np.maximum(starts, a.tmin)
+    t1 = np.minimum(ends, a.tmax)
     overlapping = np.flatnonzero(t1 > t0)
     if not len(overlapping):
-        return heat
+        return
     t0, t1 = t0[overlapping], t1[overlapping]
     # Split each snapshot's time span over the rows it overlaps.
     rows, piece_owner = flat_ranges((t0 - a.tmin) // a.tunit, (t1 - 1 - a.tmin) // a.tunit + 1)
@@ -200,13 +313,17 @@ def heat_matrix(snaps: Snapshots, a: Area) -> np.ndarray:
         last = min(first + chunk, len(overlapping))
         integrals = _address_integrals(snaps, indices[overlapping[first:last]], a)
         sel = (piece_owner >= first) & (piece_owner < last)
-        contrib = integrals[piece_owner[sel] - first] * duration[sel, None]
-        # Pieces are in time order, so equal rows are adjacent.
         piece_rows = rows[sel]
-        starts = np.flatnonzero(np.diff(piece_rows, prepend=-1))
-        heat[piece_rows[starts]] += np.add.reduceat(contrib, starts, axis=0)
-    heat /= float(a.tunit) * float(a.aunit)
-    return heat
+        # Pieces are in time order, so equal rows are adjacent.  Each row's
+        # sum starts from what the row holds, then adds its pieces one by one.
+        heads = np.flatnonzero(np.diff(piece_rows, prepend=-1))
+        at = heads + np.arange(len(heads))  # where each row's running value goes
+        stacked = np.empty((len(piece_rows) + len(heads), a.ares), dtype=np.float64)
+        is_piece = np.ones(len(stacked), dtype=bool)
+        is_piece[at] = False
+        stacked[at] = heat[piece_rows[heads]]
+        stacked[is_piece] = integrals[piece_owner[sel] - first] * duration[sel, None]
+        heat[piece_rows[heads]] = np.add.reduceat(stacked, at, axis=0)
 
 
 def heats_text(

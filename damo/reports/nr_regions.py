@@ -1,14 +1,29 @@
 """`damo report nr_regions`: how many regions the snapshots had, as a percentile table.
 
 The first `WARMUP_SNAPSHOTS` of each target are left out: DAMON starts from
-a fixed split and needs a few aggregations to adapt the regions.
+a fixed split and needs a few aggregations to adapt the regions.  One pass
+over the snapshot headers; the regions themselves are never read.
 """
+
+from typing import Any
 
 import numpy as np
 
-from damo.records.snapshots import Snapshots
 from damo.reports import WARMUP_SNAPSHOTS, dist
 
 
-def per_target(snaps: Snapshots, skip: int = WARMUP_SNAPSHOTS) -> list[tuple[int, np.ndarray]]:
-    return dist.per_target(snaps, lambda indices: snaps.nr_regions[indices[skip:]], skip)
+def values_per_target(source: Any, skip: int = WARMUP_SNAPSHOTS) -> dict[int, np.ndarray]:
+    counts: dict[int, list[int]] = {}
+    for chunk in source.chunks():
+        tids, nrs = chunk.target_id, chunk.nr_regions
+        for tid, nr in zip(_ints(tids), _ints(nrs), strict=True):
+            counts.setdefault(tid, []).append(nr)
+    return {tid: np.array(c[skip:], dtype=np.int64) for tid, c in counts.items()}
+
+
+def per_target(source: Any, skip: int = WARMUP_SNAPSHOTS) -> list[tuple[int, np.ndarray]]:
+    return dist.rows(values_per_target(source, skip), skip)
+
+
+def _ints(values: Any) -> list[int]:
+    return values if isinstance(values, list) else values.tolist()

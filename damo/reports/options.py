@@ -31,6 +31,11 @@ Plot = Annotated[
                  help="Also draw the table into FILE (.png, .svg, .pdf or .jpeg) with gnuplot."),
 ]
 
+Json = Annotated[
+    bool,
+    typer.Option("--json", help="Print one JSON object instead (docs/reports.md, JSON output)."),
+]
+
 
 def sort_by_size(sortby: str) -> bool:
     from damo.errors import UsageError

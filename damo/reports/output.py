@@ -7,8 +7,10 @@ from collections.abc import Iterable
 from damo.errors import DamoError
 
 
-def write_chunks(chunks: Iterable[str]) -> None:
+def write_chunks(chunks: Iterable[str | bytes]) -> None:
     """Write each chunk with one call; chunks are built a few thousand lines at a time.
+
+    Chunks may be text or ASCII bytes (written to the binary stream, no encoding step).
 
     A reader that goes away (`damo report raw | head`) ends the report quietly;
     any other write error (a full disk) is one error line.
@@ -16,7 +18,11 @@ def write_chunks(chunks: Iterable[str]) -> None:
     out = sys.stdout
     try:
         for chunk in chunks:
-            out.write(chunk)
+            if isinstance(chunk, bytes):
+                out.flush()
+                out.buffer.write(chunk)
+            else:
+                out.write(chunk)
         out.flush()
     except BrokenPipeError:
         # Nothing more can be written; point stdout at /dev/null so the final

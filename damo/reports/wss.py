@@ -4,13 +4,17 @@ A snapshot's working set is the total size of its regions accessed at least
 `acc_thres` times and at least `sz_thres` bytes big.  With `work_time`
 (microseconds) longer than the snapshot interval, consecutive snapshots are
 first aggregated into windows of that length, after skipping the first
-`exclude` snapshots.
+`exclude` snapshots.  Two passes over the file: the targets' spans (for the
+window length), then the sizes, chunk by chunk; only one number per snapshot
+is kept.
 """
+
+from typing import Any
 
 import numpy as np
 
 from damo.records.snapshots import Snapshots
-from damo.reports import aggregate, dist
+from damo.reports import aggregate, dist, spans
 
 
 def wss_per_snapshot(snaps: Snapshots, indices: np.ndarray, acc_thres: int,
@@ -24,23 +28,42 @@ def wss_per_snapshot(snaps: Snapshots, indices: np.ndarray, acc_thres: int,
     return total[ends] - total[ends - snaps.nr_regions[indices]]
 
 
-def wss_values(snaps: Snapshots, indices: np.ndarray, acc_thres: int, sz_thres: int,
-               work_time_us: int, exclude: int) -> np.ndarray:
-    size = aggregate.shots_per_window(snaps, indices, work_time_us)
-    if size <= 1:
-        return wss_per_snapshot(snaps, indices, acc_thres, sz_thres)
-    values = []
-    for window in aggregate.windows(indices[exclude:], size):
-        start, end, nr = aggregate.aggregate(snaps, window)
-        sizes = end - start
-        values.append(int(sizes[(nr >= acc_thres) & (sizes >= sz_thres)].sum()))
-    return np.array(values, dtype=np.uint64)
+def _window_wss(window: tuple[np.ndarray, np.ndarray, np.ndarray], acc_thres: int,
+                sz_thres: int) -> int:
+    start, end, nr = window
+    sizes = end - start
+    return int(sizes[(nr >= acc_thres) & (sizes >= sz_thres)].sum())
 
 
-def per_target(snaps: Snapshots, acc_thres: int, sz_thres: int, work_time_us: int,
+def values_per_target(source: Any, acc_thres: int, sz_thres: int, work_time_us: int,
+                      exclude: int) -> dict[int, np.ndarray]:
+    """Every target's working set sizes, in order of first appearance."""
+    sizes = {tid: spans.shots_per_window(span, work_time_us)
+             for tid, span in spans.spans(source).items()}
+    parts: dict[int, list] = {tid: [] for tid in sizes}
+    windows = {tid: aggregate.Windows(size, exclude) for tid, size in sizes.items() if size > 1}
+    for chunk in source.chunks():
+        snaps = chunk.columns()
+        for tid in snaps.target_ids():
+            indices = snaps.of_target(tid)
+            if tid not in windows:
+                parts[tid].append(wss_per_snapshot(snaps, indices, acc_thres, sz_thres))
+                continue
+            for i in indices:
+                done = windows[tid].add(*snaps.regions(int(i)))
+                if done is not None:
+                    parts[tid].append(np.array([_window_wss(done, acc_thres, sz_thres)],
+                                               dtype=np.uint64))
+    for tid, window in windows.items():
+        done = window.finish()
+        if done is not None:
+            parts[tid].append(np.array([_window_wss(done, acc_thres, sz_thres)],
+                                       dtype=np.uint64))
+    return {tid: np.concatenate(p) if p else np.zeros(0, dtype=np.uint64)
+            for tid, p in parts.items()}
+
+
+def per_target(source: Any, acc_thres: int, sz_thres: int, work_time_us: int,
                exclude: int) -> list[tuple[int, np.ndarray]]:
-    return dist.per_target(
-        snaps,
-        lambda indices: wss_values(snaps, indices, acc_thres, sz_thres, work_time_us, exclude),
-        exclude,
-    )
+    values = values_per_target(source, acc_thres, sz_thres, work_time_us, exclude)
+    return dist.rows(values, exclude)
