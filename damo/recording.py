@@ -259,7 +259,7 @@ class Recording:
         if self.fault is not None:
             end["error"] = str(self.fault)
         try:
-            self._write_targets(ctx)
+            self._write_targets(ctx, final=True)
             self._write_maps(ctx)
             self._meta.write("end", **end)
         except OutputError as err:
@@ -273,11 +273,13 @@ class Recording:
         """Source-specific fields of the sidecar's end message."""
         return {}
 
-    def _write_targets(self, ctx: "Context") -> None:
+    def _write_targets(self, ctx: "Context", final: bool = False) -> None:
         """Sidecar messages for the targets that joined (child processes) or ended."""
         children = getattr(ctx.ops, "children", None)
         if children is None:
             return
+        if final:
+            children.finish(ctx)
         for event in children.take_events():
             if event["type"] == "target":
                 event = {**event, **_target_info(ctx, event["id"])}

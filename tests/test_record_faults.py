@@ -211,3 +211,28 @@ def test_record_file_removed(tmp_path):
     unpacker.feed(meta)
     messages = list(unpacker)
     assert messages[-1]["type"] == "end" and messages[-1]["error"].endswith("was removed")
+
+
+def test_sidecar_removed(tmp_path):
+    # A target whose mappings change all the time: the sidecar is written every update.
+    target, _ = start("churn", 60)
+    data = tmp_path / "run.data"
+    meta = Path(str(data) + ".meta")
+    try:
+        p = record(str(target.pid), "-o", str(data), cwd=tmp_path)
+        try:
+            wait_for_size(data, 5_000, p)
+            meta.unlink()
+            out, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 1 and "Traceback" not in err, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and "ended by write error" in lines[0], err
+    assert lines[1] == f"damo: error: cannot write {meta}: the file was removed"
+    kept = int(re.search(r"(\d+) records \(\d+ KiB\) kept in", lines[0]).group(1))
+    snaps = read_snapshots(str(data))
+    assert not snaps.warnings and len(snaps) == kept >= 3

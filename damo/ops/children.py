@@ -61,6 +61,10 @@ class Children:
         elif self.ops.child is not None and not self._fork_noted:
             self._note_forks()
 
+    def finish(self, ctx: Context) -> None:
+        """Monitoring has ended: the targets that exited in its last interval end too."""
+        self._end_exited(ctx)
+
     def _end_exited(self, ctx: Context) -> None:
         ops = self.ops
         ended = [t for t in ctx.targets if not ops.target_valid(t)]
