@@ -231,7 +231,7 @@ def test_kernel_thread_is_refused(tmp_path):
             "import pathlib, damo.linux.btf as b; b.VMLINUX_BTF = pathlib.Path('/no/btf')",
             "damo: error: no BTF at /no/btf: damo needs a kernel built with CONFIG_DEBUG_INFO_BTF",
         ),
-        # no bcc: no system site directory holds it
+        # no bcc (no system site directory holds it) and nothing compiled yet
         (
             "import damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()",
             "damo: error: bcc is not installed: install the python3-bpfcc package",
@@ -239,7 +239,8 @@ def test_kernel_thread_is_refused(tmp_path):
     ],
     ids=["no-btf", "no-bcc"],
 )
-def test_missing_platform_parts(tmp_path, preamble, message):
+def test_missing_platform_parts(tmp_path, tmp_path_factory, monkeypatch, preamble, message):
+    monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path_factory.mktemp("cold-cache")))
     target, _ = start("sleep", 60)
     try:
         p = damo(str(target.pid), cwd=tmp_path, preamble=preamble)
@@ -250,6 +251,44 @@ def test_missing_platform_parts(tmp_path, preamble, message):
     assert p.returncode == 1
     assert err.startswith(message) and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_warm_start_needs_no_bcc(tmp_path):
+    # The compiled programs are cached: with them, recording neither needs nor imports bcc.
+    from damo.sampler.walker import walker
+
+    walker()  # warms the cache this test's damo uses, if no earlier run did
+    target, _ = start("sleep", 60)
+    try:
+        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=(
+            "import atexit, sys, damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()\n"
+            "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"))
+        out, err = finish(p, 60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    assert out == "bcc imported: False\n"
+    assert err.startswith("damo: recorded process") and err.count("\n") == 1, err
+    assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
+
+
+def test_a_cold_cache_compiles_and_records(tmp_path, tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.mktemp("cold-cache")
+    monkeypatch.setenv("DAMO_CACHE_DIR", str(cache))
+    target, _ = start("sleep", 60)
+    try:
+        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=(
+            "import atexit, sys\n"
+            "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"))
+        out, err = finish(p, 60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    assert out == "bcc imported: True\n"
+    assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
+    assert len(list((cache / "bpf").glob("*.json"))) == 1  # for the next start
 
 
 def test_unusable_cache_directory(tmp_path, monkeypatch):

@@ -1,16 +1,18 @@
-"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux): struct member offsets.
+"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux): member offsets, function ids.
 
 BPF programs here read kernel memory at raw offsets instead of including
 kernel headers (there are none on the target machines), so the offsets of the
 few members they follow must come from the running kernel's own type
 information. Only what offset lookups need is decoded: every type record is
-skipped over by its kind-specific length, struct and union members are kept.
+skipped over by its kind-specific length, struct and union members are kept,
+and the ids of functions (a kfunc is called by its BTF id).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,7 @@ class Btf:
         self._source = source
         self._types: list[_Type | None] = [None]  # type id 0 is void
         self._structs: dict[str, int] = {}
+        self._funcs: dict[str, int] = {}
         self._parse(data)
 
     @classmethod
@@ -130,6 +133,10 @@ class Btf:
                     self._structs.setdefault(name, len(types) - 1)
             elif kind in _QUALIFIERS:
                 types.append(_Type(kind, "", size_or_type))
+            elif kind == KIND_FUNC:
+                types.append(None)
+                if name_off:
+                    self._funcs.setdefault(name_at(name_off), len(types) - 1)
             else:
                 types.append(None)  # never needed for member offsets
             pos += fixed + per_entry * vlen
@@ -158,6 +165,10 @@ class Btf:
                 raise PlatformError(f"{self._source}: {struct_name}.{member} is a bitfield")
             total += bit_offset // 8
         return total
+
+    def func_id(self, name: str) -> int | None:
+        """The type id of function `name` (how a BPF program calls a kfunc), if there is one."""
+        return self._funcs.get(name)
 
     def _struct_id(self, name: str) -> int:
         try:
@@ -198,8 +209,40 @@ def kernel_offsets(wanted: Wanted) -> dict[str, int]:
     """Byte offset of the first member found for each name (-1: none of them exists).
 
     Parsing the kernel's BTF costs ~0.15 s of every start; the answers are
-    kept in the cache directory per kernel build (release, version string and
-    BTF size) and question, in a file only this user may write.
+    kept in the cache directory (`_cached`).
+    """
+    def answer() -> dict[str, int]:
+        b = vmlinux()
+        out = {}
+        for name, alternatives in wanted.items():
+            out[name] = -1
+            for struct_name, member in alternatives:
+                try:
+                    out[name] = b.offsetof(struct_name, member)
+                    break
+                except PlatformError:
+                    continue
+        return out
+
+    return _cached(sorted((k, list(v)) for k, v in wanted.items()), wanted, answer)
+
+
+def kernel_func_ids(names: list[str]) -> dict[str, int]:
+    """The BTF type id of each kernel function in `names` (-1: the kernel has none)."""
+    def answer() -> dict[str, int]:
+        b = vmlinux()
+        return {name: b.func_id(name) or -1 for name in names}
+
+    return _cached(["func ids", sorted(names)], names, answer)
+
+
+def _cached(question: object, names: object, answer: Callable[[], dict[str, int]]
+            ) -> dict[str, int]:
+    """answer(), kept in the cache directory per kernel build and question.
+
+    The build is told by the release, the version string and the BTF's size;
+    the file is one only this user may write.  A cached answer that does not
+    name exactly `names`, or maps one to a non-integer, is answered again.
     """
     import hashlib
     import json
@@ -211,25 +254,17 @@ def kernel_offsets(wanted: Wanted) -> dict[str, int]:
     except OSError:
         size = -1
     uname = os.uname()
-    key = hashlib.sha256(json.dumps([uname.release, uname.version, size, sorted(
-        (k, list(v)) for k, v in wanted.items())]).encode()).hexdigest()[:32]
+    key = hashlib.sha256(json.dumps([uname.release, uname.version, size, question]).encode()
+                         ).hexdigest()[:32]
     try:
         path: Path | None = cache_dir() / "btf" / f"{key}.json"
     except PlatformError:
         path = None  # no cache directory: parse every time (compiling will say why)
     cached = read_private_json(path) if path is not None else None
-    if isinstance(cached, dict) and set(cached) == set(wanted):
+    if isinstance(cached, dict) and set(cached) == set(names) \
+            and all(type(v) is int for v in cached.values()):
         return cached
-    b = vmlinux()
-    out = {}
-    for name, alternatives in wanted.items():
-        out[name] = -1
-        for struct_name, member in alternatives:
-            try:
-                out[name] = b.offsetof(struct_name, member)
-                break
-            except PlatformError:
-                continue
+    out = answer()
     if path is not None:
         try:
             write_private_json(path, out)
