@@ -66,7 +66,7 @@
  * id (damo/linux/bpf_syscall.py).  Without them (older kernels) each
  * invocation covers CHUNK items and tail-calls itself for the next ones.
  *
- * FOR_ITEMS(k, start, n, CHUNK) { ... } END_ITEMS(next, start, n, CHUNK)
+ * FOR_ITEMS(k, start, n, CHUNK) ... END_ITEMS(next, start, n, CHUNK)
  * runs the body for k in [start, n) (or its first CHUNK) and leaves in `next`
  * where the following invocation starts (n when done).
  */
@@ -235,34 +235,42 @@ static inline __attribute__((always_inline)) void note_mm_users(u64 mm)
 		*users = u;
 }
 
-/*
- * The leaf entry mapping `addr` (0 when not present); its page shift in *shift.
- * Straight-line code: every level is read (a missing table reads the direct
- * map's first page, harmlessly) and masks pick the leaf.  A branch per level
- * would multiply the paths the verifier walks through every loop iteration.
- */
+/* The leaf entry mapping `addr` (0 when not present); its page shift in *shift. */
 static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
 							   u64 addr, u64 *shift)
 {
-	u64 top, e4, e3, e2, e1, ok, big3, big2, m3, m2, m1;
+	u64 e;
 
-	/* With 5 levels the PGD entry points at a P4D table; with 4 the P4D is folded. */
-	top = read_u64(pgd + ((addr >> (five ? 48 : 39)) & (PTRS_PER_TABLE - 1)) * 8);
-	e4 = five ? next_entry(page_offset, top, addr, 39) : top;
-	ok = (five ? top & e4 : e4) & PAGE_PRESENT;
-	e3 = next_entry(page_offset, e4, addr, 30);               /* PUD */
-	ok &= e3;
-	big3 = ok & (e3 >> 7);
-	e2 = next_entry(page_offset, e3, addr, 21);               /* PMD */
-	ok &= e2 & ~big3;
-	big2 = ok & (e2 >> 7);
-	e1 = next_entry(page_offset, e2, addr, 12);               /* PTE */
-	ok &= e1 & ~big2;
-	m3 = -(big3 & 1);
-	m2 = -(big2 & 1);
-	m1 = -(ok & 1);
-	*shift = (30 & m3) | (21 & m2) | (12 & m1);
-	return (e3 & m3) | (e2 & m2) | (e1 & m1);
+	*shift = 0;
+	/* PGD; with 5 levels it points at a P4D table, with 4 the P4D is folded. */
+	if (five) {
+		e = read_u64(pgd + ((addr >> 48) & (PTRS_PER_TABLE - 1)) * 8);
+		if (e & PAGE_PRESENT)
+			e = next_entry(page_offset, e, addr, 39);
+	} else {
+		e = read_u64(pgd + ((addr >> 39) & (PTRS_PER_TABLE - 1)) * 8);
+	}
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	e = next_entry(page_offset, e, addr, 30);               /* PUD */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	if (e & PAGE_PSE) {
+		*shift = 30;
+		return e;
+	}
+	e = next_entry(page_offset, e, addr, 21);               /* PMD */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	if (e & PAGE_PSE) {
+		*shift = 21;
+		return e;
+	}
+	e = next_entry(page_offset, e, addr, 12);               /* PTE */
+	if (!(e & PAGE_PRESENT))
+		return 0;
+	*shift = 12;
+	return e;
 }
 
 int walk(void *ctx)
@@ -329,8 +337,7 @@ int sample(void *ctx)
 	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
 	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
 	u64 *nr_verify = cfg(CFG_NR_VERIFY);
-	u64 pgd, page_offset, n, start, base, mode;
-	int five;
+	u64 pgd, page_offset, n, start, base;
 
 	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
 	    !still || !gen || !bytes || !nr_verify)
@@ -349,13 +356,18 @@ int sample(void *ctx)
 			*cpu = c;
 	}
 	page_offset = *po;
-	five = *levels == 5;
-	mode = *modep;
 	base = *basep;
-	n = mode & SAMPLE_VERIFY ? *nr_iov : *nr;
+	n = *modep & SAMPLE_VERIFY ? *nr_iov : *nr;
 	start = *next;
 
 	FOR_ITEMS(k, start, n, SAMPLE_CHUNK)
+		/*
+		 * The mode and the depth are read afresh each time: kept in
+		 * registers, what each branch taught the verifier about them
+		 * would travel around the loop as separate states (3x its work).
+		 */
+		u64 mode = *modep;
+		int five = *levels == 5;
 		u64 *sa, *acc, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
 		u64 leaf, shift, addr, size;
 		u32 r, k0, k1;
