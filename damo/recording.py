@@ -162,6 +162,8 @@ class Recording:
             targets=[_target_info(ctx, t.id) for t in ctx.targets],
             command=getattr(ctx.ops, "command", None),
             argv=self.argv,
+            # CPU of damo from its exec until monitoring starts (CLOCK_PROCESS_CPUTIME_ID)
+            startup_cpu_s=time.process_time(),
         )
         fields.update(self._start_extra())
         self._meta.write("start", **fields)
@@ -208,7 +210,8 @@ class Recording:
         self._write_maps(ctx)
         self._stop_status()
         self._meta.write(
-            "end", time_ns=now, nr_records=self.nr_records, reason=self.reason, **self._end_extra()
+            "end", time_ns=now, nr_records=self.nr_records, reason=self.reason,
+            cpu_s=time.process_time(), peak_rss_bytes=_peak_rss_bytes(), **self._end_extra()
         )
 
     def _start_extra(self) -> dict:
@@ -234,15 +237,8 @@ class Recording:
     # the live status line and the summary
 
     def _start_status(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
         # No refresh thread: the line is redrawn from the aggregation callback.
-        self._live = Live(
-            "", console=Console(stderr=True), auto_refresh=False, transient=True,
-            redirect_stdout=False, redirect_stderr=False,
-        )
-        self._live.start()
+        self._live = _StatusLine(sys.stderr)
 
     def _show_status(self, ctx: "Context", nr_regions: int) -> None:
         now = time.monotonic()
@@ -252,7 +248,7 @@ class Recording:
         wall = now - self._wall0
         cpu = (_cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
         line = (
-            f"[bold]recording[/] {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
+            f"recording {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%"
         )
         rss = getattr(ctx.ops, "rss_bytes", None)
@@ -260,7 +256,7 @@ class Recording:
             sizes = [rss(t.id) for t in ctx.targets]
             total = sum(s for s in sizes if s is not None)
             line += f"   target RSS {total / 2**20:.1f} MiB"
-        self._live.update(line, refresh=True)
+        self._live.update(line)
 
     def _stop_status(self) -> None:
         if self._live is not None:
@@ -433,6 +429,11 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _peak_rss_bytes() -> int:
+    """The most memory damo has held resident so far (the kernel's VmHWM)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _damo_version() -> str:
     from damo import __version__
 
@@ -451,6 +452,41 @@ def _target_info(ctx: "Context", target_id: int) -> dict:
     except OSError:
         pass
     return info
+
+
+class _StatusLine:
+    """One line at the bottom of a terminal, redrawn in place and erased at the end.
+
+    Carriage return and erase-to-end-of-line, cut to the terminal's width so
+    it never wraps: all a status line needs (rich's Live costs ~50 ms of CPU
+    and several MiB to import at every start).
+    """
+
+    BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
+    ERASE = "\r\x1b[K"
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def update(self, line: str) -> None:
+        try:
+            width = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            width = 0
+        line = line[:(width or 80) - 1]  # 0 columns: a terminal that does not say
+        head, _, tail = line.partition(" ")  # the first word in bold
+        self._write(f"{self.ERASE}{self.BOLD}{head}{self.PLAIN} {tail}" if tail else
+                    f"{self.ERASE}{self.BOLD}{head}{self.PLAIN}")
+
+    def stop(self) -> None:
+        self._write(self.ERASE)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # the terminal went away: the status is not worth an error
 
 
 class _stop_on_signals:

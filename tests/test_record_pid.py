@@ -271,6 +271,45 @@ def test_a_warm_start_needs_no_bcc(tmp_path):
     assert out == "bcc imported: False\n"
     assert err.startswith("damo: recorded process") and err.count("\n") == 1, err
     assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
+    # What starting and running cost, exactly, in the sidecar.
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert 0 < meta[0]["startup_cpu_s"] <= meta[-1]["cpu_s"]
+    assert meta[-1]["peak_rss_bytes"] > 10 << 20
+
+
+def test_status_line_on_a_terminal(tmp_path):
+    import pty
+
+    target, _ = start("sleep", 60)
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "damo.cli", "record", str(target.pid), "--duration", "1.2"],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the damo side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        p.wait(60)
+    finally:
+        os.close(leader)
+        target.kill()
+        target.wait()
+    assert p.returncode == 0
+    text = b"".join(chunks).decode()
+    # Redrawn in place (carriage return, erase line), the first word bold, erased
+    # before the summary.
+    assert "\r\x1b[K\x1b[1mrecording\x1b[0m " in text, text
+    assert "snapshots" in text and "damo CPU" in text
+    status_end = text.rindex("\r\x1b[K")
+    assert text[status_end + 4:].startswith("damo: recorded process"), text
 
 
 def test_a_cold_cache_compiles_and_records(tmp_path, tmp_path_factory, monkeypatch):
