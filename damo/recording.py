@@ -359,7 +359,8 @@ class KernelRecording(Recording):
             with _stop_on_signals(self):
                 self.source.start()
                 self._before_start(self.ctx)
-                self.source.follow(self._sink, lambda: self._stopping or self._done)
+                self.source.follow(self._sink, lambda: self._stopping or self._done
+                                   or self._duration_over())
                 if self.source.kdamonds_stopped and self.reason == "stopped":
                     self.reason = "kdamond stop"
                 self._before_terminate(self.ctx)
@@ -369,6 +370,13 @@ class KernelRecording(Recording):
             for f in (self._writer, self._meta):
                 if f is not None:
                     f.close()
+
+    def _duration_over(self) -> bool:
+        """--duration has passed, records or not (a kdamond aggregates as slowly as it likes)."""
+        if self.duration_ns is None or self.ctx.clock.now_ns() - self.start_ns < self.duration_ns:
+            return False
+        self.reason = "duration"
+        return True
 
     def _sink(self, record: "tuple[int, list[TargetRegions]]") -> None:
         if self._record(*record):
