@@ -325,7 +325,7 @@ def test_a_cold_cache_compiles_and_records(tmp_path, tmp_path_factory, monkeypat
         target.kill()
         target.wait()
     assert p.returncode == 0, err
-    assert out == "bcc imported: True\n"
+    assert out == "bcc imported: False\n"  # it compiled in a child process
     assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
     assert len(list((cache / "bpf").glob("*.json"))) == 1  # for the next start
 

@@ -264,7 +264,9 @@ def _cached(question: object, names: object, answer: Callable[[], dict[str, int]
     if isinstance(cached, dict) and set(cached) == set(names) \
             and all(type(v) is int for v in cached.values()):
         return cached
-    out = answer()
+    from damo.process_env import in_child
+
+    out = in_child(answer)  # the parsed BTF (tens of MiB) would stay with the monitor
     if path is not None:
         try:
             write_private_json(path, out)

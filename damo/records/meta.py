@@ -8,12 +8,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
   monitoring attributes in microseconds and region counts), ``targets`` (a list
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
   (the command damo started, if any), ``startup_cpu_s`` (damo's CPU from its
-  exec until monitoring started), and any ``extra`` fields of the source.
+  exec until monitoring started, with that of helper processes such as a
+  compiler), and any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
-  ``cpu_s`` (damo's CPU from its exec), ``peak_rss_bytes`` (its VmHWM), and
+  ``cpu_s`` (damo's own CPU from its exec), ``peak_rss_bytes`` (its VmHWM), and
   source-specific counters such as ``lost_events``.
 
 Reports use it when present and work without it.
