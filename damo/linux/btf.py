@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import struct
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,73 +206,72 @@ Wanted = dict[str, tuple[tuple[str, str], ...]]
 
 
 def kernel_offsets(wanted: Wanted) -> dict[str, int]:
-    """Byte offset of the first member found for each name (-1: none of them exists).
-
-    Parsing the kernel's BTF costs ~0.15 s of every start; the answers are
-    kept in the cache directory (`_cached`).
-    """
-    def answer() -> dict[str, int]:
-        b = vmlinux()
-        out = {}
-        for name, alternatives in wanted.items():
-            out[name] = -1
-            for struct_name, member in alternatives:
-                try:
-                    out[name] = b.offsetof(struct_name, member)
-                    break
-                except PlatformError:
-                    continue
-        return out
-
-    return _cached(sorted((k, list(v)) for k, v in wanted.items()), wanted, answer)
+    """Byte offset of the first member found for each name (-1: none of them exists)."""
+    return kernel_answers(wanted)[0]
 
 
-def kernel_func_ids(names: list[str]) -> dict[str, int]:
+def kernel_func_ids(names: Sequence[str]) -> dict[str, int]:
     """The BTF type id of each kernel function in `names` (-1: the kernel has none)."""
-    def answer() -> dict[str, int]:
-        b = vmlinux()
-        return {name: b.func_id(name) or -1 for name in names}
-
-    return _cached(["func ids", sorted(names)], names, answer)
+    return kernel_answers({}, names)[1]
 
 
-def _cached(question: object, names: object, answer: Callable[[], dict[str, int]]
-            ) -> dict[str, int]:
-    """answer(), kept in the cache directory per kernel build and question.
+def kernel_answers(wanted: Wanted, funcs: Sequence[str] = ()
+                   ) -> tuple[dict[str, int], dict[str, int]]:
+    """`kernel_offsets(wanted)` and `kernel_func_ids(funcs)` from one parse of the BTF.
 
-    The build is told by the release, the version string and the BTF's size;
-    the file is one only this user may write.  A cached answer that does not
-    name exactly `names`, or maps one to a non-integer, is answered again.
+    Parsing the kernel's BTF costs ~0.15 s; the answers are kept in the cache
+    directory per kernel build (release, version string and BTF size) and
+    question, in a file only this user may write.  A cached answer that does
+    not name exactly what is asked, or maps a name to a non-integer, is
+    answered again.  The parse runs in a child process: its tens of MiB of
+    objects would otherwise stay with the monitor for its whole run.
     """
     import hashlib
     import json
 
     from damo.cache import cache_dir, read_private_json, write_private_json
+    from damo.process_env import in_child
+
+    def answer() -> dict[str, dict[str, int]]:
+        b = vmlinux()
+        offsets = {}
+        for name, alternatives in wanted.items():
+            offsets[name] = -1
+            for struct_name, member in alternatives:
+                try:
+                    offsets[name] = b.offsetof(struct_name, member)
+                    break
+                except PlatformError:
+                    continue
+        return {"offsets": offsets, "funcs": {name: b.func_id(name) or -1 for name in funcs}}
+
+    def whole(doc: object) -> bool:
+        return isinstance(doc, dict) and set(doc) == {"offsets", "funcs"} and all(
+            isinstance(doc[part], dict) and set(doc[part]) == set(names)
+            and all(type(v) is int for v in doc[part].values())
+            for part, names in (("offsets", wanted), ("funcs", funcs)))
 
     try:
         size = VMLINUX_BTF.stat().st_size
     except OSError:
         size = -1
     uname = os.uname()
+    question = [sorted((k, list(v)) for k, v in wanted.items()), sorted(funcs)]
     key = hashlib.sha256(json.dumps([uname.release, uname.version, size, question]).encode()
                          ).hexdigest()[:32]
     try:
         path: Path | None = cache_dir() / "btf" / f"{key}.json"
     except PlatformError:
         path = None  # no cache directory: parse every time (compiling will say why)
-    cached = read_private_json(path) if path is not None else None
-    if isinstance(cached, dict) and set(cached) == set(names) \
-            and all(type(v) is int for v in cached.values()):
-        return cached
-    from damo.process_env import in_child
-
-    out = in_child(answer)  # the parsed BTF (tens of MiB) would stay with the monitor
-    if path is not None:
-        try:
-            write_private_json(path, out)
-        except OSError:
-            pass  # an unwritable cache only costs the parse next time
-    return out
+    doc = read_private_json(path) if path is not None else None
+    if not whole(doc):
+        doc = in_child(answer)
+        if path is not None:
+            try:
+                write_private_json(path, doc)
+            except OSError:
+                pass  # an unwritable cache only costs the parse next time
+    return doc["offsets"], doc["funcs"]
 
 
 def vmlinux() -> Btf:

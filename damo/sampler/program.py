@@ -122,14 +122,16 @@ def compile_with_bcc(text: str, cflags: list[str]) -> Compiled:
     return Compiled(maps, programs)
 
 
-def kfuncs() -> tuple[list[str], dict[int, int]]:
+def kfuncs(ids: dict[str, int] | None = None) -> tuple[list[str], dict[int, int]]:
     """The -D flags that give a source the kernel functions of KFUNCS, and their patching.
 
-    Only when the running kernel has all of them (per its BTF); else no
-    flags, and the source does without.  Returns (cflags, placeholder -> BTF id).
+    Only when the running kernel has all of them (`ids`: their BTF ids, as
+    btf.kernel_func_ids answers, asked here if not given); else no flags, and
+    the source does without.  Returns (cflags, placeholder -> BTF id).
     """
-    ids = btf.kernel_func_ids(sorted(KFUNCS.values()))
-    if any(i < 0 for i in ids.values()):
+    if ids is None:
+        ids = btf.kernel_func_ids(sorted(KFUNCS.values()))
+    if any(ids.get(name, -1) < 0 for name in KFUNCS.values()):
         return [], {}
     cflags, patch = [], {}
     for k, (macro, name) in enumerate(sorted(KFUNCS.items())):

@@ -73,9 +73,12 @@ OFFSETS: btf.Wanted = {
 OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
 
 
-def walk_offsets() -> dict[str, int]:
-    """OFFSETS resolved for the running kernel; PlatformError when a needed one is missing."""
-    out = btf.kernel_offsets(OFFSETS)
+def walk_offsets(out: dict[str, int] | None = None) -> dict[str, int]:
+    """OFFSETS resolved for the running kernel; PlatformError when a needed one is missing.
+
+    `out`: btf.kernel_offsets(OFFSETS), if asked already.
+    """
+    out = dict(btf.kernel_offsets(OFFSETS) if out is None else out)
     for name, where in OFFSETS.items():
         if out[name] < 0 and name not in OPTIONAL:
             struct_name, member = where[0]
@@ -110,11 +113,13 @@ class Walker:
 
     def __init__(self, use_cache: bool = True, use_iterators: bool = True):
         t0 = time.process_time()
-        cflags = [f"-D{macro}={offset}" for macro, offset in walk_offsets().items()]
+        # One question to the BTF (a cold start parses it once, in a child).
+        offsets, func_ids = btf.kernel_answers(OFFSETS, sorted(program.KFUNCS.values()))
+        cflags = [f"-D{macro}={offset}" for macro, offset in walk_offsets(offsets).items()]
         cflags += [f"-DMAX_BATCH={MAX_BATCH}", f"-DWALK_CHUNK={WALK_CHUNK}",
                    f"-DMAX_REGIONS={MAX_REGIONS}", f"-DSAMPLE_CHUNK={SAMPLE_CHUNK}"]
         if use_iterators:
-            kfunc_flags, kfunc_ids = program.kfuncs()
+            kfunc_flags, kfunc_ids = program.kfuncs(func_ids)
             cflags += kfunc_flags
         else:
             kfunc_ids = {}
