@@ -43,7 +43,12 @@ def in_child(fn: Callable[[], object]) -> object:
     from damo import errors
 
     read_end, write_end = os.pipe()
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError as e:
+        os.close(read_end)
+        os.close(write_end)
+        raise errors.PlatformError(f"cannot start a helper process: {e.strerror}") from None
     if pid == 0:  # the child: never returns into the caller's code
         try:
             os.close(read_end)

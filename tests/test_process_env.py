@@ -36,3 +36,12 @@ def test_errors_come_back_as_one_line_of_the_same_kind():
 def test_a_child_that_dies_without_answering():
     with pytest.raises(PlatformError, match="died before answering"):
         in_child(lambda: os._exit(3))
+
+
+def test_no_fork_is_one_line(monkeypatch):
+    def refuse():
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", refuse)
+    with pytest.raises(PlatformError, match="^cannot start a helper process: Resource"):
+        in_child(lambda: 1)
