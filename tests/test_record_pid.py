@@ -253,16 +253,22 @@ def test_missing_platform_parts(tmp_path, tmp_path_factory, monkeypatch, preambl
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_warm_start_needs_no_bcc(tmp_path):
-    # The compiled programs are cached: with them, recording neither needs nor imports bcc.
-    from damo.sampler.walker import walker
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_recording_keeps_bcc_out_of_the_monitor(tmp_path, tmp_path_factory, monkeypatch, cache):
+    # Warm: the compiled programs are cached, and recording neither needs nor
+    # imports bcc (none can be found).  Cold: bcc compiles in a child process.
+    preamble = "import atexit, sys\n"
+    if cache == "warm":
+        from damo.sampler.walker import walker
 
-    walker()  # warms the cache this test's damo uses, if no earlier run did
+        walker()  # warms the cache this test's damo uses, if no earlier run did
+        preamble += "import damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()\n"
+    else:
+        monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path_factory.mktemp("cold-cache")))
+    preamble += "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"
     target, _ = start("sleep", 60)
     try:
-        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=(
-            "import atexit, sys, damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()\n"
-            "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"))
+        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=preamble)
         out, err = finish(p, 60)
     finally:
         target.kill()
@@ -271,9 +277,11 @@ def test_a_warm_start_needs_no_bcc(tmp_path):
     assert out == "bcc imported: False\n"
     assert err.startswith("damo: recorded process") and err.count("\n") == 1, err
     assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
-    # What starting and running cost, exactly, in the sidecar.
+    if cache == "cold":  # compiled for the next start
+        assert len(list((Path(os.environ["DAMO_CACHE_DIR"]) / "bpf").glob("*.json"))) == 1
+    # What starting and running cost, in the sidecar.
     meta = read_meta(str(tmp_path / "damon.data"))
-    assert 0 < meta[0]["startup_cpu_s"] <= meta[-1]["cpu_s"]
+    assert 0 < meta[0]["startup_cpu_s"] and 0 < meta[-1]["cpu_s"]
     assert meta[-1]["peak_rss_bytes"] > 10 << 20
 
 
@@ -310,24 +318,6 @@ def test_status_line_on_a_terminal(tmp_path):
     assert "snapshots" in text and "damo CPU" in text
     status_end = text.rindex("\r\x1b[K")
     assert text[status_end + 4:].startswith("damo: recorded process"), text
-
-
-def test_a_cold_cache_compiles_and_records(tmp_path, tmp_path_factory, monkeypatch):
-    cache = tmp_path_factory.mktemp("cold-cache")
-    monkeypatch.setenv("DAMO_CACHE_DIR", str(cache))
-    target, _ = start("sleep", 60)
-    try:
-        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=(
-            "import atexit, sys\n"
-            "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"))
-        out, err = finish(p, 60)
-    finally:
-        target.kill()
-        target.wait()
-    assert p.returncode == 0, err
-    assert out == "bcc imported: False\n"  # it compiled in a child process
-    assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
-    assert len(list((cache / "bpf").glob("*.json"))) == 1  # for the next start
 
 
 def test_unusable_cache_directory(tmp_path, monkeypatch):
