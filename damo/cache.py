@@ -37,16 +37,18 @@ def cache_dir() -> Path:
 def read_private_json(path: Path) -> object:
     """The JSON in `path` if this user owns it and no one else may write it, else None."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)  # a FIFO must not block
     except OSError:
         return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() \
+            or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        os.close(fd)
+        return None
     with os.fdopen(fd) as f:
-        st = os.fstat(f.fileno())
-        if st.st_uid != os.geteuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return None
         try:
             return json.load(f)
-        except ValueError:
+        except (ValueError, OSError):  # not JSON (or not text), or unreadable: as if absent
             return None
 
 

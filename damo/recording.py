@@ -193,6 +193,7 @@ class Recording:
             targets=[_target_info(ctx, t.id) for t in ctx.targets],
             command=getattr(ctx.ops, "command", None),
             argv=self.argv,
+            startup_cpu_s=_startup_cpu_seconds(),
         )
         children = getattr(ctx.ops, "children", None)
         if children is not None:
@@ -255,6 +256,7 @@ class Recording:
         if self._meta.failed:
             return
         end = dict(time_ns=now, nr_records=self.nr_records, reason=self.reason,
+                   cpu_s=time.process_time(), peak_rss_bytes=_peak_rss_bytes(),
                    **self._end_extra())
         if self.fault is not None:
             end["error"] = str(self.fault)
@@ -311,15 +313,8 @@ class Recording:
     # the live status line and the summary
 
     def _start_status(self) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
         # No refresh thread: the line is redrawn from the aggregation callback.
-        self._live = Live(
-            "", console=Console(stderr=True), auto_refresh=False, transient=True,
-            redirect_stdout=False, redirect_stderr=False,
-        )
-        self._live.start()
+        self._live = _StatusLine(sys.stderr)
 
     def _show_status(self, ctx: "Context", nr_regions: int) -> None:
         now = time.monotonic()
@@ -329,7 +324,7 @@ class Recording:
         wall = now - self._wall0
         cpu = (_cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
         line = (
-            f"[bold]recording[/] {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
+            f"recording {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%"
         )
         rss = getattr(ctx.ops, "rss_bytes", None)
@@ -337,7 +332,7 @@ class Recording:
             sizes = [rss(t.id) for t in ctx.targets]
             total = sum(s for s in sizes if s is not None)
             line += f"   target RSS {total / 2**20:.1f} MiB"
-        self._live.update(line, refresh=True)
+        self._live.update(line)
 
     def _stop_status(self) -> None:
         if self._live is not None:
@@ -450,7 +445,8 @@ class KernelRecording(Recording):
             with _stop_on_signals(self):
                 self.source.start()
                 if not self._before_start(self.ctx):
-                    self.source.follow(self._sink, lambda: self._stopping or self._done)
+                    self.source.follow(self._sink, lambda: self._stopping or self._done
+                                       or self._duration_over())
                 if self.source.kdamonds_stopped and self.reason == "stopped":
                     self.reason = "kdamond stop"
                 self._before_terminate(self.ctx)
@@ -460,6 +456,13 @@ class KernelRecording(Recording):
             for f in (self._writer, self._meta):
                 if f is not None:
                     f.close()
+
+    def _duration_over(self) -> bool:
+        """--duration has passed, records or not (a kdamond aggregates as slowly as it likes)."""
+        if self.duration_ns is None or self.ctx.clock.now_ns() - self.start_ns < self.duration_ns:
+            return False
+        self.reason = "duration"
+        return True
 
     def _sink(self, record: "tuple[int, list[TargetRegions]]") -> None:
         if self._record(*record):
@@ -520,6 +523,21 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
+def _startup_cpu_seconds() -> float:
+    """damo's CPU from its exec until now (CLOCK_PROCESS_CPUTIME_ID), and its helpers'.
+
+    The helpers are the children reaped by now (a cold start compiles with bcc
+    in one); a command damo runs to record is still running at the start.
+    """
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
+def _peak_rss_bytes() -> int:
+    """The most memory damo has held resident so far (the kernel's VmHWM)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def _damo_version() -> str:
     from damo import __version__
 
@@ -538,6 +556,41 @@ def _target_info(ctx: "Context", target_id: int) -> dict:
     except OSError:
         pass
     return info
+
+
+class _StatusLine:
+    """One line at the bottom of a terminal, redrawn in place and erased at the end.
+
+    Carriage return and erase-to-end-of-line, cut to the terminal's width so
+    it never wraps: all a status line needs (rich's Live costs ~50 ms of CPU
+    and several MiB to import at every start).
+    """
+
+    BOLD, PLAIN = "\x1b[1m", "\x1b[0m"
+    ERASE = "\r\x1b[K"
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def update(self, line: str) -> None:
+        try:
+            width = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            width = 0
+        line = line[:(width or 80) - 1]  # 0 columns: a terminal that does not say
+        head, _, tail = line.partition(" ")  # the first word in bold
+        self._write(f"{self.ERASE}{self.BOLD}{head}{self.PLAIN} {tail}" if tail else
+                    f"{self.ERASE}{self.BOLD}{head}{self.PLAIN}")
+
+    def stop(self) -> None:
+        self._write(self.ERASE)
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # the terminal went away: the status is not worth an error
 
 
 class _stop_on_signals:

@@ -155,18 +155,41 @@ def test_kernel_offsets_are_cached_per_question_and_a_foreign_cache_is_ignored(
               "CPU": b.offsetof("task_struct", "thread_info.cpu"), "NONE": -1}
     assert btf.kernel_offsets(wanted) == expect
     (path,) = (tmp_path / "btf").iterdir()
-    assert json.loads(path.read_text()) == expect and path.stat().st_mode & 0o777 == 0o600
+    assert json.loads(path.read_text()) == {"offsets": expect, "funcs": {}}
+    assert path.stat().st_mode & 0o777 == 0o600
     # The cached answer is used ...
-    path.write_text(json.dumps({**expect, "PGD": 7}))
+    path.write_text(json.dumps({"offsets": {**expect, "PGD": 7}, "funcs": {}}))
     assert btf.kernel_offsets(wanted)["PGD"] == 7
-    # ... unless others could have written it, or it is not ours.
+    # ... unless others could have written it, or it is not ours, or not whole.
     os.chmod(path, 0o620)
     assert btf.kernel_offsets(wanted) == expect
     if os.geteuid() == 0:
-        path.write_text(json.dumps({**expect, "PGD": 7}))
+        path.write_text(json.dumps({"offsets": {**expect, "PGD": 7}, "funcs": {}}))
         os.chmod(path, 0o600)
         os.chown(path, 65534, 65534)
+        assert btf.kernel_offsets(wanted) == expect
+    for partial in ({"offsets": {"PGD": 7}, "funcs": {}}, {**expect, "PGD": 7},
+                    {"offsets": {**expect, "PGD": "7"}, "funcs": {}}):
+        path.unlink()
+        path.write_text(json.dumps(partial))
+        os.chmod(path, 0o600)
         assert btf.kernel_offsets(wanted) == expect
     # Another question, another file.
     btf.kernel_offsets({"PGD": (("mm_struct", "pgd"),)})
     assert len(list((tmp_path / "btf").iterdir())) == 2
+
+
+def test_kernel_func_ids_and_offsets_from_one_question(tmp_path, monkeypatch):
+    from damo.linux import btf
+
+    _need_vmlinux()
+    monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path))
+    b = Btf.from_file()
+    wanted = {"PGD": (("mm_struct", "pgd"),)}
+    offsets, funcs = btf.kernel_answers(wanted, ["bpf_iter_num_new", "no_such_function_xyz"])
+    assert offsets == {"PGD": b.offsetof("mm_struct", "pgd")}
+    assert funcs == {"bpf_iter_num_new": b.func_id("bpf_iter_num_new") or -1,
+                     "no_such_function_xyz": -1}
+    assert len(list((tmp_path / "btf").iterdir())) == 1
+    assert btf.kernel_func_ids(["bpf_iter_num_new"])["bpf_iter_num_new"] == \
+        funcs["bpf_iter_num_new"]

@@ -135,3 +135,59 @@ def test_read_real_interface_read_only():
         for ctx in kd.contexts:
             assert ctx.sample_us > 0 and ctx.aggr_us >= ctx.sample_us
             assert 0 < ctx.min_nr_regions <= ctx.max_nr_regions
+
+
+def kallsyms(tmp_path: Path, *names: str) -> Path:
+    """A /proc/kallsyms of these text symbols."""
+    path = tmp_path / "kallsyms"
+    path.write_text("".join(f"ffffffff81000000 t {name}\n" for name in ("_text", *names)))
+    return path
+
+
+def test_offered_operations_from_a_context_or_the_kernels_symbols(tmp_path):
+    admin = make_tree(tmp_path)
+    (admin / "kdamonds/0/contexts/0/avail_operations").write_text("vaddr fvaddr paddr\n")
+    none = kallsyms(tmp_path)
+    assert damon_sysfs.offered_operations(admin, none) == {"vaddr", "fvaddr", "paddr"}
+    # A free interface has no context to ask: the symbols of mm/damon/{vaddr,paddr}.c say.
+    free = tmp_path / "free"
+    (free / "kdamonds").mkdir(parents=True)
+    (free / "kdamonds/nr_kdamonds").write_text("0\n")
+    assert damon_sysfs.offered_operations(free, none) == set()
+    assert damon_sysfs.offered_operations(free, kallsyms(
+        tmp_path, "damon_pa_check_accesses", "damon_va_check_accesses")) == {"vaddr", "paddr"}
+    assert damon_sysfs.offered_operations(free, tmp_path / "no-kallsyms") == set()
+
+
+def test_why_no_own_kdamond(tmp_path):
+    with_vaddr = kallsyms(tmp_path, "damon_va_init", "damon_pa_init")
+    without = tmp_path / "paddr-only"
+    without.write_text("ffffffff81000000 t damon_pa_init\n")
+    free = make_tree(tmp_path / "free")
+    (free / "kdamonds/0/contexts/0/avail_operations").write_text("vaddr paddr\n")
+    before = snapshot(free)
+    assert damon_sysfs.why_no_own_kdamond("vaddr", free, with_vaddr) is None
+    assert snapshot(free) == before, "asking must not write"
+    paddr_only = make_tree(tmp_path / "paddr-only-tree")
+    assert damon_sysfs.why_no_own_kdamond("vaddr", paddr_only, without) == \
+        "the kernel's DAMON has no vaddr operations"
+    busy = make_tree(tmp_path / "busy", nr_kdamonds=1, state="on")
+    (busy / "kdamonds/0/contexts/0/avail_operations").write_text("vaddr paddr\n")
+    assert damon_sysfs.why_no_own_kdamond("vaddr", busy, with_vaddr) == \
+        "kernel DAMON's sysfs interface is in use (1 kdamond(s))"
+    assert damon_sysfs.why_no_own_kdamond("vaddr", tmp_path / "none", with_vaddr) == \
+        "the kernel has no DAMON sysfs interface"
+
+
+def test_this_machines_busy_interface_means_the_sampler():
+    # The machine's own kdamond holds the real interface: damo records pids itself.
+    from damo.ops.kernel import why_not_for_processes
+
+    kd = next((kd for kd in read_kdamonds()), None) \
+        if (damon_sysfs.ADMIN_DIR / "kdamonds/nr_kdamonds").exists() else None
+    reason = why_not_for_processes(["1"])
+    if kd is not None:
+        assert reason == f"kernel DAMON's sysfs interface is in use ({len(read_kdamonds())} " \
+            "kdamond(s))"
+    assert reason is not None or "vaddr" in damon_sysfs.offered_operations()
+    assert why_not_for_processes(["sleep 1"]) == "not pids"

@@ -95,6 +95,16 @@ def test_kdamonds_interleaved():
     assert sorted(r[1][0].target_id for r in records) == [1, 1, 9, 9]
 
 
+def test_own_kdamond_keeps_only_its_events():
+    # A kdamond damo started records alone; one outside sysfs (DAMON_RECLAIM's) is not ours.
+    a = events([(1, A), (1, A)], pid=10)
+    b = events([(9, B), (9, B)], pid=20)
+    asm = SnapshotAssembler({10: 1}, only={10})
+    records = asm.feed(np.concatenate((a[:2], b[:1], a[2:], b[1:]))) + asm.finish()
+    assert [r[1][0].target_id for r in records] == [1, 1]
+    assert asm.dropped_snapshots == 0
+
+
 def make_ring(nr_slots):
     """A ring in plain memory, and a writer that fills it as the BPF program does."""
     ring = RingReader(np.zeros(nr_slots, dtype=EVENT_DTYPE), np.zeros(1, dtype="<u8"))

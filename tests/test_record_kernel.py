@@ -80,3 +80,67 @@ def test_bad_kernel_arguments(tmp_path, args, message):
     assert message in one_line_error(proc, proc.returncode)
     assert proc.returncode in (1, 2)
     assert not out.exists()
+
+
+def fake_admin_with_vaddr(root, kdamond_pid: int):
+    """A free DAMON sysfs tree (tests/test_damon_sysfs.py's) whose kernel offers vaddr."""
+    from tests.test_damon_sysfs import make_tree
+
+    admin = make_tree(root)
+    (admin / "kdamonds/0/contexts/0/avail_operations").write_text("vaddr fvaddr paddr\n")
+    # What the "started" kdamond's pid reads: the machine's real one, whose
+    # tracepoint events then stand in for those of a kdamond of our own.
+    (admin / "kdamonds/0/pid").write_text(f"{kdamond_pid}\n")
+    return admin
+
+
+@needs_kdamond
+def test_pids_go_through_kernel_damon_where_it_has_vaddr(tmp_path):
+    # The real interface is busy (never written); a fake tree stands in for a free one.
+    from tests.proc_targets import start
+    from tests.test_damon_sysfs import snapshot
+
+    admin = fake_admin_with_vaddr(tmp_path / "sysfs", running_kdamond().pid)
+    preamble = f"import pathlib, damo.linux.damon_sysfs as d; d.ADMIN_DIR = pathlib.Path('{admin}')"
+    code = f"{preamble}\nfrom damo.cli import main\nmain()"
+    target, _ = start("sleep", 60)
+    real_before = {p: p.read_text() for p in damon_sysfs.ADMIN_DIR.rglob("state")}
+    try:
+        out = tmp_path / "k.data"
+        proc = run_damo_code(code, "record", str(target.pid), "--duration", "1", "-o", str(out))
+        err = proc.stderr.decode()
+        assert proc.returncode == 0, err
+        assert err.startswith("damo: recording through kernel DAMON (this kernel has its vaddr "
+                              "operations and its sysfs interface is free)"), err
+        ctx = admin / "kdamonds/0/contexts/0"
+        # damo's kdamond was configured for the pid, started, then stopped and removed.
+        assert (ctx / "operations").read_text() == "vaddr\n"
+        assert (ctx / "targets/0/pid_target").read_text() == f"{target.pid}\n"
+        assert (admin / "kdamonds/0/state").read_text() == "off\n"
+        assert (admin / "kdamonds/nr_kdamonds").read_text() == "0\n"
+        meta = read_meta(str(out))
+        assert meta[0]["ops"] == "kernel" and meta[0]["attach"] is False
+        assert meta[-1]["reason"] == "duration"
+        # --ops vaddr keeps damo's own sampler and leaves kernel DAMON alone.
+        before = snapshot(admin)
+        proc = run_damo_code(code, "record", str(target.pid), "--ops", "vaddr", "--duration",
+                             "0.5", "-o", str(out))
+        err = proc.stderr.decode()
+        assert proc.returncode == 0, err
+        assert "kernel DAMON" not in err and err.startswith("damo: recorded process")
+        assert snapshot(admin) == before
+        assert read_meta(str(out))[0]["ops"] == "vaddr"
+    finally:
+        target.kill()
+        target.wait()
+    assert {p: p.read_text() for p in damon_sysfs.ADMIN_DIR.rglob("state")} == real_before
+
+
+def run_damo_code(code: str, *args: str):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, check=False,
+                          timeout=120, env={**os.environ,
+                                            "PYTHONPATH": str(Path(__file__).parents[1])})

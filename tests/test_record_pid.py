@@ -231,7 +231,7 @@ def test_kernel_thread_is_refused(tmp_path):
             "import pathlib, damo.linux.btf as b; b.VMLINUX_BTF = pathlib.Path('/no/btf')",
             "damo: error: no BTF at /no/btf: damo needs a kernel built with CONFIG_DEBUG_INFO_BTF",
         ),
-        # no bcc: no system site directory holds it
+        # no bcc (no system site directory holds it) and nothing compiled yet
         (
             "import damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()",
             "damo: error: bcc is not installed: install the python3-bpfcc package",
@@ -239,7 +239,8 @@ def test_kernel_thread_is_refused(tmp_path):
     ],
     ids=["no-btf", "no-bcc"],
 )
-def test_missing_platform_parts(tmp_path, preamble, message):
+def test_missing_platform_parts(tmp_path, tmp_path_factory, monkeypatch, preamble, message):
+    monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path_factory.mktemp("cold-cache")))
     target, _ = start("sleep", 60)
     try:
         p = damo(str(target.pid), cwd=tmp_path, preamble=preamble)
@@ -250,6 +251,73 @@ def test_missing_platform_parts(tmp_path, preamble, message):
     assert p.returncode == 1
     assert err.startswith(message) and err.count("\n") == 1, err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("cache", ["warm", "cold"])
+def test_recording_keeps_bcc_out_of_the_monitor(tmp_path, tmp_path_factory, monkeypatch, cache):
+    # Warm: the compiled programs are cached, and recording neither needs nor
+    # imports bcc (none can be found).  Cold: bcc compiles in a child process.
+    preamble = "import atexit, sys\n"
+    if cache == "warm":
+        from damo.sampler.walker import walker
+
+        walker()  # warms the cache this test's damo uses, if no earlier run did
+        preamble += "import damo.linux.bcc_env as e; e.SYSTEM_SITE_DIRS = ()\n"
+    else:
+        monkeypatch.setenv("DAMO_CACHE_DIR", str(tmp_path_factory.mktemp("cold-cache")))
+    preamble += "atexit.register(lambda: print('bcc imported:', 'bcc' in sys.modules))"
+    target, _ = start("sleep", 60)
+    try:
+        p = damo(str(target.pid), "--duration", "0.5", cwd=tmp_path, preamble=preamble)
+        out, err = finish(p, 60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    assert out == "bcc imported: False\n"
+    assert err.startswith("damo: recorded process") and err.count("\n") == 1, err
+    assert len(read_snapshots(str(tmp_path / "damon.data"))) >= 4
+    if cache == "cold":  # compiled for the next start
+        assert len(list((Path(os.environ["DAMO_CACHE_DIR"]) / "bpf").glob("*.json"))) == 1
+    # What starting and running cost, in the sidecar.
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert 0 < meta[0]["startup_cpu_s"] and 0 < meta[-1]["cpu_s"]
+    assert meta[-1]["peak_rss_bytes"] > 10 << 20
+
+
+def test_status_line_on_a_terminal(tmp_path):
+    import pty
+
+    target, _ = start("sleep", 60)
+    leader, follower = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            [sys.executable, "-m", "damo.cli", "record", str(target.pid), "--duration", "1.2"],
+            cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=follower,
+            env={**os.environ, "PYTHONPATH": str(REPO)})
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the damo side closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        p.wait(60)
+    finally:
+        os.close(leader)
+        target.kill()
+        target.wait()
+    assert p.returncode == 0
+    text = b"".join(chunks).decode()
+    # Redrawn in place (carriage return, erase line), the first word bold, erased
+    # before the summary.
+    assert "\r\x1b[K\x1b[1mrecording\x1b[0m " in text, text
+    assert "snapshots" in text and "damo CPU" in text
+    status_end = text.rindex("\r\x1b[K")
+    assert text[status_end + 4:].startswith("damo: recorded process"), text
 
 
 def test_unusable_cache_directory(tmp_path, monkeypatch):

@@ -3,7 +3,10 @@
 TARGET is one or more pids, or one command string that damo runs through
 /bin/sh and records until it exits (`vaddr` operations, the default), a
 workload file for `--ops sim`, or for `--ops kernel` 'paddr', pids, or
-nothing with `--attach`.  The run itself is `damo.recording`.
+nothing with `--attach`.  Pids without --ops go through kernel DAMON where
+the kernel has its vaddr operations and its sysfs interface is free (as
+`--ops kernel PID`); `--ops vaddr` keeps damo's BPF sampler.  The run itself
+is `damo.recording`.
 """
 
 import sys
@@ -30,8 +33,9 @@ def run(
         str | None,
         typer.Option(
             "--ops",
-            help="Operations to monitor with: vaddr (default), sim, or kernel (record kernel "
-            "DAMON's own results).",
+            help="Operations to monitor with: vaddr (damo's BPF sampler), sim, or kernel "
+            "(record kernel DAMON's own results). Default: kernel for pids where the kernel's "
+            "DAMON has vaddr and is free, else vaddr.",
             show_default=False,
         ),
     ] = None,
@@ -101,6 +105,14 @@ def run(
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
     target = target or []
+    if ops is None and not attach and not colocate and seed is None and truth is None:
+        from damo.ops.kernel import why_not_for_processes
+
+        if why_not_for_processes(target) is None:
+            ops = "kernel"
+            print("damo: recording through kernel DAMON (this kernel has its vaddr operations "
+                  "and its sysfs interface is free); --ops vaddr uses damo's BPF sampler",
+                  file=sys.stderr)
     if ops == "kernel":
         rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
     elif attach:

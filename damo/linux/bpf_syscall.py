@@ -28,6 +28,10 @@ BPF_F_MMAPABLE = 1 << 10
 # src_reg BPF_PSEUDO_MAP_FD its immediate is a map's file descriptor.
 INSN_LD_IMM64 = 0x18
 BPF_PSEUDO_MAP_FD = 1
+# A call (BPF_JMP | BPF_CALL): of a helper by number, or with src_reg
+# BPF_PSEUDO_KFUNC_CALL of a kernel function by its BTF id (in vmlinux: off 0).
+INSN_CALL = 0x85
+BPF_PSEUDO_KFUNC_CALL = 2
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -207,4 +211,24 @@ def patch_map_fds(insns: bytes, fd_map: dict[int, int]) -> bytes:
             if old not in fd_map:
                 raise PlatformError(f"BPF program references unknown map fd {old}")
             out[off + 4 : off + 8] = fd_map[old].to_bytes(4, "little", signed=True)
+    return bytes(out)
+
+
+def patch_kfunc_calls(insns: bytes, kfuncs: dict[int, int]) -> bytes:
+    """Turn calls of placeholder helper numbers into kfunc calls: kfuncs maps number -> BTF id.
+
+    bcc's clang emits no kfunc calls, but it emits a helper call for any
+    constant function pointer; the placeholders are numbers no helper has.
+    """
+    if not kfuncs:
+        return insns
+    out = bytearray(insns)
+    for off in range(0, len(out) - 7, 8):
+        if out[off] != INSN_CALL or out[off + 1] >> 4:
+            continue
+        btf_id = kfuncs.get(int.from_bytes(out[off + 4 : off + 8], "little", signed=True))
+        if btf_id is not None:
+            out[off + 1] = (out[off + 1] & 0x0F) | (BPF_PSEUDO_KFUNC_CALL << 4)
+            out[off + 2 : off + 4] = b"\0\0"
+            out[off + 4 : off + 8] = btf_id.to_bytes(4, "little", signed=True)
     return bytes(out)

@@ -1,16 +1,18 @@
-"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux): struct member offsets.
+"""A small reader of the kernel's BTF (/sys/kernel/btf/vmlinux): member offsets, function ids.
 
 BPF programs here read kernel memory at raw offsets instead of including
 kernel headers (there are none on the target machines), so the offsets of the
 few members they follow must come from the running kernel's own type
 information. Only what offset lookups need is decoded: every type record is
-skipped over by its kind-specific length, struct and union members are kept.
+skipped over by its kind-specific length, struct and union members are kept,
+and the ids of functions (a kfunc is called by its BTF id).
 """
 
 from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +77,7 @@ class Btf:
         self._source = source
         self._types: list[_Type | None] = [None]  # type id 0 is void
         self._structs: dict[str, int] = {}
+        self._funcs: dict[str, int] = {}
         self._parse(data)
 
     @classmethod
@@ -130,6 +133,10 @@ class Btf:
                     self._structs.setdefault(name, len(types) - 1)
             elif kind in _QUALIFIERS:
                 types.append(_Type(kind, "", size_or_type))
+            elif kind == KIND_FUNC:
+                types.append(None)
+                if name_off:
+                    self._funcs.setdefault(name_at(name_off), len(types) - 1)
             else:
                 types.append(None)  # never needed for member offsets
             pos += fixed + per_entry * vlen
@@ -158,6 +165,10 @@ class Btf:
                 raise PlatformError(f"{self._source}: {struct_name}.{member} is a bitfield")
             total += bit_offset // 8
         return total
+
+    def func_id(self, name: str) -> int | None:
+        """The type id of function `name` (how a BPF program calls a kfunc), if there is one."""
+        return self._funcs.get(name)
 
     def _struct_id(self, name: str) -> int:
         try:
@@ -195,47 +206,72 @@ Wanted = dict[str, tuple[tuple[str, str], ...]]
 
 
 def kernel_offsets(wanted: Wanted) -> dict[str, int]:
-    """Byte offset of the first member found for each name (-1: none of them exists).
+    """Byte offset of the first member found for each name (-1: none of them exists)."""
+    return kernel_answers(wanted)[0]
 
-    Parsing the kernel's BTF costs ~0.15 s of every start; the answers are
-    kept in the cache directory per kernel build (release, version string and
-    BTF size) and question, in a file only this user may write.
+
+def kernel_func_ids(names: Sequence[str]) -> dict[str, int]:
+    """The BTF type id of each kernel function in `names` (-1: the kernel has none)."""
+    return kernel_answers({}, names)[1]
+
+
+def kernel_answers(wanted: Wanted, funcs: Sequence[str] = ()
+                   ) -> tuple[dict[str, int], dict[str, int]]:
+    """`kernel_offsets(wanted)` and `kernel_func_ids(funcs)` from one parse of the BTF.
+
+    Parsing the kernel's BTF costs ~0.15 s; the answers are kept in the cache
+    directory per kernel build (release, version string and BTF size) and
+    question, in a file only this user may write.  A cached answer that does
+    not name exactly what is asked, or maps a name to a non-integer, is
+    answered again.  The parse runs in a child process: its tens of MiB of
+    objects would otherwise stay with the monitor for its whole run.
     """
     import hashlib
     import json
 
     from damo.cache import cache_dir, read_private_json, write_private_json
+    from damo.process_env import in_child
+
+    def answer() -> dict[str, dict[str, int]]:
+        b = vmlinux()
+        offsets = {}
+        for name, alternatives in wanted.items():
+            offsets[name] = -1
+            for struct_name, member in alternatives:
+                try:
+                    offsets[name] = b.offsetof(struct_name, member)
+                    break
+                except PlatformError:
+                    continue
+        return {"offsets": offsets, "funcs": {name: b.func_id(name) or -1 for name in funcs}}
+
+    def whole(doc: object) -> bool:
+        return isinstance(doc, dict) and set(doc) == {"offsets", "funcs"} and all(
+            isinstance(doc[part], dict) and set(doc[part]) == set(names)
+            and all(type(v) is int for v in doc[part].values())
+            for part, names in (("offsets", wanted), ("funcs", funcs)))
 
     try:
         size = VMLINUX_BTF.stat().st_size
     except OSError:
         size = -1
     uname = os.uname()
-    key = hashlib.sha256(json.dumps([uname.release, uname.version, size, sorted(
-        (k, list(v)) for k, v in wanted.items())]).encode()).hexdigest()[:32]
+    question = [sorted((k, list(v)) for k, v in wanted.items()), sorted(funcs)]
+    key = hashlib.sha256(json.dumps([uname.release, uname.version, size, question]).encode()
+                         ).hexdigest()[:32]
     try:
         path: Path | None = cache_dir() / "btf" / f"{key}.json"
     except PlatformError:
         path = None  # no cache directory: parse every time (compiling will say why)
-    cached = read_private_json(path) if path is not None else None
-    if isinstance(cached, dict) and set(cached) == set(wanted):
-        return cached
-    b = vmlinux()
-    out = {}
-    for name, alternatives in wanted.items():
-        out[name] = -1
-        for struct_name, member in alternatives:
+    doc = read_private_json(path) if path is not None else None
+    if not whole(doc):
+        doc = in_child(answer)
+        if path is not None:
             try:
-                out[name] = b.offsetof(struct_name, member)
-                break
-            except PlatformError:
-                continue
-    if path is not None:
-        try:
-            write_private_json(path, out)
-        except OSError:
-            pass  # an unwritable cache only costs the parse next time
-    return out
+                write_private_json(path, doc)
+            except OSError:
+                pass  # an unwritable cache only costs the parse next time
+    return doc["offsets"], doc["funcs"]
 
 
 def vmlinux() -> Btf:

@@ -26,6 +26,10 @@ from pathlib import Path
 from damo.errors import DamoError, PlatformError, UsageError
 
 ADMIN_DIR = Path("/sys/kernel/mm/damon/admin")
+# Which operation sets the kernel has built, when no context exists to ask.
+KALLSYMS = Path("/proc/kallsyms")
+# A symbol prefix of each operation set's source (mm/damon/vaddr.c, paddr.c).
+OPS_SYMBOLS = {"vaddr": b" damon_va_", "paddr": b" damon_pa_"}
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,41 @@ def read_kdamonds(admin: Path = ADMIN_DIR) -> list[KdamondInfo]:
         pid = int(pid_text) if state == "on" and pid_text.lstrip("-").isdigit() else None
         found.append(KdamondInfo(index=n, state=state, pid=pid, contexts=contexts))
     return found
+
+
+def offered_operations(admin: Path | None = None, kallsyms: Path | None = None) -> set[str]:
+    """The operation sets the running kernel's DAMON offers, read-only.
+
+    A context's `avail_operations` says; but while the interface is free no
+    context exists to read it from, and making one would be a write.  Then the
+    kernel's symbols tell which operation sets are built.
+    """
+    admin = ADMIN_DIR if admin is None else admin
+    for avail in sorted(admin.glob("kdamonds/*/contexts/*/avail_operations")):
+        try:
+            return set(_read(avail).split())
+        except OSError:
+            continue
+    try:
+        symbols = (KALLSYMS if kallsyms is None else kallsyms).read_bytes()
+    except OSError:
+        return set()
+    return {ops for ops, prefix in OPS_SYMBOLS.items() if prefix in symbols}
+
+
+def why_no_own_kdamond(ops: str, admin: Path | None = None,
+                       kallsyms: Path | None = None) -> str | None:
+    """None when damo could start a kdamond of its own with `ops` now; else why not (read-only)."""
+    admin = ADMIN_DIR if admin is None else admin
+    try:
+        nr = _read_int(admin / "kdamonds" / "nr_kdamonds")
+    except (OSError, ValueError):
+        return "the kernel has no DAMON sysfs interface"
+    if nr:
+        return f"kernel DAMON's sysfs interface is in use ({nr} kdamond(s))"
+    if ops not in offered_operations(admin, kallsyms):
+        return f"the kernel's DAMON has no {ops} operations"
+    return None
 
 
 class OwnKdamond:

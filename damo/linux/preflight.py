@@ -64,11 +64,15 @@ def check_pid(pid: int) -> None:
 
 
 def check_all(pids: list[int] = (), tracefs: bool = False) -> None:
-    """Every check the BPF sampler needs, cheapest first; tracefs only for tracepoint users."""
+    """Every check the BPF sampler needs, cheapest first; tracefs only for tracepoint users.
+
+    Not bcc: the sampler's compiled programs are cached, and a warm start
+    loads them without it (importing bcc maps LLVM, ~40 MiB); compiling says
+    in one line when bcc is missing.
+    """
     check_arch()
     check_root()
     check_btf()
-    check_bcc()
     if tracefs:
         check_tracefs()
     for pid in pids:

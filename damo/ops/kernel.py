@@ -149,8 +149,12 @@ class SnapshotAssembler:
     known from sysfs), or when a target reappears (the next aggregation began).
     """
 
-    def __init__(self, nr_targets: dict[int, int] | None = None):
+    def __init__(self, nr_targets: dict[int, int] | None = None,
+                 only: set[int] | None = None):
         self.nr_targets = nr_targets or {}
+        # Kdamond pids to keep (None: all): a kdamond damo started records only
+        # its own events, not those of kdamonds outside sysfs (DAMON_RECLAIM).
+        self.only = only
         self.dropped_snapshots = 0
         self._streams: dict[int, _KdamondStream] = {}
 
@@ -161,6 +165,8 @@ class SnapshotAssembler:
         done: list[Record] = []
         pids = batch["kdamond_pid"]
         for pid in np.unique(pids).tolist():
+            if self.only is not None and pid not in self.only:
+                continue
             stream = self._streams.setdefault(pid, _KdamondStream())
             run = batch[pids == pid]
             if len(stream.pending):
@@ -258,9 +264,10 @@ class KernelSource:
     name = "kernel"
 
     def __init__(self, targets: list[str], attach: bool, attrs: "Attrs",
-                 admin: Path = damon_sysfs.ADMIN_DIR):
+                 admin: Path | None = None):
         from damo.linux import preflight
 
+        admin = damon_sysfs.ADMIN_DIR if admin is None else admin
         self.attach = attach
         self.attrs = attrs
         self.admin = admin
@@ -309,7 +316,7 @@ class KernelSource:
         self.assembler = SnapshotAssembler({
             kd.pid: sum(len(ctx.target_pids) for ctx in kd.contexts)
             for kd in self.kdamonds if kd.pid is not None
-        })
+        }, only=None if self.own is None or self.own.pid is None else {self.own.pid})
 
     def running(self) -> bool:
         """Whether any recorded kdamond is still on (sysfs is read, never written)."""
@@ -358,6 +365,28 @@ class KernelSource:
             if self.ring is not None:
                 self.ring.close()
                 self.ring = None
+
+
+def why_not_for_processes(targets: list[str]) -> str | None:
+    """None when `damo record TARGET...` should go through kernel DAMON; else why not.
+
+    It should when TARGET is pids and the kernel could monitor them itself:
+    its DAMON has the vaddr operations and the sysfs interface is free for a
+    kdamond of damo's own (its tracepoint is then read through bcc).  Read-only.
+    """
+    if not targets or not all(t.strip().isdigit() for t in targets):
+        return "not pids"
+    reason = damon_sysfs.why_no_own_kdamond("vaddr")
+    if reason is not None:
+        return reason
+    from damo.linux import preflight
+
+    try:
+        preflight.check_root()
+        preflight.check_bcc()
+    except PlatformError as err:
+        return str(err)
+    return None
 
 
 def _parse_kernel_targets(targets: list[str]) -> tuple[str, tuple[int, ...]]:

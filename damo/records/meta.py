@@ -7,7 +7,9 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``damo_version``, ``kernel`` (uname release), ``ops``, ``attrs`` (a map of the
   monitoring attributes in microseconds and region counts), ``targets`` (a list
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
-  (the command damo started, if any), and any ``extra`` fields of the source.
+  (the command damo started, if any), ``startup_cpu_s`` (damo's CPU from its
+  exec until monitoring started, with that of helper processes such as a
+  compiler), and any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
@@ -18,7 +20,8 @@ run cut short leaves every message whole.  Every message has a ``type``:
 - ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
   last record is the one before this message.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
-  ``error`` (the write that failed, when one did), and source-specific
+  ``error`` (the write that failed, when one did), ``cpu_s`` (damo's own CPU
+  from its exec), ``peak_rss_bytes`` (its VmHWM), and source-specific
   counters such as ``lost_events``.
 
 Reports use it when present and work without it.

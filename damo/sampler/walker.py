@@ -20,17 +20,25 @@ from damo.sampler import program
 
 SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "page_walk.bpf.c"
 
-# Addresses per fill of the address array, and per invocation of the walk
-# program (which tail-calls itself for the next chunk). The verifier's load
-# time grows faster than linearly with the chunk: 32 -> 9 ms, 128 -> 46 ms,
-# 256 -> 150 ms, 1024 -> rejected as too complex.
+# Addresses per fill of the address array.  Where the kernel lacks the number
+# iterators (Linux < 6.4) the programs loop over chunks, tail-calling
+# themselves for the next: WALK_CHUNK addresses and SAMPLE_CHUNK regions per
+# invocation, 34 invocations a run.  The verifier's time for a bounded loop
+# grows faster than linearly with its length (measured on this project's
+# machines, walk: 32 -> 9 ms, 128 -> 46 ms, 1024 -> rejected; sample, three
+# inlined walks: 16 -> 65-160 ms, 8 -> 45 ms); with the iterators both
+# programs load in about 20 ms whatever the sizes (sample ~20, walk ~1).
 MAX_BATCH = 4096
 WALK_CHUNK = 64
-# Regions of all targets together that the sample program holds, and regions
-# per invocation of it (three inlined walks: 32 -> 150 ms of verifier at every
-# start, 16 -> 65 ms, 8 -> 45 ms; 34 invocations of 16 cover 544 regions a run).
+# Regions of all targets together that the sample program holds.
 MAX_REGIONS = 1 << 16
 SAMPLE_CHUNK = 16
+
+# What the loader checks a cached entry has (the C source defines them).
+PROGRAMS = ("walk", "sample", "peek")
+MAPS = ("config", "addrs", "leaves", "shifts", "peekbuf", "region_start", "region_end",
+        "sampling_addr", "nr_accesses", "uncleared", "region_flags", "iov_region", "iov_verify",
+        "iovecs", "shared", "walk_chain", "sample_chain")
 
 # Slots of the config array (see the C source).
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
@@ -65,9 +73,12 @@ OFFSETS: btf.Wanted = {
 OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
 
 
-def walk_offsets() -> dict[str, int]:
-    """OFFSETS resolved for the running kernel; PlatformError when a needed one is missing."""
-    out = btf.kernel_offsets(OFFSETS)
+def walk_offsets(out: dict[str, int] | None = None) -> dict[str, int]:
+    """OFFSETS resolved for the running kernel; PlatformError when a needed one is missing.
+
+    `out`: btf.kernel_offsets(OFFSETS), if asked already.
+    """
+    out = dict(btf.kernel_offsets(OFFSETS) if out is None else out)
     for name, where in OFFSETS.items():
         if out[name] < 0 and name not in OPTIONAL:
             struct_name, member = where[0]
@@ -100,15 +111,24 @@ class WalkError(Exception):
 class Walker:
     """Runs the walk and peek programs; holds the direct-map base and paging depth."""
 
-    def __init__(self, use_cache: bool = True):
-        t0 = time.perf_counter()
-        cflags = [f"-D{macro}={offset}" for macro, offset in walk_offsets().items()]
+    def __init__(self, use_cache: bool = True, use_iterators: bool = True):
+        t0 = time.process_time()
+        # One question to the BTF (a cold start parses it once, in a child).
+        offsets, func_ids = btf.kernel_answers(OFFSETS, sorted(program.KFUNCS.values()))
+        cflags = [f"-D{macro}={offset}" for macro, offset in walk_offsets(offsets).items()]
         cflags += [f"-DMAX_BATCH={MAX_BATCH}", f"-DWALK_CHUNK={WALK_CHUNK}",
                    f"-DMAX_REGIONS={MAX_REGIONS}", f"-DSAMPLE_CHUNK={SAMPLE_CHUNK}"]
-        compiled, self.from_cache = program.compile_cached(SOURCE.read_text(), cflags, use_cache)
-        t1 = time.perf_counter()
-        self._loaded = program.load(compiled)
-        t2 = time.perf_counter()
+        if use_iterators:
+            kfunc_flags, kfunc_ids = program.kfuncs(func_ids)
+            cflags += kfunc_flags
+        else:
+            kfunc_ids = {}
+        # With the kernel's number iterators one run of a program covers every
+        # item; without, WALK_CHUNK / SAMPLE_CHUNK per invocation (see the source).
+        self.iterators = bool(kfunc_ids)
+        self._loaded, self.from_cache = program.compile_and_load(
+            SOURCE.read_text(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS)
+        t2 = time.process_time()
         views = self._loaded.map_views
         # A memoryview of u64, not numpy: its items read and write as plain ints
         # at half the cost, and the sampling step touches a dozen per run.
@@ -139,9 +159,9 @@ class Walker:
         self._config[CFG_PAGE_OFFSET] = self.page_offset
         self._config[CFG_LEVELS] = 4
         self.levels = 4
-        t3 = time.perf_counter()
-        # Seconds spent compiling (or reading the cache), loading, discovering.
-        self.startup = {"compile": t1 - t0, "load": t2 - t1, "discover": t3 - t2}
+        t3 = time.process_time()
+        # CPU seconds spent compiling (or reading the cache) and loading, and discovering.
+        self.startup = {"load": t2 - t0, "discover": t3 - t2}
 
     def close(self) -> None:
         self._config.release()  # the mapping cannot close while a view is exported
