@@ -144,7 +144,7 @@ def guide_json(all_guides: list[Guide]) -> str:
     import json
 
     return json.dumps({
-        "report": "guide",
+        "report": "heats_guide",
         "version": 1,
         "targets": [{
             "target_id": g.target_id,
@@ -153,7 +153,7 @@ def guide_json(all_guides: list[Guide]) -> str:
             "nr_snapshots": g.nr_snapshots,
             "areas": [{
                 "start": x.start, "end": x.end, "first_ns": x.first_ns, "last_ns": x.last_ns,
-                "accesses": x.accesses,
+                "accesses": round(x.accesses),
             } for x in g.areas],
         } for g in all_guides],
     }) + "\n"

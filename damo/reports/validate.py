@@ -196,7 +196,7 @@ def as_json(result: Result) -> str:
         "nr_snapshots": result.nr_snapshots,
         "targets": [{"target_id": tid, "nr_snapshots": n} for tid, n in result.targets.items()],
         "limits": {
-            "sample_us": lim.sample_us, "aggr_us": lim.aggr_us,
+            "sample_ns": lim.sample_us * 1000, "aggr_ns": lim.aggr_us * 1000,
             "min_nr_regions": lim.min_nr_regions, "max_nr_regions": lim.max_nr_regions,
             "tolerance_percent": lim.tolerance, "from": lim.source,
         },
