@@ -88,7 +88,9 @@ class RecordFile:
                 from damo.records import perf_script
 
                 source = perf_script.Parser(f, self.chunk_bytes)
-                yield from source
+                for chunk in source:
+                    chunk.path = self.path
+                    yield chunk
                 warnings = source.warnings
             else:
                 from damo.records import recfmt_reader
@@ -98,7 +100,9 @@ class RecordFile:
                 walker = recfmt_reader.Walker(f, self.version, self.size, header,
                                               self.chunk_bytes)
                 try:
-                    yield from walker
+                    for chunk in walker:
+                        chunk.path = self.path
+                        yield chunk
                 except RecordFormatError:
                     if self.version == 0 and not walker.nr_snapshots:
                         raise RecordFormatError(

@@ -234,36 +234,30 @@ def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.nda
     lo, hi = np.uint64(a.amin), np.uint64(a.amax)
     x0 = np.clip(snaps.start[flat], lo, hi) - lo
     x1 = np.clip(snaps.end[flat], lo, hi) - lo
+    nr = snaps.nr_accesses[flat].astype(np.float64)
     inside = x1 > x0
-    x0, x1, owner = x0[inside], x1[inside], owner[inside]
-    nr = snaps.nr_accesses[flat][inside].astype(np.float64)
+    if not inside.all():
+        x0, x1, owner, nr = x0[inside], x1[inside], owner[inside], nr[inside]
     unit = np.uint64(a.aunit)
     c0 = x0 // unit
     c1 = (x1 - np.uint64(1)) // unit
-    single = c0 == c1
-    multi = ~single
-    base = owner * cols
-    # Whole-or-partial first and last cells go straight in ...
-    direct_at = np.concatenate([
-        base[single] + c0[single].astype(np.int64),
-        base[multi] + c0[multi].astype(np.int64),
-        base[multi] + c1[multi].astype(np.int64),
-    ])
-    direct_w = np.concatenate([
-        nr[single] * (x1[single] - x0[single]).astype(np.float64),
-        nr[multi] * ((c0[multi] + np.uint64(1)) * unit - x0[multi]).astype(np.float64),
-        nr[multi] * (x1[multi] - c1[multi] * unit).astype(np.float64),
-    ])
-    # ... and the full cells between them as a difference array.  The sums are
-    # whole numbers, exact in float64 below 2**53 (nr_accesses x cell bytes).
-    full = nr[multi] * float(a.aunit)
-    diff_at = np.concatenate([
-        base[multi] + c0[multi].astype(np.int64) + 1,
-        base[multi] + c1[multi].astype(np.int64),
-    ])
-    diff_w = np.concatenate([full, -full])
-    direct = np.bincount(direct_at, direct_w, minlength=n * cols).reshape(n, cols)
-    diff = np.bincount(diff_at, diff_w, minlength=n * cols).reshape(n, cols)
+    multi = (c1 > c0).astype(np.float64)
+    at0 = owner * cols + c0.astype(np.int64)
+    at1 = owner * cols + c1.astype(np.int64)
+    # The first and last cells get their covered part straight; the full
+    # cells between them (regions over several cells only) come from a
+    # difference array, summed along the row.  All are whole numbers, exact
+    # in float64 below 2**53 (nr_accesses x cell bytes), whatever the order.
+    first_w = nr * (np.minimum(x1, (c0 + np.uint64(1)) * unit) - x0).astype(np.float64)
+    last_w = nr * (x1 - c1 * unit).astype(np.float64) * multi
+    full = nr * float(a.aunit) * multi
+    cells = n * cols
+    sums = np.bincount(
+        np.concatenate([at0, at1, cells + at0 + 1, cells + at1]),
+        np.concatenate([first_w, last_w, full, -full]),
+        minlength=2 * cells,
+    )
+    direct, diff = sums[:cells].reshape(n, cols), sums[cells:].reshape(n, cols)
     return (direct + np.cumsum(diff, axis=1))[:, : a.ares]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from damo.reports import WARMUP_SNAPSHOTS, dist
+from damo.reports.spans import ints as _ints
 
 
 def values_per_target(source: Any, skip: int = WARMUP_SNAPSHOTS) -> dict[int, np.ndarray]:
@@ -23,7 +24,3 @@ def values_per_target(source: Any, skip: int = WARMUP_SNAPSHOTS) -> dict[int, np
 
 def per_target(source: Any, skip: int = WARMUP_SNAPSHOTS) -> list[tuple[int, np.ndarray]]:
     return dist.rows(values_per_target(source, skip), skip)
-
-
-def _ints(values: Any) -> list[int]:
-    return values if isinstance(values, list) else values.tolist()
