@@ -32,10 +32,16 @@ class Span:
         return self.first_ns - round(self.mean_interval_ns)
 
 
-def spans(source: Any) -> dict[int, Span]:
-    """Span of every target, in order of first appearance."""
+def spans(source: Any, check: bool = False) -> dict[int, Span]:
+    """Span of every target, in order of first appearance.
+
+    With `check`, the regions are read too (as numpy columns), so that this
+    pass finds every problem of the file before a report writes anything.
+    """
     result: dict[int, Span] = {}
     for chunk in source.chunks():
+        if check:
+            chunk.columns()
         ends = ints(chunk.end_ns)
         for tid, ns in zip(ints(chunk.target_id), ends, strict=True):
             span = result.get(tid)
