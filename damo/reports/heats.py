@@ -87,20 +87,21 @@ class _Unions:
         """Merge regions (or unions: a union is never split again) into the unions."""
         starts = np.concatenate([self.start, start])
         ends = np.concatenate([self.end, end])
-        first = np.concatenate([self.first, when])
-        last = np.concatenate([self.last, when])
-        acc = np.concatenate([self.accesses, accesses])
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-        # A union ends where no earlier region reaches the next region's start.
-        reach = np.maximum.accumulate(ends)
-        breaks = np.flatnonzero(starts[1:] > reach[:-1]) + 1
-        heads = np.concatenate([[0], breaks])
-        tails = np.concatenate([breaks - 1, [len(starts) - 1]])
-        self.start, self.end = starts[heads], reach[tails]
-        self.first = np.minimum.reduceat(first[order], heads)
-        self.last = np.maximum.reduceat(last[order], heads)
-        self.accesses = np.add.reduceat(acc[order], heads)
+        s, e = np.sort(starts), np.sort(ends)
+        # A union ends at the k-th smallest end when exactly k + 1 regions start
+        # at or before it (a region starting where another ends joins it).
+        closes = np.flatnonzero(np.searchsorted(s, e, side="right") == np.arange(1, len(e) + 1))
+        self.end = e[closes]
+        self.start = np.concatenate([s[:1], s[closes[:-1] + 1]])
+        group = np.searchsorted(self.start, starts, side="right") - 1
+        n = len(self.start)
+        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(first, group, np.concatenate([self.first, when]))
+        np.maximum.at(last, group, np.concatenate([self.last, when]))
+        self.first, self.last = first, last
+        self.accesses = np.bincount(group, np.concatenate([self.accesses, accesses]),
+                                    minlength=n)
 
     def areas(self) -> list[GuideArea]:
         return [GuideArea(*row) for row in zip(
