@@ -109,6 +109,25 @@ class _Unions:
             self.accesses.tolist(), strict=True)]
 
 
+def _runs(start: np.ndarray, end: np.ndarray, when: np.ndarray, weight: np.ndarray,
+          owner: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same regions as fewer ranges: runs of touching regions of one snapshot joined.
+
+    DAMON writes a snapshot's regions in address order, mostly back to back,
+    so this leaves a few ranges a snapshot for `_Unions.add` to sort.  Regions
+    out of order are passed on as they are.
+    """
+    n = len(start)
+    if n < 2 or bool((start[1:] < start[:-1])[owner[1:] == owner[:-1]].any()):
+        return start, end, when, weight
+    # A run goes on while the next region of the same snapshot starts by the
+    # furthest end so far (regions in address order: the previous one's end).
+    joins = (owner[1:] == owner[:-1]) & (start[1:] <= end[:-1])
+    heads = np.flatnonzero(np.concatenate([[True], ~joins]))
+    return (start[heads], np.maximum.reduceat(end, heads), when[heads],
+            np.add.reduceat(weight, heads))
+
+
 def guides(source: Any) -> list[Guide]:
     """One guide per target, the target covering the most address space first.
 
@@ -129,7 +148,7 @@ def guides(source: Any) -> list[Guide]:
             flat, owner = snaps.region_index(indices)
             start, end = snaps.start[flat], snaps.end[flat]
             weight = (end - start).astype(np.float64) * snaps.nr_accesses[flat]
-            unions.add(start, end, ends[owner], weight)
+            unions.add(*_runs(start, end, ends[owner], weight, owner))
     result = [Guide(tid, span.first_ns, span.last_ns, unions.areas(), span.nr_snapshots)
               for tid, (span, unions) in found.items()]
     result.sort(key=lambda g: g.total_space, reverse=True)
