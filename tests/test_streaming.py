@@ -282,3 +282,19 @@ def test_raw_json_is_the_raw_report(tmp_path):
     owner = np.repeat(snaps.target_id, snaps.nr_regions)
     assert flat == list(zip(owner.tolist(), snaps.start.tolist(), snaps.end.tolist(),
                             snaps.nr_accesses.tolist(), strict=True))
+
+
+def test_a_pipe_is_read_once_and_reported_whole(tmp_path):
+    """`-i /dev/stdin` from a pipe: spooled, so two-pass reports see the whole file."""
+    path = tmp_path / "damon.data"
+    write_multi_target(path, 40, True)
+    for args in (["report", "raw"], ["report", "heats"], ["report", "wss"]):
+        direct = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i", str(path)],
+                                capture_output=True, check=True).stdout
+        with open(path, "rb") as f:
+            cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
+            piped = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i",
+                                    "/dev/stdin"], stdin=cat.stdout, capture_output=True,
+                                   check=True).stdout
+            cat.wait()
+        assert piped == direct, args
