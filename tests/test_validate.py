@@ -134,3 +134,17 @@ def test_bad_options(tmp_path):
         code, out, err = validate(tmp_path / "d.data", *args)
         assert code == 2 and out == "" and err.startswith("damo: error: "), (args, err)
         assert err.count("\n") == 1
+
+
+def test_problems_are_listed_in_file_order(tmp_path):
+    five = [(k * 0x1000, (k + 1) * 0x1000, 1) for k in range(5)]
+    snaps = bad(bad(bad(GOOD, 3, [(0x1000, 0x1000, 0)]), 9, five), 10, [(0x1000, 0x1000, 0)])
+    write(tmp_path / "d.data", snaps)
+    code, out, _ = validate(tmp_path / "d.data", "-v", "--nr-regions", "1", "4")
+    assert code == 1
+    lines = out.splitlines()
+    assert [line.split(": ")[1] for line in lines] == ["region", "nr_regions", "region"]
+    assert "snapshot 10 " in lines[2]
+    assert "snapshot 3 " in lines[0] and "snapshot 9 " in lines[1]
+    first, _, _ = validate(tmp_path / "d.data", "--nr-regions", "1", "4")[1].partition(" (and")
+    assert "snapshot 3 " in first and first.endswith(": empty")

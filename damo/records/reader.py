@@ -1,6 +1,15 @@
-"""Reading any DAMON record file: the one entry point is `read_snapshots(path)`.
+"""Reading any DAMON record file, in bounded chunks (`RecordFile`) or whole (`read_snapshots`).
 
-Usage::
+Reports read a file of any size through `RecordFile`::
+
+    from damo.records.reader import RecordFile
+
+    record = RecordFile("damon.data")         # sniffed now, read on demand
+    for chunk in record.chunks():             # whole records, ~1 MB of file each
+        snaps = chunk.columns()               # numpy Snapshots of this chunk
+        ...                                   # chunk.first_snapshot: its place
+
+and a file that fits in memory can be read whole::
 
     from damo.records.reader import read_snapshots
 
