@@ -250,11 +250,17 @@ def area(
 def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.ndarray:
     """Integral of nr_accesses over each address cell, per snapshot: (len(indices), ares)."""
     n, cols = len(indices), a.ares + 1
-    flat, owner = snaps.region_index(indices)
     lo, hi = np.uint64(a.amin), np.uint64(a.amax)
-    x0 = np.clip(snaps.start[flat], lo, hi) - lo
-    x1 = np.clip(snaps.end[flat], lo, hi) - lo
-    nr = snaps.nr_accesses[flat].astype(np.float64)
+    if n == len(snaps) and int(indices[0]) == 0 and int(indices[-1]) == n - 1:
+        # Every snapshot of the chunk (one target): no gather needed.
+        start, end, nr = snaps.start, snaps.end, snaps.nr_accesses
+        owner = np.repeat(np.arange(n), snaps.nr_regions)
+    else:
+        flat, owner = snaps.region_index(indices)
+        start, end, nr = snaps.start[flat], snaps.end[flat], snaps.nr_accesses[flat]
+    x0 = np.minimum(np.maximum(start, lo), hi) - lo
+    x1 = np.minimum(np.maximum(end, lo), hi) - lo
+    nr = nr.astype(np.float64)
     inside = x1 > x0
     if not inside.all():
         x0, x1, owner, nr = x0[inside], x1[inside], owner[inside], nr[inside]
