@@ -84,3 +84,27 @@ def test_raw_groups_targets_by_record(tmp_path):
     assert proc.stdout.decode() == (
         "start_time:  1000000000\nrel time:                0\n" + record.format(k=0)
         + "rel time:        100000000\n" + record.format(k=1))
+
+
+def test_raw_records_without_targets(tmp_path):
+    """A record without targets prints its time and `nr_tasks:  0`, no blank line."""
+    import struct
+
+    from damo.records import recfmt
+
+    def record(t, targets):
+        out = struct.pack("<qqI", t // 10**9, t % 10**9, len(targets))
+        for tid, (s, e, n) in targets:
+            out += struct.pack("<QIQQI", tid, 1, s, e, n)
+        return out
+
+    (tmp_path / "damon.data").write_bytes(
+        recfmt.header() + record(10**9, []) + record(2 * 10**9, [(1, (0x1000, 0x2000, 3))])
+        + record(3 * 10**9, []))
+    proc = run_damo("report", "raw", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.decode() == (
+        "start_time:  1000000000\nrel time:                0\nnr_tasks:  0\n"
+        "rel time:       1000000000\nnr_tasks:  1\ntarget_id:  1\nnr_regions:  1\n"
+        "000000001000-000000002000(      4096):\t3\n\n"
+        "rel time:       2000000000\nnr_tasks:  0\n")

@@ -169,3 +169,32 @@ def test_missing_gnuplot_is_one_line(tmp_path):
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("\n") == 1
     assert "gnuplot is not installed" in err
+
+
+def naive_unions(regions):
+    """Unions of [start, end) ranges: overlapping or touching ones join."""
+    out = []
+    for start, end in sorted(regions):
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [tuple(u) for u in out]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.tuples(st.integers(0, 60), st.integers(1, 15), st.integers(0, 9)),
+                         min_size=1, max_size=6), min_size=1, max_size=6), st.booleans())
+def test_guide_areas_match_naive_unions(snapshots, in_order):
+    regions = [[(s, s + size, nr) for s, size, nr in snap] for snap in snapshots]
+    if in_order:  # as DAMON writes them: the path that joins runs of touching regions
+        regions = [sorted(r) for r in regions]
+    snaps = from_lists([(100 * (k + 1), 1, r) for k, r in enumerate(regions)])
+    (guide,) = heats.guides(snaps)
+    flat = [(s, e, nr, 100 * (k + 1)) for k, r in enumerate(regions) for s, e, nr in r]
+    assert guide.regions == naive_unions([(s, e) for s, e, _, _ in flat])
+    for area in guide.areas:
+        inside = [x for x in flat if area.start <= x[0] and x[1] <= area.end]
+        assert area.accesses == sum((e - s) * nr for s, e, nr, _ in inside)
+        assert (area.first_ns, area.last_ns) == (min(x[3] for x in inside),
+                                                max(x[3] for x in inside))

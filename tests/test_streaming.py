@@ -230,6 +230,28 @@ def test_memory_stays_bounded(tmp_path):
         assert peak_kib < 100 * 1024, f"damo {' '.join(args)}: {peak_kib} KiB"
 
 
+@pytest.mark.parametrize("at_snapshot", [0, 150])
+def test_corrupt_file_prints_and_creates_nothing(tmp_path, at_snapshot):
+    """A region ending before it starts, in the first or a late chunk: one line, no output."""
+    path = tmp_path / "damon.data"
+    write_large(path, 2)  # 160 snapshots in two chunks
+    data = bytearray(path.read_bytes())
+    at = 20 + at_snapshot * (32 + 20 * 600) + 32 + 8  # the end of its first region
+    data[at : at + 8] = (5).to_bytes(8, "little")
+    path.write_bytes(data)
+    (tmp_path / "out.data").write_bytes(b"kept")
+    for args in (["report", "raw"], ["report", "raw", "--json"], ["report", "wss"],
+                 ["report", "nr_regions"], ["report", "heats"], ["report", "heats", "--guide"],
+                 ["adjust", "1000000", "-o", str(tmp_path / "out.data")]):
+        proc = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i", str(path)],
+                              capture_output=True, check=False)
+        assert proc.returncode == 1 and proc.stdout == b"", args
+        assert proc.stderr == (f"damo: error: {path}: snapshot {at_snapshot} has a region "
+                               "ending before it starts (corrupt)\n").encode(), args
+    assert (tmp_path / "out.data").read_bytes() == b"kept"
+    assert not (tmp_path / "out.data.old").exists()
+
+
 def test_raw_and_json_stream_without_numpy_on_small_files(tmp_path):
     """A small recfmt file is reported without loading numpy (the start-up figure)."""
     path = tmp_path / "damon.data"
@@ -260,3 +282,19 @@ def test_raw_json_is_the_raw_report(tmp_path):
     owner = np.repeat(snaps.target_id, snaps.nr_regions)
     assert flat == list(zip(owner.tolist(), snaps.start.tolist(), snaps.end.tolist(),
                             snaps.nr_accesses.tolist(), strict=True))
+
+
+def test_a_pipe_is_read_once_and_reported_whole(tmp_path):
+    """`-i /dev/stdin` from a pipe: spooled, so two-pass reports see the whole file."""
+    path = tmp_path / "damon.data"
+    write_multi_target(path, 40, True)
+    for args in (["report", "raw"], ["report", "heats"], ["report", "wss"]):
+        direct = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i", str(path)],
+                                capture_output=True, check=True).stdout
+        with open(path, "rb") as f:
+            cat = subprocess.Popen(["cat"], stdin=f, stdout=subprocess.PIPE)
+            piped = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i",
+                                    "/dev/stdin"], stdin=cat.stdout, capture_output=True,
+                                   check=True).stdout
+            cat.wait()
+        assert piped == direct, args

@@ -10,9 +10,8 @@ def run(input: Input = DEFAULT_INPUT, json: Json = False) -> None:
     """Print every record: time, targets and each region's range, size and nr_accesses."""
     from damo.records.reader import RecordFile
     from damo.reports.output import write_chunks
-    from damo.reports.raw import raw_json, raw_text
+    from damo.reports.raw import check, raw_json, raw_text
 
     record = RecordFile(input)
-    for _ in record.chunks():  # the whole file checked before any output
-        pass
+    check(record)
     write_chunks((raw_json if json else raw_text)(record.chunks()))

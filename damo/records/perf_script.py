@@ -114,6 +114,11 @@ class Parser:
         keep = np.repeat(firsts - offsets[:-1], counts) + np.arange(offsets[-1])
         first = self.nr_snapshots
         self.nr_snapshots += len(firsts)
+        inverted = start[keep] > end[keep]
+        if inverted.any():
+            k = int(np.searchsorted(offsets, int(np.argmax(inverted)), side="right") - 1)
+            raise RecordFormatError(
+                f"snapshot {first + k} has a region ending before it starts (corrupt)")
         return Snapshots(
             end_ns=time_ns[firsts].astype(np.int64),
             target_id=tid[firsts],

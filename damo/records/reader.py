@@ -1,6 +1,15 @@
-"""Reading any DAMON record file: the one entry point is `read_snapshots(path)`.
+"""Reading any DAMON record file, in bounded chunks (`RecordFile`) or whole (`read_snapshots`).
 
-Usage::
+Reports read a file of any size through `RecordFile`::
+
+    from damo.records.reader import RecordFile
+
+    record = RecordFile("damon.data")         # sniffed now, read on demand
+    for chunk in record.chunks():             # whole records, ~1 MB of file each
+        snaps = chunk.columns()               # numpy Snapshots of this chunk
+        ...                                   # chunk.first_snapshot: its place
+
+and a file that fits in memory can be read whole::
 
     from damo.records.reader import read_snapshots
 
@@ -30,6 +39,7 @@ kept in ``Snapshots.warnings``).
 """
 
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -64,6 +74,9 @@ class RecordFile:
     `RecordFormatError` (``FILE: message``) when the reading reaches them;
     warnings (a truncated end) are printed to stderr once, at the end of the
     first full pass, and kept in ``warnings``.
+
+    A pipe (``-i /dev/stdin``, ``<(perf script)``) can be read only once, so
+    it is first copied, a block at a time, to an unnamed temporary file.
     """
 
     def __init__(self, path: str | os.PathLike, chunk_bytes: int = DEFAULT_CHUNK_BYTES,
@@ -71,8 +84,12 @@ class RecordFile:
         self.path = os.fspath(path)
         self.warn = warn
         self.warnings: list[str] | None = None
+        self._spool = None
         with self._errors():
             with _open(self.path) as f:
+                if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                    self._spool = _spool(f)
+            with self._open() as f:
                 head = f.read(SNIFF_BYTES)
                 self.size = os.fstat(f.fileno()).st_size
             self.kind, self.version = _sniff(head)
@@ -82,13 +99,22 @@ class RecordFile:
     def _errors(self):
         return _Prefix(self.path)
 
+    def _open(self):
+        if self._spool is None:
+            return _open(self.path)
+        f = os.fdopen(os.dup(self._spool.fileno()), "rb")
+        f.seek(0)
+        return f
+
     def chunks(self) -> Iterator[Any]:
-        with self._errors(), _open(self.path) as f:
+        with self._errors(), self._open() as f:
             if self.kind == "perf":
                 from damo.records import perf_script
 
                 source = perf_script.Parser(f, self.chunk_bytes)
-                yield from source
+                for chunk in source:
+                    chunk.path = self.path
+                    yield chunk
                 warnings = source.warnings
             else:
                 from damo.records import recfmt_reader
@@ -98,7 +124,9 @@ class RecordFile:
                 walker = recfmt_reader.Walker(f, self.version, self.size, header,
                                               self.chunk_bytes)
                 try:
-                    yield from walker
+                    for chunk in walker:
+                        chunk.path = self.path
+                        yield chunk
                 except RecordFormatError:
                     if self.version == 0 and not walker.nr_snapshots:
                         raise RecordFormatError(
@@ -120,6 +148,20 @@ class RecordFile:
         """The chunks as numpy `Snapshots`."""
         for chunk in self.chunks():
             yield chunk.columns()
+
+
+def _spool(f):
+    import tempfile
+
+    spool = tempfile.TemporaryFile(prefix="damo-")
+    try:
+        while block := f.read(DEFAULT_CHUNK_BYTES):
+            spool.write(block)
+    except OSError as err:
+        spool.close()
+        raise RecordFormatError(str(err.strerror)) from None
+    spool.flush()
+    return spool
 
 
 class _Prefix:

@@ -54,6 +54,7 @@ class RecfmtChunk:
         self.target_id: list[int] = []
         self.nr_regions: list[int] = []
         self.record: list[int] = []
+        self.path: str | None = None
         self._columns = None
 
     def __len__(self) -> int:
@@ -104,17 +105,27 @@ def _columns(chunk: RecfmtChunk):
         end=np.ascontiguousarray(regions["end"], dtype=np.uint64),
         nr_accesses=np.ascontiguousarray(regions["nr_accesses"], dtype=np.uint32),
         source=f"recfmt v{chunk.version}",
+        first_snapshot=chunk.first_snapshot,
     )
     inverted = result.start > result.end
     if inverted.any():
         k = int(np.argmax(inverted))
         i = int(np.searchsorted(offsets, k, side="right") - 1)
-        raise_inverted(chunk.first_snapshot + i)
+        raise_inverted(chunk, i)
     return result
 
 
-def raise_inverted(snapshot: int) -> None:
-    raise RecordFormatError(f"snapshot {snapshot} has a region ending before it starts (corrupt)")
+def raise_inverted(chunk, i: int) -> None:
+    """Snapshot `i` of `chunk` has a region ending before it starts.
+
+    Found when a chunk's columns are built, after the reader handed it out:
+    the message names the file itself (``chunk.path``, set by `RecordFile`).
+    """
+    message = f"snapshot {chunk.first_snapshot + i} has a region ending before it starts (corrupt)"
+    path = getattr(chunk, "path", None)
+    err = RecordFormatError(f"{path}: {message}" if path else message)
+    err.prefixed = bool(path)
+    raise err
 
 
 class Walker:

@@ -34,6 +34,7 @@ class Snapshots:
     source: str = "recfmt v2"
     warnings: list[str] = field(default_factory=list)
     first_snapshot: int = 0  # index in the file of the first snapshot, for a chunk
+    path: str | None = None  # the file, for messages about a chunk
 
     def __len__(self) -> int:
         return len(self.end_ns)

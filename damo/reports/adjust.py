@@ -23,7 +23,7 @@ U64_MASK = (1 << 64) - 1
 
 def adjust(source: Any, aggr_us: int, skip: int, output: str) -> int:
     """Write the adjusted records to `output`; returns how many were written."""
-    all_spans = spans.spans(source)
+    all_spans = spans.spans(source, check=True)  # a bad file creates no output
     sizes = {tid: spans.shots_per_window(span, aggr_us) for tid, span in all_spans.items()}
     nr_windows = {tid: -(-max(span.nr_snapshots - skip, 0) // sizes[tid])
                   for tid, span in all_spans.items()}

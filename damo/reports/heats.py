@@ -87,25 +87,45 @@ class _Unions:
         """Merge regions (or unions: a union is never split again) into the unions."""
         starts = np.concatenate([self.start, start])
         ends = np.concatenate([self.end, end])
-        first = np.concatenate([self.first, when])
-        last = np.concatenate([self.last, when])
-        acc = np.concatenate([self.accesses, accesses])
-        order = np.argsort(starts, kind="stable")
-        starts, ends = starts[order], ends[order]
-        # A union ends where no earlier region reaches the next region's start.
-        reach = np.maximum.accumulate(ends)
-        breaks = np.flatnonzero(starts[1:] > reach[:-1]) + 1
-        heads = np.concatenate([[0], breaks])
-        tails = np.concatenate([breaks - 1, [len(starts) - 1]])
-        self.start, self.end = starts[heads], reach[tails]
-        self.first = np.minimum.reduceat(first[order], heads)
-        self.last = np.maximum.reduceat(last[order], heads)
-        self.accesses = np.add.reduceat(acc[order], heads)
+        s, e = np.sort(starts), np.sort(ends)
+        # A union ends at the k-th smallest end when exactly k + 1 regions start
+        # at or before it (a region starting where another ends joins it).
+        closes = np.flatnonzero(np.searchsorted(s, e, side="right") == np.arange(1, len(e) + 1))
+        self.end = e[closes]
+        self.start = np.concatenate([s[:1], s[closes[:-1] + 1]])
+        group = np.searchsorted(self.start, starts, side="right") - 1
+        n = len(self.start)
+        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        last = np.full(n, np.iinfo(np.int64).min, dtype=np.int64)
+        np.minimum.at(first, group, np.concatenate([self.first, when]))
+        np.maximum.at(last, group, np.concatenate([self.last, when]))
+        self.first, self.last = first, last
+        self.accesses = np.bincount(group, np.concatenate([self.accesses, accesses]),
+                                    minlength=n)
 
     def areas(self) -> list[GuideArea]:
         return [GuideArea(*row) for row in zip(
             self.start.tolist(), self.end.tolist(), self.first.tolist(), self.last.tolist(),
             self.accesses.tolist(), strict=True)]
+
+
+def _runs(start: np.ndarray, end: np.ndarray, when: np.ndarray, weight: np.ndarray,
+          owner: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The same regions as fewer ranges: runs of touching regions of one snapshot joined.
+
+    DAMON writes a snapshot's regions in address order, mostly back to back,
+    so this leaves a few ranges a snapshot for `_Unions.add` to sort.  Regions
+    out of order are passed on as they are.
+    """
+    n = len(start)
+    if n < 2 or bool((start[1:] < start[:-1])[owner[1:] == owner[:-1]].any()):
+        return start, end, when, weight
+    # A run goes on while the next region of the same snapshot starts by the
+    # furthest end so far (regions in address order: the previous one's end).
+    joins = (owner[1:] == owner[:-1]) & (start[1:] <= end[:-1])
+    heads = np.flatnonzero(np.concatenate([[True], ~joins]))
+    return (start[heads], np.maximum.reduceat(end, heads), when[heads],
+            np.add.reduceat(weight, heads))
 
 
 def guides(source: Any) -> list[Guide]:
@@ -128,7 +148,7 @@ def guides(source: Any) -> list[Guide]:
             flat, owner = snaps.region_index(indices)
             start, end = snaps.start[flat], snaps.end[flat]
             weight = (end - start).astype(np.float64) * snaps.nr_accesses[flat]
-            unions.add(start, end, ends[owner], weight)
+            unions.add(*_runs(start, end, ends[owner], weight, owner))
     result = [Guide(tid, span.first_ns, span.last_ns, unions.areas(), span.nr_snapshots)
               for tid, (span, unions) in found.items()]
     result.sort(key=lambda g: g.total_space, reverse=True)
@@ -144,7 +164,7 @@ def guide_json(all_guides: list[Guide]) -> str:
     import json
 
     return json.dumps({
-        "report": "guide",
+        "report": "heats_guide",
         "version": 1,
         "targets": [{
             "target_id": g.target_id,
@@ -153,7 +173,7 @@ def guide_json(all_guides: list[Guide]) -> str:
             "nr_snapshots": g.nr_snapshots,
             "areas": [{
                 "start": x.start, "end": x.end, "first_ns": x.first_ns, "last_ns": x.last_ns,
-                "accesses": x.accesses,
+                "accesses": round(x.accesses),
             } for x in g.areas],
         } for g in all_guides],
     }) + "\n"
@@ -230,40 +250,40 @@ def area(
 def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.ndarray:
     """Integral of nr_accesses over each address cell, per snapshot: (len(indices), ares)."""
     n, cols = len(indices), a.ares + 1
-    flat, owner = snaps.region_index(indices)
     lo, hi = np.uint64(a.amin), np.uint64(a.amax)
-    x0 = np.clip(snaps.start[flat], lo, hi) - lo
-    x1 = np.clip(snaps.end[flat], lo, hi) - lo
+    if n == len(snaps) and int(indices[0]) == 0 and int(indices[-1]) == n - 1:
+        # Every snapshot of the chunk (one target): no gather needed.
+        start, end, nr = snaps.start, snaps.end, snaps.nr_accesses
+        owner = np.repeat(np.arange(n), snaps.nr_regions)
+    else:
+        flat, owner = snaps.region_index(indices)
+        start, end, nr = snaps.start[flat], snaps.end[flat], snaps.nr_accesses[flat]
+    x0 = np.minimum(np.maximum(start, lo), hi) - lo
+    x1 = np.minimum(np.maximum(end, lo), hi) - lo
+    nr = nr.astype(np.float64)
     inside = x1 > x0
-    x0, x1, owner = x0[inside], x1[inside], owner[inside]
-    nr = snaps.nr_accesses[flat][inside].astype(np.float64)
+    if not inside.all():
+        x0, x1, owner, nr = x0[inside], x1[inside], owner[inside], nr[inside]
     unit = np.uint64(a.aunit)
     c0 = x0 // unit
     c1 = (x1 - np.uint64(1)) // unit
-    single = c0 == c1
-    multi = ~single
-    base = owner * cols
-    # Whole-or-partial first and last cells go straight in ...
-    direct_at = np.concatenate([
-        base[single] + c0[single].astype(np.int64),
-        base[multi] + c0[multi].astype(np.int64),
-        base[multi] + c1[multi].astype(np.int64),
-    ])
-    direct_w = np.concatenate([
-        nr[single] * (x1[single] - x0[single]).astype(np.float64),
-        nr[multi] * ((c0[multi] + np.uint64(1)) * unit - x0[multi]).astype(np.float64),
-        nr[multi] * (x1[multi] - c1[multi] * unit).astype(np.float64),
-    ])
-    # ... and the full cells between them as a difference array.  The sums are
-    # whole numbers, exact in float64 below 2**53 (nr_accesses x cell bytes).
-    full = nr[multi] * float(a.aunit)
-    diff_at = np.concatenate([
-        base[multi] + c0[multi].astype(np.int64) + 1,
-        base[multi] + c1[multi].astype(np.int64),
-    ])
-    diff_w = np.concatenate([full, -full])
-    direct = np.bincount(direct_at, direct_w, minlength=n * cols).reshape(n, cols)
-    diff = np.bincount(diff_at, diff_w, minlength=n * cols).reshape(n, cols)
+    multi = (c1 > c0).astype(np.float64)
+    at0 = owner * cols + c0.astype(np.int64)
+    at1 = owner * cols + c1.astype(np.int64)
+    # The first and last cells get their covered part straight; the full
+    # cells between them (regions over several cells only) come from a
+    # difference array, summed along the row.  All are whole numbers, exact
+    # in float64 below 2**53 (nr_accesses x cell bytes), whatever the order.
+    first_w = nr * (np.minimum(x1, (c0 + np.uint64(1)) * unit) - x0).astype(np.float64)
+    last_w = nr * (x1 - c1 * unit).astype(np.float64) * multi
+    full = nr * float(a.aunit) * multi
+    cells = n * cols
+    sums = np.bincount(
+        np.concatenate([at0, at1, cells + at0 + 1, cells + at1]),
+        np.concatenate([first_w, last_w, full, -full]),
+        minlength=2 * cells,
+    )
+    direct, diff = sums[:cells].reshape(n, cols), sums[cells:].reshape(n, cols)
     return (direct + np.cumsum(diff, axis=1))[:, : a.ares]
 
 

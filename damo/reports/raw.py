@@ -24,6 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from damo.records.recfmt_reader import raise_inverted
+from damo.reports.spans import ints as _ints
 
 REGION_LINE = "%012x-%012x(%10d):\t%d\n"
 # From this many regions in a chunk on, numpy's start-up pays for itself.
@@ -31,12 +32,29 @@ VECTOR_REGIONS = 32768
 JSON_REGION = '{"start":%d,"end":%d,"nr_accesses":%d}'
 
 
-def _regions_text(rows: Iterable[tuple[int, int, int]], nr: int, snapshot: int) -> str:
-    text = "".join([REGION_LINE % (s, e, e - s, n) for s, e, n in rows])
+def _regions_text(chunk: Any, i: int, nr: int) -> str:
+    text = "".join([REGION_LINE % (s, e, e - s, n) for s, e, n in chunk.region_rows(i)])
     # Each line has one '-' between its addresses; a negative size adds another.
     if text.count("-") != nr:
-        raise_inverted(snapshot)
+        raise_inverted(chunk, i)
     return text
+
+
+def check(record: Any) -> None:
+    """A first pass over a `RecordFile`, so that a corrupt file prints nothing.
+
+    The headers are checked as they are read.  Regions ending before they
+    start are found in numpy columns, unless the file is one chunk: then the
+    formatting finds them before anything is written, without numpy.
+    """
+    first = None
+    for k, chunk in enumerate(record.chunks()):
+        if k == 0:
+            first = chunk
+            continue
+        if k == 1:
+            first.columns()
+        chunk.columns()
 
 
 def raw_text(chunks: Iterable[Any]) -> Iterator[bytes]:
@@ -58,8 +76,7 @@ def raw_text(chunks: Iterable[Any]) -> Iterator[bytes]:
             for i in snaps:
                 parts.append(f"target_id:  {tids[i]}\nnr_regions:  {nrs[i]}\n")
                 if body is None:
-                    parts.append(
-                        _regions_text(chunk.region_rows(i), nrs[i], chunk.first_snapshot + i))
+                    parts.append(_regions_text(chunk, i, nrs[i]))
                 else:
                     parts.append(body[line_at[i] : line_at[i + 1]])
                 parts.append("\n")
@@ -98,7 +115,7 @@ def raw_json(chunks: Iterable[Any]) -> Iterator[str]:
             for i in snaps:
                 rows = list(chunk.region_rows(i))
                 if any(e < s for s, e, _ in rows):
-                    raise_inverted(chunk.first_snapshot + i)
+                    raise_inverted(chunk, i)
                 text = ",".join([JSON_REGION % row for row in rows])
                 targets.append(f'{{"target_id":{tids[i]},"nr_regions":{nrs[i]},'
                                f'"regions":[{text}]}}')
@@ -108,5 +125,3 @@ def raw_json(chunks: Iterable[Any]) -> Iterator[str]:
     yield "]}\n" if base is not None else ""
 
 
-def _ints(values: Any) -> list[int]:
-    return values if isinstance(values, list) else values.tolist()

@@ -32,12 +32,18 @@ class Span:
         return self.first_ns - round(self.mean_interval_ns)
 
 
-def spans(source: Any) -> dict[int, Span]:
-    """Span of every target, in order of first appearance."""
+def spans(source: Any, check: bool = False) -> dict[int, Span]:
+    """Span of every target, in order of first appearance.
+
+    With `check`, the regions are read too (as numpy columns), so that this
+    pass finds every problem of the file before a report writes anything.
+    """
     result: dict[int, Span] = {}
     for chunk in source.chunks():
-        ends = _ints(chunk.end_ns)
-        for tid, ns in zip(_ints(chunk.target_id), ends, strict=True):
+        if check:
+            chunk.columns()
+        ends = ints(chunk.end_ns)
+        for tid, ns in zip(ints(chunk.target_id), ends, strict=True):
             span = result.get(tid)
             if span is None:
                 result[tid] = Span(tid, 1, ns, ns)
@@ -47,7 +53,8 @@ def spans(source: Any) -> dict[int, Span]:
     return result
 
 
-def _ints(values: Any) -> list[int]:
+def ints(values: Any) -> list[int]:
+    """Per-snapshot values of a chunk (lists, or numpy arrays) as a list of ints."""
     return values if isinstance(values, list) else values.tolist()
 
 

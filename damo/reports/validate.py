@@ -69,6 +69,10 @@ class Result:
 
     def add(self, problem: Problem) -> None:
         self.nr_problems += 1
+        self.listed(problem)
+
+    def listed(self, problem: Problem) -> None:
+        """Keep `problem` for the listing (it is counted already)."""
         if len(self.problems) < KEEP_PROBLEMS:
             self.problems.append(problem)
 
@@ -119,6 +123,7 @@ def validate(path: str, limits: Limits, chunk_bytes: int | None = None) -> Resul
 def _check_chunk(chunk: Any, lim: Limits, last_ns: dict[int, int], result: Result) -> None:
     snaps = chunk.columns()
     first = chunk.first_snapshot
+    listed_before = len(result.problems)
     result.nr_snapshots = first + len(snaps)
     result.nr_records = int(snaps.record[-1]) + 1 if len(snaps) else result.nr_records
     tids = snaps.target_id.tolist()
@@ -146,21 +151,28 @@ def _check_chunk(chunk: Any, lim: Limits, last_ns: dict[int, int], result: Resul
     overlap = np.zeros(len(start), dtype=bool)
     overlap[1:] = follows[1:] & (start[1:] < end[:-1])
     hot = acc > lim.max_nr_accesses
-    for k in np.flatnonzero(bad | overlap | hot).tolist():
+    found = np.flatnonzero(bad | overlap | hot)
+    # Only the problems that will be listed are written out; the rest are counted.
+    room = max(KEEP_PROBLEMS - len(result.problems), 0)
+    result.nr_problems += int(bad.sum() + overlap.sum() + hot.sum())
+    for k in found[:room].tolist():
         i = int(np.searchsorted(snaps.offsets, k, side="right") - 1)
         tid = tids[i]
         r = k - int(snaps.offsets[i])
         where = (f"snapshot {first + i} (target {tid}, at {ends[i]} ns), region {r} "
                  f"{int(start[k]):#x}-{int(end[k]):#x}")
         if bad[k]:
-            result.add(Problem("region", f"{where}: empty", first + i, tid))
+            result.listed(Problem("region", f"{where}: empty", first + i, tid))
         if overlap[k]:
-            result.add(Problem("region", f"{where}: starts before the previous region ends "
-                               f"({int(end[k - 1]):#x})", first + i, tid))
+            result.listed(Problem("region", f"{where}: starts before the previous region ends "
+                                  f"({int(end[k - 1]):#x})", first + i, tid))
         if hot[k]:
-            result.add(Problem(
+            result.listed(Problem(
                 "nr_accesses", f"{where}: nr_accesses {int(acc[k])}, more than "
                 f"{lim.aggr_us}/{lim.sample_us} samples (+{lim.tolerance:g} %)", first + i, tid))
+    # In file order: the snapshot checks above ran over the chunk before the region checks.
+    result.problems[listed_before:] = sorted(result.problems[listed_before:],
+                                             key=lambda p: p.snapshot)
 
 
 def text(result: Result, verbose: bool) -> str:
@@ -196,7 +208,7 @@ def as_json(result: Result) -> str:
         "nr_snapshots": result.nr_snapshots,
         "targets": [{"target_id": tid, "nr_snapshots": n} for tid, n in result.targets.items()],
         "limits": {
-            "sample_us": lim.sample_us, "aggr_us": lim.aggr_us,
+            "sample_ns": lim.sample_us * 1000, "aggr_ns": lim.aggr_us * 1000,
             "min_nr_regions": lim.min_nr_regions, "max_nr_regions": lim.max_nr_regions,
             "tolerance_percent": lim.tolerance, "from": lim.source,
         },
