@@ -19,8 +19,10 @@ MODULES = (
     "record",
     "report_raw",
     "report_heats",
+    "report_hot",
     "report_wss",
     "report_nr_regions",
+    "report_footprints",
     "adjust",
     "workload",
 )

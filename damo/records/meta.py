@@ -9,8 +9,12 @@ run cut short leaves every message whole.  Every message has a ``type``:
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
   (the command damo started, if any), and any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
-  ``[start, end, perms, offset, path]``), written at the start and whenever a
-  target's mappings change at a regions update.
+  ``[start, end, perms, offset, path, dev, inode]``; files written before
+  dev and inode were added have the first five), written at the start and
+  whenever a target's mappings change at a regions update.
+- ``"footprints"``: ``time_ns``, ``targets`` (a list of ``[target_id, vsz,
+  rss]``, bytes, from ``/proc/PID/statm``), once per aggregation, for
+  process targets.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   and source-specific counters such as ``lost_events``.
 
