@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from damo.records.snapshots import from_lists
 from damo.records.writer import RecordWriter, TargetRegions
-from damo.reports import heats
+from damo.reports import heatmap_text, heats
 
 
 def naive_heat(snapshots, a):
@@ -96,21 +96,29 @@ def write_demo(path):
                 np.array([20 * hot, 20 * (1 - hot)], dtype=np.uint32))])
 
 
-def test_stdout_heatmap(tmp_path):
+@pytest.mark.parametrize("width", [80, 132])
+def test_stdout_heatmap(tmp_path, monkeypatch, width):
     write_demo(tmp_path / "damon.data")
+    monkeypatch.setenv("COLUMNS", str(width))
     proc = run_damo("report", "heats", "--heatmap", "stdout", "--stdout_heatmap_color", "flame",
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     lines = proc.stdout.decode().splitlines()
-    # Default terminal resolution: 40 rows of time, 80 columns of address.
-    map_lines = [line for line in lines if not line.startswith("#")]
-    assert len(map_lines) == 40
-    digits = ["".join(c for c in _strip_ansi(line) if c.isdigit()) for line in map_lines]
-    assert all(len(d) == 80 for d in digits)
+    # Rows are address cells (30), columns time cells filling the terminal's width.
+    map_lines = [line for line in lines if line.startswith("\x1b")]
+    assert len(map_lines) == heatmap_text.DEFAULT_ROWS
+    assert all(len(_strip_ansi(line)) <= width for line in lines[1:])
+    digits = [_strip_ansi(line)[: width - heatmap_text.SIDE] for line in map_lines]
+    assert all(d.isdigit() for d in digits)
     assert set("".join(digits)) >= {"0", "9"}
+    # The two halves of the address range take turns every second, the upper one second.
+    top, bottom = digits[0], digits[-1]
+    at = [int(t / 5 * len(top)) for t in (0.5, 1.5)]
+    assert (top[at[0]], bottom[at[0]], top[at[1]], bottom[at[1]]) == ("0", "9", "9", "0")
     legend = [line for line in lines if line.startswith("#")]
-    assert any("access frequency" in line for line in legend)
-    assert any("x-axis: address" in line for line in legend)
+    assert any("access frequency" in line and "per aggregation" in line for line in legend)
+    assert any("rows: addresses 0x10000-" in line for line in legend)
+    assert any("columns: time 0.0-5.0 s" in line for line in legend)
 
 
 def _strip_ansi(line):

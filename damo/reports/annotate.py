@@ -35,6 +35,7 @@ UNMAPPED = "[unmapped]"
 DELETED = " (deleted)"
 # Symbols named per part, most bytes first.
 MAX_SYMBOLS = 3
+MINOR_SHARE = 20  # a symbol with less than 1/20 of the top one's bytes is not named
 
 _SYM_DTYPE = np.dtype([
     ("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
@@ -204,7 +205,9 @@ class ElfImage:
             return [], 0
         overlap = np.minimum(self.sym_end[hit], np.uint64(hi)).astype(np.int64) - \
             np.maximum(self.sym_value[hit], np.uint64(lo)).astype(np.int64)
-        order = np.argsort(-overlap, kind="stable")[:MAX_SYMBOLS]
+        order = np.argsort(-overlap, kind="stable")
+        # Symbols the range only grazes (its page-aligned ends) are counted, not named.
+        order = order[overlap[order] * MINOR_SHARE >= overlap[order[0]]][:MAX_SYMBOLS]
         named = [(self._name(int(self.sym_name[hit[k]])), int(overlap[k])) for k in order]
         return named, len(hit) - len(named)
 
@@ -406,3 +409,55 @@ class Annotator:
         part.symbols, part.more_symbols = image.symbols_in(lo - bias, hi - bias)
         part.note = image.note
         return part
+
+    def named_spans(self, target_id: int, time_ns: int, lo: int, hi: int,
+                    min_size: int) -> list[tuple[int, int, str]]:
+        """[lo, hi) cut into named spans for a map's side: (start, end, name).
+
+        One span per mapping (the file's base name or the pseudo name), and one
+        per symbol of at least `min_size` bytes in an ELF image (its arrays and
+        big functions); neighbours of the same name are one span.
+        """
+        layout = self._layout(target_id, time_ns)
+        if layout is None:
+            return []
+        spans: list[tuple[int, int, str]] = []
+
+        def add(start: int, end: int, name: str) -> None:
+            if start >= end:
+                return
+            if spans and spans[-1][2] == name and spans[-1][1] == start:
+                spans[-1] = (spans[-1][0], end, name)
+            else:
+                spans.append((start, end, name))
+
+        k = max(bisect.bisect_right(layout.starts, lo) - 1, 0)
+        for m in layout.maps[k:]:
+            if m.start >= hi:
+                break
+            s, e = max(lo, m.start), min(hi, m.end)
+            if s >= e:
+                continue
+            part = self._part(layout, m, s, e)
+            base = part.image or part.mapping
+            base = os.path.basename(base) if base.startswith("/") else base
+            image = None
+            if part.image is not None:
+                image, _ = self._images.get(next(x for x in layout.maps if x.path == part.image))
+            pos = s
+            if image is not None and len(image.sym_value):
+                bias = layout.loaded[part.image][0]
+                big = np.flatnonzero(
+                    (image.sym_end > np.uint64(max(s - bias, 0)))
+                    & (image.sym_value < np.uint64(e - bias))
+                    & (image.sym_end - image.sym_value >= np.uint64(min_size)))
+                for j in big.tolist():
+                    a = max(int(image.sym_value[j]) + bias, pos)
+                    b = min(int(image.sym_end[j]) + bias, e)
+                    if b <= a:
+                        continue
+                    add(pos, a, base)
+                    add(a, b, f"{base} {image._name(int(image.sym_name[j]))}")
+                    pos = b
+            add(pos, e, base)
+        return spans

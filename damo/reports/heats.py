@@ -1,5 +1,9 @@
 """`damo report heats`: access frequency over time x address, and the guide to pick an area.
 
+Without an address range the map shows the region union (monitored area)
+that holds the accesses, not merely the biggest one: a process's heap area
+may be large and idle while its mmap area holds every access.
+
 A cell of the map is the time-by-address weighted mean of ``nr_accesses`` over
 its area; address space that no region covers counts as 0.  The map is built
 with numpy: per snapshot, the integral of ``nr_accesses`` over each address
@@ -72,6 +76,31 @@ def guide_text(snaps: Snapshots) -> str:
     return "".join(g.text() + "\n" for g in guides(snaps))
 
 
+def area_accesses(snaps: Snapshots, guide: Guide, tmin: int, tmax: int) -> np.ndarray:
+    """Per region union of `guide`: its regions' size x nr_accesses x time in [tmin, tmax)."""
+    indices = snaps.of_target(guide.target_id)
+    t0 = np.maximum(snaps.start_ns(indices), tmin)
+    t1 = np.minimum(snaps.end_ns[indices], tmax)
+    flat, owner = snaps.region_index(indices)
+    dt = np.maximum(t1 - t0, 0).astype(np.float64)[owner]
+    weight = (snaps.end[flat] - snaps.start[flat]).astype(np.float64) \
+        * snaps.nr_accesses[flat] * dt
+    union_starts = np.array([start for start, _ in guide.regions], dtype=np.uint64)
+    union = np.searchsorted(union_starts, snaps.start[flat], side="right") - 1
+    return np.bincount(union, weight, minlength=len(guide.regions))
+
+
+def busiest_region(snaps: Snapshots, guide: Guide, tmin: int, tmax: int) -> tuple[int, int]:
+    """The region union holding the accesses (the most size x nr_accesses x time).
+
+    Where nothing was accessed, the largest one, as DAMON's tool picks.
+    """
+    accesses = area_accesses(snaps, guide, tmin, tmax)
+    if not accesses.any():
+        return guide.largest_region()
+    return guide.regions[int(np.argmax(accesses))]
+
+
 @dataclass
 class Area:
     """The part of one target's time x address space a map shows, and its cells."""
@@ -83,6 +112,7 @@ class Area:
     amin: int
     ares: int
     aunit: int
+    union: int | None = None  # the guide's region union it shows, when it shows one
 
     @property
     def tmax(self) -> int:
@@ -93,36 +123,49 @@ class Area:
         return self.amin + self.aunit * self.ares
 
 
+def guide_of(snaps: Snapshots, target_id: int | None) -> Guide:
+    """The guide of `target_id`, or of the first target of the guide."""
+    all_guides = guides(snaps)
+    if target_id is None:
+        return all_guides[0]
+    matching = [g for g in all_guides if g.target_id == target_id]
+    if not matching:
+        known = ", ".join(str(g.target_id) for g in all_guides)
+        raise UsageError(f"no target {target_id} in the record (targets: {known})")
+    return matching[0]
+
+
 def area(
     snaps: Snapshots,
     target_id: int | None = None,
     resolution: tuple[int, int] = DEFAULT_RESOLUTION,
     time_range: tuple[int | None, int | None] = (None, None),
     addr_range: tuple[int | None, int | None] = (None, None),
+    union: int | None = None,
 ) -> Area:
-    """Fill what is not given from the guide, as DAMON's tool does.
+    """Fill what is not given from the guide.
 
     The target defaults to the first of the guide, the time range to its first
-    to last snapshot, the address range to its largest region union.  The
+    to last snapshot, the address range to region union number `union` of the
+    guide or else the one holding the accesses (`busiest_region`).  The
     maxima are then shrunk so each cell is a whole number of ns and bytes.
     """
-    all_guides = guides(snaps)
-    if target_id is None:
-        guide = all_guides[0]
-    else:
-        matching = [g for g in all_guides if g.target_id == target_id]
-        if not matching:
-            known = ", ".join(str(g.target_id) for g in all_guides)
-            raise UsageError(f"no target {target_id} in the record (targets: {known})")
-        guide = matching[0]
+    guide = guide_of(snaps, target_id)
     tres, ares = resolution
     if tres <= 0 or ares <= 0:
         raise UsageError(f"resolution must be positive, got {tres} x {ares}")
     tmin = guide.start_ns if time_range[0] is None else time_range[0]
     tmax = guide.end_ns if time_range[1] is None else time_range[1]
-    largest = guide.largest_region()
-    amin = largest[0] if addr_range[0] is None else addr_range[0]
-    amax = largest[1] if addr_range[1] is None else addr_range[1]
+    chosen = None
+    if union is not None:
+        if not 0 <= union < len(guide.regions):
+            raise UsageError(f"--area: target {guide.target_id} has region unions 0-"
+                             f"{len(guide.regions) - 1} (see --guide), not {union}")
+        chosen = guide.regions[union]
+    elif None in addr_range:
+        chosen = busiest_region(snaps, guide, tmin, tmax)
+    amin = chosen[0] if addr_range[0] is None else addr_range[0]
+    amax = chosen[1] if addr_range[1] is None else addr_range[1]
     if not 0 <= amin < amax < 1 << 64:
         raise UsageError(f"address range {amin}-{amax} is not within 0-{(1 << 64) - 1}")
     tunit = (tmax - tmin) // tres
@@ -135,7 +178,9 @@ def area(
         raise UsageError(
             f"address range {amin}-{amax} is smaller than {ares} bytes (the address resolution)"
         )
-    return Area(guide.target_id, tmin, tres, tunit, amin, ares, aunit)
+    shown = guide.regions.index(chosen) \
+        if chosen is not None and addr_range == (None, None) else None
+    return Area(guide.target_id, tmin, tres, tunit, amin, ares, aunit, shown)
 
 
 def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.ndarray:
