@@ -113,12 +113,13 @@ def test_stdout_heatmap(tmp_path, monkeypatch, width):
     assert set("".join(digits)) >= {"0", "9"}
     # The two halves of the address range take turns every second, the upper one second.
     top, bottom = digits[0], digits[-1]
-    at = [int(t / 5 * len(top)) for t in (0.5, 1.5)]
+    at = [int((t - 0.1) / 4.9 * len(top)) for t in (0.5, 1.5)]
     assert (top[at[0]], bottom[at[0]], top[at[1]], bottom[at[1]]) == ("0", "9", "9", "0")
     legend = [line for line in lines if line.startswith("#")]
-    assert any("access frequency" in line and "per aggregation" in line for line in legend)
-    assert any("rows: addresses 0x10000-" in line for line in legend)
-    assert any("columns: time 0.0-5.0 s" in line for line in legend)
+    assert any("access frequency" in line for line in legend)
+    assert any("mean nr_accesses" in line and "per aggregation" in line for line in legend)
+    assert any("each, top down, 0x10000-" in line for line in legend)
+    assert any("time 0.1-5.0 s" in line for line in legend)
 
 
 def _strip_ansi(line):

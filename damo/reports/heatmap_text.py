@@ -99,7 +99,8 @@ def render(heat: np.ndarray, tmin: int, tunit: int, amin: int, aunit: int, color
     reset = "\x1b[0m"
     tres, ares = heat.shape
     side = _side(ares, amin, aunit, list(labels), SIDE)
-    lines = [] if title is None else [title]
+    width = max(tres + SIDE, 80)
+    lines = [] if title is None else [title if len(title) <= width else title[: width - 1] + "…"]
     lines += [_row(row, palette) + reset + text
               for row, text in zip(levels.T.tolist(), side, strict=True)]
     base = tmin if t_origin is None else t_origin
@@ -110,19 +111,18 @@ def render(heat: np.ndarray, tmin: int, tunit: int, amin: int, aunit: int, color
     step = span / LEVELS
     legend = "".join(f"{cells[k]} " for k in range(LEVELS)) + reset
     if span > 0:
-        meaning = (f"digit k: mean nr_accesses {lo:.3g} + k x {step:.3g} per aggregation "
-                   f"(9: up to {hi:.3g}")
+        meaning = f"digit k: mean nr_accesses {lo:.3g} + k x {step:.3g} to {lo:.3g} + (k+1) x " \
+            f"{step:.3g} per aggregation"
+        top = f"9: up to {hi:.3g}"
         if samples_per_aggr:
-            meaning += f", {hi / samples_per_aggr:.0%} of the samples"
-        meaning += ")"
+            top += f" ({hi / samples_per_aggr:.0%} of the samples found the page accessed)"
     else:
-        meaning = f"every cell is {lo:.3g} (no differences to show)"
+        meaning, top = f"every cell is {lo:.3g} (no differences to show)", ""
     lines += [
-        f"# access frequency: {legend} {meaning}",
-        f"# rows: addresses {amin:#x}-{amin + aunit * ares:#x} top to bottom "
-        f"({numbers.format_size(aunit * ares)}; {numbers.format_size(aunit)} a row)",
-        f"# columns: time {t0:.1f}-{t1:.1f} s left to right "
-        f"({numbers.format_time(tunit)} a column)",
-        f"# resolution: {tres} time x {ares} address cells",
+        f"# access frequency: {legend} {top}".rstrip(),
+        f"# {meaning}",
+        f"# rows: {numbers.format_size(aunit)} each, top down, "
+        f"{amin:#x}-{amin + aunit * ares:#x} ({numbers.format_size(aunit * ares)})",
+        f"# columns: {numbers.format_time(tunit)} each, time {t0:.1f}-{t1:.1f} s",
     ]
     return "\n".join(lines) + "\n"
