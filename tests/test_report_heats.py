@@ -8,6 +8,7 @@ from conftest import run_damo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from damo.errors import UsageError
 from damo.records.snapshots import from_lists
 from damo.records.writer import RecordWriter, TargetRegions
 from damo.reports import heatmap_text, heats
@@ -178,3 +179,87 @@ def test_missing_gnuplot_is_one_line(tmp_path):
     err = proc.stderr.decode()
     assert proc.returncode == 1 and err.count("\n") == 1
     assert "gnuplot is not installed" in err
+
+
+def write_areas(path, with_meta=True):
+    """Three region unions, as a process has: a big idle one, a busy small one, a warm one."""
+    from damo.records.meta import MetaWriter
+
+    with RecordWriter(str(path)) as w:
+        for k in range(30):
+            start = np.array([0x10_0000, 0x7000_0000, 0x7010_0000, 0x7FFF_0000], dtype=np.uint64)
+            size = np.array([0x4000_0000, 0x10_0000, 0x30_0000, 0x2_0000], dtype=np.uint64)
+            w.write((k + 1) * 100_000_000, [TargetRegions(
+                9, start, start + size, np.array([0, 18, 6, 3], dtype=np.uint32))])
+    if with_meta:
+        with MetaWriter(str(path)) as meta:
+            meta.write("start", time_ns=0, attrs={"sample_us": 5000, "aggr_us": 100000},
+                       targets=[{"id": 9, "pid": 9, "cmdline": ["sort", "-S", "300M"]}])
+            meta.write("maps", time_ns=0, target_id=9, maps=[
+                [0x10_0000, 0x4010_0000, "rw-p", 0, "[heap]", "00:00", 0],
+                [0x7000_0000, 0x7010_0000, "rw-p", 0, "", "00:00", 0],
+                [0x7010_0000, 0x7040_0000, "r--p", 0, "/nonexistent/big.txt", "fe:00", 5],
+                [0x7FFF_0000, 0x8001_0000, "rw-p", 0, "[stack]", "00:00", 0]])
+
+
+def test_default_area_holds_the_accesses():
+    """The idle 1 GiB heap union is not shown; the busy 4 MiB one is (issue 11, `sort`)."""
+    snaps = from_lists([
+        (k * 100, 9, [(0x10_0000, 0x4010_0000, 0), (0x7000_0000, 0x7040_0000, 18),
+                      (0x7FFF_0000, 0x8001_0000, 3)]) for k in range(1, 11)])
+    guide = heats.guides(snaps)[0]
+    assert guide.largest_region() == (0x10_0000, 0x4010_0000)
+    a = heats.area(snaps, resolution=(10, 16))
+    assert (a.amin, a.union) == (0x7000_0000, 1)
+    assert heats.area(snaps, resolution=(10, 16), union=2).amin == 0x7FFF_0000
+    # Nothing accessed at all: the largest, as before.
+    idle = from_lists([(k * 100, 9, [(0, 0x1000, 0), (0x10000, 0x30000, 0)]) for k in (1, 2)])
+    assert heats.area(idle, resolution=(1, 16)).amin == 0x10000
+    with pytest.raises(UsageError, match="--area"):
+        heats.area(snaps, union=3)
+
+
+@pytest.mark.skipif(shutil.which("gnuplot") is None, reason="gnuplot is not installed")
+def test_one_image_per_area_with_names(tmp_path):
+    write_areas(tmp_path / "damon.data")
+    proc = run_damo("report", "heats", "--heatmap", "h.svg", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "h.area2.svg: area 2" in err and "h.area0" not in err  # the idle heap: no image
+    main = (tmp_path / "h.svg").read_text()
+    # Title: the target with its command line, the area, the time range.
+    assert "target 9 (sort -S 300M)<" in main and "area 1: 0x70000000-" in main
+    assert "0.1-3.0 s" in main
+    assert "[anon]" in main and "big.txt" in main  # the mappings named on the side
+    assert "[stack]" in (tmp_path / "h.area2.svg").read_text()
+    proc = run_damo("report", "heats", "--heatmap", "k.png", "--area", "2", cwd=tmp_path)
+    assert proc.returncode == 0 and not (tmp_path / "k.area1.png").exists()
+    png = (tmp_path / "k.png").read_bytes()
+    assert MAGIC["png"](png)
+    # The IHDR chunk: width and height of the image, big-endian.
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1200, 900)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--area", "3"], "--area: target 9 has region unions 0-2 (see --guide), not 3"),
+    (["--area", "1", "--amin", "0x7000_0000"], "give --area or --amin/--amax"),
+])
+def test_bad_area_is_one_line(tmp_path, args, message):
+    write_areas(tmp_path / "damon.data")
+    proc = run_damo("report", "heats", *args, cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_terminal_map_names_the_mappings(tmp_path, monkeypatch):
+    write_areas(tmp_path / "damon.data")
+    monkeypatch.setenv("COLUMNS", "100")
+    proc = run_damo("report", "heats", "--heatmap", "stdout", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [_strip_ansi(x) for x in proc.stdout.decode().splitlines()]
+    assert lines[0].startswith("target 9 (sort -S 300M), area 1")
+    side = [x[100 - heatmap_text.SIDE:] for x in lines[1:31]]
+    assert "┬ [anon]" in side[0] and any("┬ big.txt" in x for x in side)
+    # 90 % of the samples: nr_accesses 18 of 20 per aggregation, from the sidecar's attributes.
+    assert any("9: up to 18 (90% of the samples" in x for x in lines)
+    assert all(len(x) <= 100 for x in lines)

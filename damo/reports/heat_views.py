@@ -29,12 +29,13 @@ class Views:
         """The start of the target's first snapshot: time 0 of every map of it."""
         return int(self.snaps.start_ns(self.snaps.of_target(target_id))[0])
 
-    def _title(self, a: heats.Area) -> str:
+    def _title(self, a: heats.Area, sep: str = ", ") -> str:
         name = f"target {a.target_id}" if self.annotator is None \
             else self.annotator.target_name(a.target_id)
         origin = self._origin(a.target_id)
         where = f"area {a.union}: " if a.union is not None else ""
-        return (f"{name}, {where}{a.amin:#x}-{a.amax:#x} ({numbers.format_size(a.amax - a.amin)}), "
+        return (f"{name}{sep}{where}{a.amin:#x}-{a.amax:#x} "
+                f"({numbers.format_size(a.amax - a.amin)}), "
                 f"{(a.tmin - origin) / 1e9:.1f}-{(a.tmax - origin) / 1e9:.1f} s "
                 f"[{os.path.basename(self.input)}]")
 
@@ -53,7 +54,8 @@ class Views:
     def image(self, a: heats.Area, heat: np.ndarray, path: str, abs_time: bool,
               abs_addr: bool) -> None:
         plot.heatmap_image(heat, path, a.tmin, a.tunit, a.amin, a.aunit, abs_time, abs_addr,
-                           self._title(a), self._labels(a, heat), self._origin(a.target_id))
+                           self._title(a, "\n"), self._labels(a, heat),
+                           self._origin(a.target_id))
 
     def other_images(self, shown: heats.Area, path: str, abs_time: bool,
                      abs_addr: bool) -> list[str]:

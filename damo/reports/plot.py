@@ -41,6 +41,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _dquote(text: str) -> str:
+    """A gnuplot double-quoted string: newlines become line breaks in the text."""
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
 def run_gnuplot(script: str) -> None:
     exe = shutil.which("gnuplot")
     if exe is None:
@@ -82,7 +88,7 @@ def heatmap_image(
         t_origin == tmin else " since the start of the record"
     script = f"""set terminal {terminal}
 set output {_quote(path)}
-set title {_quote(title)} noenhanced
+set title {_dquote(title)} noenhanced
 set xlabel 'Time (s{since})'
 set ylabel {_quote(ylabel)} noenhanced
 set cblabel 'access frequency (mean nr\\_accesses per aggregation)'
