@@ -36,12 +36,15 @@ def test_ranges_merge_alike_neighbours_and_keep_figures():
     assert (r.peak_nr_accesses, r.hot_ns, r.first_hot_ns, r.last_hot_ns) == (20, 3 * S, 7 * S,
                                                                                10 * S)
     assert r.when_ns == pytest.approx(8.5 * S)
-    by = {o: [(x.start, x.end) for x in hot.hot_ranges(from_lists(snaps), [1], o, 10, None,
+    # Shares of size x nr_accesses x time: 1000, 500 and 600 (x 100 x 1 s).
+    assert [got[k].access_share for k in sorted(got)] == pytest.approx([10 / 21, 5 / 21, 6 / 21])
+    by = {o: [(x.start, x.end) for x in hot.hot_ranges(from_lists(snaps), [1], o, None,
                                                          None, 1)] for o in hot.ORDERS}
     assert by["heat"] == [(0, 100), (200, 300), (100, 200)]
     assert by["time"] == [(0, 100), (100, 200), (200, 300)]
+    assert by["accesses"] == [(0, 100), (200, 300), (100, 200)]
     # A time range: only the last 3 s.
-    late = hot.hot_ranges(from_lists(snaps), [1], "heat", 1, 7 * S, 10 * S, 1)
+    late = hot.hot_ranges(from_lists(snaps), [1], "heat", 7 * S, 10 * S, 1)
     assert (late[0].start, late[0].mean_nr_accesses) == (200, pytest.approx(20))
     # Mapping boundaries cut ranges even where the heat is alike.
     cut = hot.target_ranges(from_lists(snaps), 1, None, None, 1, np.array([40], np.uint64))
@@ -101,7 +104,7 @@ def test_without_sidecar_and_as_text(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--by", "heat2"], "--by: expected one of heat, size, time"),
+    (["--by", "heat2"], "--by: expected one of heat, size, time, accesses"),
     (["--top", "0"], "--top: must be positive"),
     (["--tid", "7"], "no target 7 in the record (targets: 42)"),
     (["--tmin", "5", "--tmax", "5"], "--tmin 5 is not before --tmax 5"),
@@ -144,8 +147,11 @@ def test_recorded_program_shows_its_arrays(tmp_path):
     big = [r for r in doc["ranges"] if r["size"] >= 32 << 20]
     assert big and big[0]["annotation"]["label"].startswith("hotcold .bss hot_array"), labels
     assert any(lbl.startswith("hotcold .bss phase_array") for lbl in labels), labels
-    heap = [r for r in doc["ranges"] if r["annotation"]["label"] == "[heap]"]
-    assert heap and heap[0]["first_hot_ns"] - doc["targets"][0]["start_ns"] > 5 * S
+    # The heap buffer is written in the last third of the run only (6-9 s).
+    heap = max((r for r in doc["ranges"] if r["annotation"]["label"] == "[heap]"),
+               key=lambda r: r["size"])
+    assert heap["annotation"]["time_ns"] - doc["targets"][0]["start_ns"] > 5 * S
+    assert heap["hot_ns"] < 5 * S
     # One footprints message per record, RSS at least the 64 MiB arrays touched.
     meta = read_meta(str(tmp_path / "hc.data"))
     nr_records = next(m for m in meta if m["type"] == "end")["nr_records"]

@@ -15,8 +15,9 @@ def run(
     top: Annotated[str, typer.Option(
         "--top", metavar="N", help="How many ranges to show.")] = "10",
     by: Annotated[str, typer.Option(
-        "--by", metavar="heat|size|time",
-        help="Order: mean nr_accesses (heat), size, or how long a range was hot (time).")
+        "--by", metavar="heat|size|time|accesses",
+        help="Order: mean nr_accesses (heat), size, how long a range was hot (time), or its "
+             "share of all accesses (size x nr_accesses x time).")
     ] = "heat",
     tid: Annotated[str | None, typer.Option(
         "--tid", metavar="ID", help="Only this target (default: every target).")] = None,
@@ -60,15 +61,20 @@ def run(
     if not annotator.has_maps():
         annotator = None
     cuts = None if annotator is None else {t: annotator.boundaries(t) for t in target_ids}
-    ranges = hot.hot_ranges(snaps, target_ids, by, nr_top, t_lo, t_hi, thres, cuts)
+    ranges, anns, skipped = hot.select(
+        hot.hot_ranges(snaps, target_ids, by, t_lo, t_hi, thres, cuts), annotator, nr_top)
     if json_:
-        doc = hot.to_json(ranges, annotator, snaps, target_ids, by, thres, t_lo, t_hi, input)
+        doc = hot.to_json(ranges, anns, annotator, snaps, target_ids, by, thres, t_lo, t_hi,
+                          input, skipped)
         write_chunks([json.dumps(doc) + "\n"])
         return
     origin = {t: int(snaps.start_ns(snaps.of_target(t))[0]) for t in target_ids}
-    cells = hot.rows(ranges, annotator, origin)
-    footer = (f"mean/peak: nr_accesses per aggregation; hot: nr_accesses >= {thres}; "
-              "times in s from the target's first snapshot")
+    cells = hot.rows(ranges, anns, origin)
+    footer = (f"accesses: share of the target's size x nr_accesses x time; mean/peak: "
+              f"nr_accesses per aggregation; hot: nr_accesses >= {thres}; times in s from the "
+              "target's first snapshot")
+    if skipped:
+        footer += f"; {skipped} range{'s' if skipped > 1 else ''} wholly between mappings left out"
     if annotator is None:
         footer += f"; no {input}.meta with mappings: ranges are not named"
     if not ranges:

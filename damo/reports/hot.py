@@ -22,7 +22,7 @@ import numpy as np
 from damo.errors import UsageError
 from damo.records.snapshots import Snapshots, flat_ranges
 
-ORDERS = ("heat", "size", "time")
+ORDERS = ("heat", "size", "time", "accesses")
 MERGE_SHARE = 0.1
 # Region occurrences expanded over ranges at once when finding peaks.
 CHUNK = 1 << 21
@@ -39,6 +39,7 @@ class HotRange:
     first_hot_ns: int | None  # absolute times of the first and last hot snapshot
     last_hot_ns: int | None
     when_ns: int  # the time its accesses happened on average (annotation looks there)
+    access_share: float = 0.0  # its share of the target's size x nr_accesses x time
 
     @property
     def size(self) -> int:
@@ -138,11 +139,13 @@ def target_ranges(
         np.minimum.at(first, ridx, t0[owner[occ]])
         np.maximum.at(last, ridx, t1[owner[occ]])
 
+    total = float(r_heat.sum())
     out = []
     for r in np.flatnonzero((r_hot > 0) & (r_cov > 0)).tolist():
         out.append(HotRange(
             target_id, int(r_lo[r]), int(r_hi[r]), float(r_mean[r]), int(peak[r]),
             round(float(r_hot[r])), int(first[r]), int(last[r]), round(float(r_when[r])),
+            float(r_heat[r]) / total if total > 0 else 0.0,
         ))
     return out
 
@@ -154,37 +157,54 @@ def sort_key(order: str):
         return lambda r: (-r.mean_nr_accesses, -r.size, r.start)
     if order == "size":
         return lambda r: (-r.size, -r.mean_nr_accesses, r.start)
+    if order == "accesses":
+        return lambda r: (-r.access_share, -r.mean_nr_accesses, r.start)
     return lambda r: (-r.hot_ns, -r.mean_nr_accesses, -r.size, r.start)
 
 
 def hot_ranges(
-    snaps: Snapshots, target_ids: list[int], order: str, top: int, tmin: int | None,
+    snaps: Snapshots, target_ids: list[int], order: str, tmin: int | None,
     tmax: int | None, acc_thres: int, cuts: dict[int, np.ndarray] | None = None,
 ) -> list[HotRange]:
-    """The `top` ranges of the given targets, best first by `order`."""
+    """Every hot range of the given targets, best first by `order`."""
     key = sort_key(order)
     ranges = []
     for tid in target_ids:
         ranges.extend(target_ranges(snaps, tid, tmin, tmax, acc_thres,
                                     None if cuts is None else cuts.get(tid)))
     ranges.sort(key=key)
-    return ranges[:top]
+    return ranges
+
+
+def select(ranges: list[HotRange], annotator, top: int) -> tuple[list[HotRange], list, int]:
+    """The first `top` ranges with their annotations, and how many were left out.
+
+    A range wholly outside every mapping is left out: nothing can access
+    unmapped space; a region that also covered a gap between mappings gave it
+    its counts.
+    """
+    chosen, anns, skipped = [], [], 0
+    for r in ranges:
+        if len(chosen) == top:
+            break
+        ann = None if annotator is None else annotator.annotate(r.target_id, r.start, r.end,
+                                                                r.when_ns)
+        if ann is not None and ann.main() is None:
+            skipped += 1
+            continue
+        chosen.append(r)
+        anns.append(ann)
+    return chosen, anns, skipped
 
 
 # Output: a table for people (rich on a terminal, plain text otherwise) and JSON.
 
-def _annotations(ranges: list[HotRange], annotator) -> list:
-    if annotator is None:
-        return [None] * len(ranges)
-    return [annotator.annotate(r.target_id, r.start, r.end, r.when_ns) for r in ranges]
-
-
-def rows(ranges: list[HotRange], annotator, origin_ns: dict[int, int]) -> list[list[str]]:
+def rows(ranges: list[HotRange], anns: list, origin_ns: dict[int, int]) -> list[list[str]]:
     """The table's cells: one row per range."""
     from damo.reports.numbers import format_size
 
     out = []
-    for k, (r, ann) in enumerate(zip(ranges, _annotations(ranges, annotator), strict=True)):
+    for k, (r, ann) in enumerate(zip(ranges, anns, strict=True)):
         base = origin_ns.get(r.target_id, 0)
         when = f"{(r.first_hot_ns - base) / 1e9:.1f}-{(r.last_hot_ns - base) / 1e9:.1f}" \
             if r.first_hot_ns is not None else "-"
@@ -193,14 +213,16 @@ def rows(ranges: list[HotRange], annotator, origin_ns: dict[int, int]) -> list[l
             label += " [" + "; ".join(ann.notes()) + "]"
         out.append([
             str(k + 1), str(r.target_id), f"{r.start:#x}-{r.end:#x}", format_size(r.size),
-            f"{r.mean_nr_accesses:.2f}", str(r.peak_nr_accesses), f"{r.hot_ns / 1e9:.1f}",
+            f"{r.access_share:.1%}", f"{r.mean_nr_accesses:.2f}", str(r.peak_nr_accesses),
+            f"{r.hot_ns / 1e9:.1f}",
             when, label,
         ])
     return out
 
 
-HEADERS = ["#", "target", "address range", "size", "mean", "peak", "hot s", "hot from-to s",
-           "what"]
+HEADERS = ["#", "target", "address range", "size", "accesses", "mean", "peak", "hot s",
+           "hot from-to s", "what"]
+RIGHT = {0, 1, 3, 4, 5, 6, 7}
 
 
 def table_text(cells: list[list[str]], footer: str) -> str:
@@ -208,10 +230,9 @@ def table_text(cells: list[list[str]], footer: str) -> str:
     if not cells:
         return footer + "\n"
     widths = [max(len(h), *(len(c[k]) for c in cells)) for k, h in enumerate(HEADERS)]
-    right = {0, 1, 3, 4, 5, 6}
 
     def line(values: list[str]) -> str:
-        return "  ".join(v.rjust(w) if k in right else v.ljust(w)
+        return "  ".join(v.rjust(w) if k in RIGHT else v.ljust(w)
                          for k, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
     return "\n".join([line(HEADERS), *(line(c) for c in cells), footer]) + "\n"
 
@@ -222,16 +243,16 @@ def print_rich(cells: list[list[str]], title: str, footer: str) -> None:
 
     table = Table(title=title, caption=footer, caption_justify="left")
     for k, h in enumerate(HEADERS):
-        table.add_column(h, justify="right" if k in (0, 1, 3, 4, 5, 6) else "left",
+        table.add_column(h, justify="right" if k in RIGHT else "left",
                          overflow="fold", no_wrap=k in (2,))
     for c in cells:
         table.add_row(*c)
     Console().print(table)
 
 
-def to_json(ranges: list[HotRange], annotator, snaps: Snapshots, target_ids: list[int],
-            order: str, acc_thres: int, tmin: int | None, tmax: int | None,
-            input_path: str) -> dict:
+def to_json(ranges: list[HotRange], anns: list, annotator, snaps: Snapshots,
+            target_ids: list[int], order: str, acc_thres: int, tmin: int | None,
+            tmax: int | None, input_path: str, skipped: int) -> dict:
     """The `report hot --json` document (schema in docs/reports.md)."""
     targets = []
     for tid in target_ids:
@@ -243,10 +264,11 @@ def to_json(ranges: list[HotRange], annotator, snaps: Snapshots, target_ids: lis
             "nr_snapshots": len(idx),
         })
     out_ranges = []
-    for k, (r, ann) in enumerate(zip(ranges, _annotations(ranges, annotator), strict=True)):
+    for k, (r, ann) in enumerate(zip(ranges, anns, strict=True)):
         out_ranges.append({
             "rank": k + 1, "target_id": r.target_id, "start": r.start, "end": r.end,
-            "size": r.size, "mean_nr_accesses": r.mean_nr_accesses,
+            "size": r.size, "access_share": r.access_share,
+            "mean_nr_accesses": r.mean_nr_accesses,
             "peak_nr_accesses": r.peak_nr_accesses, "hot_ns": r.hot_ns,
             "first_hot_ns": r.first_hot_ns, "last_hot_ns": r.last_hot_ns,
             "annotation": None if ann is None else {
@@ -257,4 +279,5 @@ def to_json(ranges: list[HotRange], annotator, snaps: Snapshots, target_ids: lis
     return {
         "report": "hot", "version": 1, "input": input_path, "by": order, "acc_thres": acc_thres,
         "tmin_ns": tmin, "tmax_ns": tmax, "targets": targets, "ranges": out_ranges,
+        "unmapped_left_out": skipped,
     }
