@@ -13,10 +13,11 @@ offset, so its load bias is ``m.start - (p_vaddr + m.offset - p_offset)``;
 the segments shifted by that bias are where the image lies in memory, bss
 included.  No base address is assumed.
 
-Each file is parsed once per process (pyelftools for the headers, numpy for
-the symbol tables).  A file that is gone, was replaced since the recording,
-is not ELF or has no symbols degrades to what can still be said (the mapping
-name, the section), with a note; never an error.
+Each file is parsed when a range first needs it, once per process
+(`damo.linux.elf`: numpy over a memory map of the file).  A file that is
+gone, was replaced since the recording, is not ELF or has no symbols
+degrades to what can still be said (the mapping name, the section), with a
+note; never an error.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from damo.linux.elf import SYM as _SYM_DTYPE
 from damo.linux.maps import Mapping
 
 PAGE_SIZE = 4096
@@ -37,10 +39,6 @@ DELETED = " (deleted)"
 MAX_SYMBOLS = 3
 MINOR_SHARE = 20  # a symbol with less than 1/20 of the top one's bytes is not named
 
-_SYM_DTYPE = np.dtype([
-    ("name", "<u4"), ("info", "u1"), ("other", "u1"), ("shndx", "<u2"),
-    ("value", "<u8"), ("size", "<u8"),
-])
 _STT_OBJECT, _STT_FUNC, _STT_TLS = 1, 2, 6
 
 
@@ -114,47 +112,34 @@ class ElfImage:
     """What annotation needs of one ELF file: load segments, sections, symbols."""
 
     def __init__(self, path: str):
-        from elftools.common.exceptions import ELFError
-        from elftools.elf.elffile import ELFFile
+        from damo.linux.elf import PT_LOAD, SHF_ALLOC, SHT_DYNSYM, SHT_SYMTAB, ElfFile
 
         self.path = path
         self.note: str | None = None
-        with open(path, "rb") as f:
-            try:
-                elf = ELFFile(f)
-                # (p_offset, p_vaddr, p_filesz, p_memsz) of each PT_LOAD
-                self.loads = [
-                    (s["p_offset"], s["p_vaddr"], s["p_filesz"], s["p_memsz"])
-                    for s in elf.iter_segments() if s["p_type"] == "PT_LOAD"
-                ]
-                sections = sorted(
-                    (s["sh_addr"], s["sh_size"], s.name) for s in elf.iter_sections()
-                    if s["sh_flags"] & 0x2 and s["sh_addr"] and s["sh_size"]  # SHF_ALLOC
-                )
-                self._sym_bytes = self._symbols(elf, f)
-            except (ELFError, ValueError, OSError, KeyError) as err:
-                raise ValueError(f"not a usable ELF file ({err})") from None
+        elf = ElfFile(path)
+        try:
+            seg = elf.segments[elf.segments["type"] == PT_LOAD]
+            # (p_offset, p_vaddr, p_filesz, p_memsz) of each PT_LOAD
+            self.loads = list(zip(*(seg[f].tolist() for f in ("offset", "vaddr", "filesz",
+                                                              "memsz")), strict=True))
+            sec = elf.sections
+            alloc = np.flatnonzero((sec["flags"] & SHF_ALLOC != 0) & (sec["addr"] != 0)
+                                   & (sec["size"] != 0)).tolist() if len(sec) else []
+            sections = sorted((int(sec[k]["addr"]), int(sec[k]["size"]), elf.section_names[k])
+                              for k in alloc)
+            table = elf.section(".symtab", SHT_SYMTAB)
+            if table is None:
+                table = elf.section(".dynsym", SHT_DYNSYM)
+                self.note = "stripped: exported symbols only" if table is not None \
+                    else "stripped: no symbols"
+            syms, self.strtab = elf.symbols(table) if table is not None else \
+                (np.zeros(0, _SYM_DTYPE), b"")
+            self.strtab = bytes(self.strtab)
+        finally:
+            elf.close()
         self.sec_start = [s[0] for s in sections]
         self.sec_end = [s[0] + s[1] for s in sections]
         self.sec_name = [s[2] for s in sections]
-
-    def _symbols(self, elf, f) -> None:
-        """Function and object symbols with a size, sorted by address (.symtab, else .dynsym)."""
-        table = elf.get_section_by_name(".symtab")
-        if table is None:
-            table = elf.get_section_by_name(".dynsym")
-            self.note = "stripped: exported symbols only" if table is not None else \
-                "stripped: no symbols"
-        if table is None or table["sh_entsize"] != _SYM_DTYPE.itemsize or \
-                elf.elfclass != 64 or not elf.little_endian:
-            if table is not None:
-                self.note = "symbols not read (not a little-endian 64-bit table)"
-            self.sym_value = np.zeros(0, np.uint64)
-            self.sym_end = np.zeros(0, np.uint64)
-            self.sym_name = np.zeros(0, np.uint32)
-            self.strtab = b""
-            return
-        syms = np.frombuffer(table.data(), dtype=_SYM_DTYPE)
         kind = syms["info"] & 0xF
         keep = ((kind == _STT_OBJECT) | (kind == _STT_FUNC)) & (syms["size"] > 0) \
             & (syms["shndx"] != 0)
@@ -163,12 +148,10 @@ class ElfImage:
         _, first = np.unique(np.stack([syms["value"], syms["size"]], axis=1), axis=0,
                              return_index=True)
         syms = syms[np.sort(first)]
-        order = np.argsort(syms["value"], kind="stable")
-        syms = syms[order]
+        syms = syms[np.argsort(syms["value"], kind="stable")]
         self.sym_value = syms["value"].copy()
         self.sym_end = syms["value"] + syms["size"]
         self.sym_name = syms["name"].copy()
-        self.strtab = elf.get_section(table["sh_link"]).data()
 
     def _name(self, offset: int) -> str:
         end = self.strtab.find(b"\0", offset)
@@ -213,35 +196,55 @@ class ElfImage:
 
 
 class _Layout:
-    """One maps snapshot of a target: its mappings, and where each ELF image was loaded."""
+    """One maps snapshot of a target: its mappings, and where each ELF image was loaded.
+
+    Images are looked at lazily: a report names a few ranges, not every file.
+    """
 
     def __init__(self, maps: list[Mapping], images: _ImageCache):
         self.maps = maps
         self.starts = [m.start for m in maps]
-        # path -> (bias, [(lo, hi) of its segments in memory]) or a note
-        self.loaded: dict[str, tuple[int, list[tuple[int, int]]]] = {}
+        self._images = images
+        # path -> (bias, [(lo, hi) of its segments in memory]), or None when not loaded ELF
+        self._loaded: dict[str, tuple[int, list[tuple[int, int]]] | None] = {}
         self.notes: dict[str, str] = {}
-        for m in maps:
-            if not m.path.startswith("/") or m.path in self.loaded or m.path in self.notes:
+
+    def loaded(self, path: str) -> tuple[int, list[tuple[int, int]]] | None:
+        """(load bias, segment spans in memory) of the ELF file at `path`, if it is one."""
+        if path not in self._loaded:
+            self._loaded[path] = self._load(path)
+        return self._loaded[path]
+
+    def _load(self, path: str) -> tuple[int, list[tuple[int, int]]] | None:
+        for m in self.maps:
+            if m.path != path:
                 continue
-            image, note = images.get(m)
+            image, note = self._images.get(m)
             if image is None:
                 if note is not None:
-                    self.notes[m.path] = note
-                continue
+                    self.notes[path] = note
+                return None
             seg = image.segment_for_offset(m.offset)
             if seg is None:
-                continue  # the file mapped as data, not loaded
+                continue  # mapped as data, not as a loaded segment: try its other mappings
             p_offset, p_vaddr, _, _ = seg
             bias = m.start - (p_vaddr + m.offset - p_offset)
-            spans = [(bias + v, bias + v + memsz) for _, v, _, memsz in image.loads]
-            self.loaded[m.path] = (bias, spans)
+            return bias, [(bias + v, bias + v + memsz) for _, v, _, memsz in image.loads]
+        return None
 
-    def image_at(self, addr: int) -> str | None:
-        """The loaded ELF image whose segments (bss included) hold `addr`."""
-        for path, (_, spans) in self.loaded.items():
-            if any(lo <= addr < hi for lo, hi in spans):
-                return path
+    def image_at(self, k: int, addr: int) -> str | None:
+        """The ELF image whose bss the anonymous mapping `k` holding `addr` is.
+
+        The kernel puts a file's bss right after its last file-backed mapping.
+        """
+        if k == 0:
+            return None
+        prev = self.maps[k - 1]
+        if not prev.path.startswith("/") or prev.end != self.maps[k].start:
+            return None
+        loaded = self.loaded(prev.path)
+        if loaded is not None and any(lo <= addr < hi for lo, hi in loaded[1]):
+            return prev.path
         return None
 
 
@@ -374,8 +377,9 @@ class Annotator:
             return None
         parts = []
         pos = start
-        k = max(bisect.bisect_right(layout.starts, start) - 1, 0)
-        for m in layout.maps[k:]:
+        first = max(bisect.bisect_right(layout.starts, start) - 1, 0)
+        for k in range(first, len(layout.maps)):
+            m = layout.maps[k]
             if m.start >= end:
                 break
             if m.end <= pos:
@@ -383,32 +387,35 @@ class Annotator:
             if m.start > pos:
                 parts.append(Part(pos, m.start, UNMAPPED))
             lo, hi = max(pos, m.start), min(end, m.end)
-            parts.append(self._part(layout, m, lo, hi))
+            parts.append(self._part(layout, k, lo, hi))
             pos = hi
         if pos < end:
             parts.append(Part(pos, end, UNMAPPED))
         return Annotation(start, end, parts)
 
-    def _part(self, layout: _Layout, m: Mapping, lo: int, hi: int) -> Part:
-        path = m.path or ANON
-        part = Part(lo, hi, path, m.perms)
+    def _part(self, layout: _Layout, k: int, lo: int, hi: int) -> Part:
+        m = layout.maps[k]
+        part = Part(lo, hi, m.path or ANON, m.perms)
+        image_path = None
         if m.path.startswith("/"):
             part.file_offset = m.offset + (lo - m.start)
-        image_path = m.path if m.path in layout.loaded else None
-        if image_path is None and not m.path:
-            image_path = layout.image_at(lo)  # an ELF image's bss
+            if layout.loaded(m.path) is not None:
+                image_path = m.path
+        elif not m.path:
+            image_path = layout.image_at(k, lo)
         if image_path is None:
             part.note = layout.notes.get(m.path)
             return part
-        image, _ = self._images.get(next(x for x in layout.maps if x.path == image_path))
-        if image is None:
-            return part
-        bias = layout.loaded[image_path][0]
+        image = self._image(layout, image_path)
+        bias = layout.loaded(image_path)[0]
         part.image = image_path
         part.sections = image.sections_in(lo - bias, hi - bias)
         part.symbols, part.more_symbols = image.symbols_in(lo - bias, hi - bias)
         part.note = image.note
         return part
+
+    def _image(self, layout: _Layout, path: str) -> ElfImage:
+        return self._images.get(next(x for x in layout.maps if x.path == path))[0]
 
     def named_spans(self, target_id: int, time_ns: int, lo: int, hi: int,
                     min_size: int) -> list[tuple[int, int, str]]:
@@ -431,22 +438,26 @@ class Annotator:
             else:
                 spans.append((start, end, name))
 
-        k = max(bisect.bisect_right(layout.starts, lo) - 1, 0)
-        for m in layout.maps[k:]:
+        first = max(bisect.bisect_right(layout.starts, lo) - 1, 0)
+        for k in range(first, len(layout.maps)):
+            m = layout.maps[k]
             if m.start >= hi:
                 break
             s, e = max(lo, m.start), min(hi, m.end)
             if s >= e:
                 continue
-            part = self._part(layout, m, s, e)
+            if e - s < min_size:
+                # Too small to hold a symbol worth naming: no need to read its file.
+                name = m.path or ANON
+                add(s, e, os.path.basename(name) if name.startswith("/") else name)
+                continue
+            part = self._part(layout, k, s, e)
             base = part.image or part.mapping
             base = os.path.basename(base) if base.startswith("/") else base
-            image = None
-            if part.image is not None:
-                image, _ = self._images.get(next(x for x in layout.maps if x.path == part.image))
+            image = None if part.image is None else self._image(layout, part.image)
             pos = s
             if image is not None and len(image.sym_value):
-                bias = layout.loaded[part.image][0]
+                bias = layout.loaded(part.image)[0]
                 big = np.flatnonzero(
                     (image.sym_end > np.uint64(max(s - bias, 0)))
                     & (image.sym_value < np.uint64(e - bias))
