@@ -153,3 +153,24 @@ def test_maps_over_time_and_old_sidecars():
     assert [x.mapping for x in later.parts] == ["[heap]", UNMAPPED]
     assert Annotator(None).annotate(7, 0, 1, 0) is None
     assert list(ann.boundaries(7)) == [0x1000, 0x2000, 0x3000]
+
+
+def test_unreadable_elf_files(tmp_path, hotcold):
+    from damo.linux.elf import ElfFile
+
+    _, _, binary = hotcold
+    cut = tmp_path / "cut"
+    cut.write_bytes(binary.read_bytes()[:200])
+    thirty_two = tmp_path / "elf32"
+    thirty_two.write_bytes(b"\x7fELF\x01\x01\x01" + bytes(60))
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    for path, message in ((cut, "corrupt ELF"), (thirty_two, "not a 64-bit little-endian"),
+                          (empty, "empty file")):
+        with pytest.raises(ValueError, match=message):
+            ElfFile(str(path))
+    # Through a sidecar: the mapping is named, the reason noted.
+    ann = Annotator([{"type": "maps", "time_ns": 0, "target_id": 1,
+                      "maps": [[0x1000, 0x2000, "r-xp", 0, str(cut)]]}])
+    a = ann.annotate(1, 0x1000, 0x2000, 0)
+    assert a.label() == "cut" and a.notes() == ["corrupt ELF headers"]
