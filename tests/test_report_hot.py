@@ -74,7 +74,7 @@ def test_json_follows_the_documented_schema(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     doc = json.loads(proc.stdout)
     seen = check(doc, HEADING)
-    assert (doc["report"], doc["version"], doc["by"]) == ("hot", 1, "heat")
+    assert (doc["report"], doc["version"], doc["by"]) == ("hot", 1, "accesses")
     first, second = doc["ranges"]
     assert (first["start"], first["end"], first["peak_nr_accesses"]) == (0x10000, 0x20000, 15)
     assert first["annotation"]["label"] == "[heap]"

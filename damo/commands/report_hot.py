@@ -15,10 +15,10 @@ def run(
     top: Annotated[str, typer.Option(
         "--top", metavar="N", help="How many ranges to show.")] = "10",
     by: Annotated[str, typer.Option(
-        "--by", metavar="heat|size|time|accesses",
-        help="Order: mean nr_accesses (heat), size, how long a range was hot (time), or its "
-             "share of all accesses (size x nr_accesses x time).")
-    ] = "heat",
+        "--by", metavar="accesses|heat|size|time",
+        help="Order: share of all accesses (size x nr_accesses x time), mean nr_accesses "
+             "(heat), size, or how long a range was hot (time).")
+    ] = "accesses",
     tid: Annotated[str | None, typer.Option(
         "--tid", metavar="ID", help="Only this target (default: every target).")] = None,
     tmin: Annotated[str | None, typer.Option(

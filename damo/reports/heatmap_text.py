@@ -40,7 +40,7 @@ def check_color(color: str) -> None:
         raise UsageError(f"unknown colour theme {color!r} (choose from {', '.join(PALETTES)})")
 
 
-SIDE = 36  # columns right of the map: address offsets and mapping names
+SIDE = 40  # columns right of the map: address offsets and mapping names
 DEFAULT_ROWS = 30
 
 
