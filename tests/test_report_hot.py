@@ -163,3 +163,15 @@ def test_recorded_program_shows_its_arrays(tmp_path):
     assert proc.returncode == 0, proc.stderr.decode()
     text = svg.read_text()
     assert "hotcold hot_array" in text and "hotcold phase_array" in text
+
+
+def test_terminal_table_keeps_bracketed_names(capsys, monkeypatch):
+    """On a terminal the table is rich's; [heap] and [anon] are names, not style tags."""
+    monkeypatch.setenv("COLUMNS", "160")
+    cells = [["1", "42", "0x1000-0x2000", "4 KiB", "50.0%", "3.00", "5", "1.0", "0.0-1.0",
+              "[heap]"], ["2", "42", "0x3000-0x4000", "4 KiB", "50.0%", "3.00", "5", "1.0",
+                          "0.0-1.0", "libc.so.6 .text [stripped: exported symbols only]"]]
+    hot.print_rich(cells, "damo report hot: x", "footer [anon]")
+    out = capsys.readouterr().out
+    assert "[heap]" in out and "[stripped: exported symbols only]" in out
+    assert "footer [anon]" in out and "┃ what" in out

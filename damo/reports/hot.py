@@ -240,13 +240,15 @@ def table_text(cells: list[list[str]], footer: str) -> str:
 def print_rich(cells: list[list[str]], title: str, footer: str) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, caption=footer, caption_justify="left")
+    # Text, not markup: names such as [heap] are not style tags.
+    table = Table(title=Text(title), caption=Text(footer), caption_justify="left")
     for k, h in enumerate(HEADERS):
         table.add_column(h, justify="right" if k in RIGHT else "left",
                          overflow="fold", no_wrap=k in (2,))
     for c in cells:
-        table.add_row(*c)
+        table.add_row(*(Text(x) for x in c))
     Console().print(table)
 
 
