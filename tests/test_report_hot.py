@@ -175,3 +175,15 @@ def test_terminal_table_keeps_bracketed_names(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert "[heap]" in out and "[stripped: exported symbols only]" in out
     assert "footer [anon]" in out and "┃ what" in out
+
+
+def test_regions_taking_turns_stay_apart():
+    """Same mean and hot time over the run, but one is hot while the other idles (zigzag)."""
+    snaps = []
+    for k in range(40):
+        a_hot = k // 10 % 2 == 0
+        snaps.append(((k + 1) * S, 1, [(0, 100, 20 if a_hot else 0),
+                                       (100, 200, 0 if a_hot else 20)]))
+    ranges = hot.target_ranges(from_lists(snaps), 1, None, None, 1)
+    assert [(r.start, r.end) for r in ranges] == [(0, 100), (100, 200)]
+    assert ranges[0].mean_nr_accesses == pytest.approx(ranges[1].mean_nr_accesses)

@@ -8,9 +8,11 @@ time-weighted sum of ``nr_accesses``, the time it was hot (``nr_accesses`` of
 at least ``acc_thres``) and when its accesses happened on average.  Adjacent
 segments whose mean ``nr_accesses`` differ by at most a tenth of the target's
 highest mean and whose hot times differ by at most a tenth of the time span
-join into one range, never across a mapping boundary or a gap; a range's
-figures are the size-weighted means of its segments', and its peak is the
-highest ``nr_accesses`` of any region that overlapped it.
+join into one range, unless their means differ by more than a quarter of the
+highest in one of 16 equal parts of the time span (regions taking turns), and
+never across a mapping boundary or a gap; a range's figures are the
+size-weighted means of its segments', and its peak is the highest
+``nr_accesses`` of any region that overlapped it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,11 @@ from damo.records.snapshots import Snapshots, flat_ranges
 
 ORDERS = ("heat", "size", "time", "accesses")
 MERGE_SHARE = 0.1
+# Neighbours are also compared over time, in this many parts of the time span
+# (fewer when segments x parts would pass PROFILE_CELLS).
+TIME_BINS = 16
+PROFILE_SHARE = 0.25
+PROFILE_CELLS = 1 << 22
 # Region occurrences expanded over ranges at once when finding peaks.
 CHUNK = 1 << 21
 
@@ -55,6 +62,35 @@ def _segment_sums(
         diff = np.bincount(lo_idx, w, minlength=n + 1) - np.bincount(hi_idx, w, minlength=n + 1)
         out.append(np.cumsum(diff)[:n])
     return out
+
+
+def _profiles_differ(i0: np.ndarray, i1: np.ndarray, heat_w: np.ndarray, dt: np.ndarray,
+                     mid: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Per pair of neighbouring segments: whether their mean nr_accesses differ by more than
+    `PROFILE_SHARE` of the highest in some of `TIME_BINS` equal parts of the time span.
+
+    Two regions that take turns (one hot while the other is idle) have the same
+    mean and hot time over the run; over time they do not.
+    """
+    bins = int(min(TIME_BINS, max(1, PROFILE_CELLS // max(n, 1))))
+    if bins <= 1 or n < 2:
+        return np.zeros(max(n - 1, 0), dtype=bool)
+    lo, hi = float(mid.min()), float(mid.max())
+    of_snapshot = np.minimum(((mid - lo) / max(hi - lo, 1.0) * bins).astype(np.int64), bins - 1)
+    b = of_snapshot[owner]
+    cells = (n + 1) * bins
+
+    def per_bin(w: np.ndarray) -> np.ndarray:
+        diff = np.bincount(i0 * bins + b, w, minlength=cells) \
+            - np.bincount(i1 * bins + b, w, minlength=cells)
+        return np.cumsum(diff.reshape(n + 1, bins), axis=0)[:n]
+
+    heat, covered = per_bin(heat_w), per_bin(dt)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(covered > 0, heat / covered, 0.0)
+    # Wider than for the whole run: a boundary the adaptive regions moved a
+    # snapshot late shows in one part, and that is noise, not a pattern.
+    return np.abs(mean[1:] - mean[:-1]).max(axis=1) > PROFILE_SHARE * float(mean.max())
 
 
 def target_ranges(
@@ -110,6 +146,7 @@ def target_ranges(
         (covered[1:] <= 0) | (covered[:-1] <= 0) | is_cut[1:n]
         | (np.abs(mean[1:] - mean[:-1]) > heat_thr)
         | (np.abs(hot_t[1:] - hot_t[:-1]) > MERGE_SHARE * span)
+        | _profiles_differ(i0, i1, nrf * dt, dt, (t0 + t1) / 2.0, owner, n)
     )
     starts = np.flatnonzero(brk)
     r_size = np.add.reduceat(size, starts)
