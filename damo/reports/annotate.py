@@ -39,7 +39,7 @@ DELETED = " (deleted)"
 MAX_SYMBOLS = 3
 MINOR_SHARE = 20  # a symbol with less than 1/20 of the top one's bytes is not named
 
-_STT_OBJECT, _STT_FUNC, _STT_TLS = 1, 2, 6
+_STT_OBJECT, _STT_FUNC = 1, 2
 
 
 @dataclass
@@ -365,10 +365,6 @@ class Annotator:
                           key=lambda m: m.start)
             self._layouts[key] = _Layout(maps, self._images)
         return self._layouts[key]
-
-    def mappings(self, target_id: int, time_ns: int) -> list[Mapping]:
-        layout = self._layout(target_id, time_ns)
-        return [] if layout is None else layout.maps
 
     def annotate(self, target_id: int, start: int, end: int, time_ns: int) -> Annotation | None:
         """`[start, end)` of `target_id` at `time_ns`, split by mapping; None without maps."""
