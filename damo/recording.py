@@ -233,6 +233,7 @@ class Recording:
         try:
             self._write_targets(self.ctx)
             self._write_maps(self.ctx)
+            self._write_footprints(now)
         except OutputError as err:
             return self._fail(err)
         self._show_notes(self.ctx)
@@ -307,8 +308,18 @@ class Recording:
                 "maps",
                 time_ns=time_ns,
                 target_id=target_id,
-                maps=[[m.start, m.end, m.perms, m.offset, m.path] for m in maps],
+                maps=[[m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode] for m in maps],
             )
+
+    def _write_footprints(self, now: int) -> None:
+        """Each process target's VSZ and RSS, once per aggregation (`report footprints`)."""
+        if _ops_name(self.ctx) != "vaddr":
+            return
+        from damo.linux.footprint import read_footprint
+
+        rows = [[t.id, *fp] for t in self.ctx.targets if (fp := read_footprint(t.id)) is not None]
+        if rows:
+            self._meta.write("footprints", time_ns=now, targets=rows)
 
     # the live status line and the summary
 

@@ -104,6 +104,7 @@ COMMANDS = {
     "wss_time": ["report", "wss", "--json", "--sortby", "time", "--work_time", "300000"],
     "nr_regions": ["report", "nr_regions", "--json"],
     "heats_guide": ["report", "heats", "--guide", "--json"],
+    "hot": ["report", "hot", "--json"],
     "validate": ["validate", "--json"],
     "validate_bad": ["validate", "--json", "--aggr", "50000"],
 }
@@ -119,7 +120,7 @@ def test_output_follows_the_schema(two_targets, name):
     assert doc["report"] == REPORT.get(name, name)
 
 
-@pytest.mark.parametrize("name", ["raw", "wss", "nr_regions", "heats_guide", "validate"])
+@pytest.mark.parametrize("name", ["raw", "wss", "nr_regions", "heats_guide", "hot", "validate"])
 def test_conformance_outputs_follow_the_schema(conformance_dir, name):
     proc = run_damo(*COMMANDS[name], cwd=conformance_dir)
     assert proc.returncode == 0, proc.stderr

@@ -184,7 +184,7 @@ def test_mapping_churn_regions_follow(tmp_path):
         k = int(np.searchsorted(times, snaps.end_ns[i], side="right")) - 1
         if k < 0:
             continue
-        vmas = [(s, e) for s, e, _, _, path in maps[k]["maps"] if path not in NOT_VMAS]
+        vmas = [(s, e) for s, e, _, _, path, *_ in maps[k]["maps"] if path not in NOT_VMAS]
         want = three_regions(vmas, PAGE_SIZE)
         start, end, _ = (a.astype(np.int64) for a in snaps.regions(i))
         # the union of the regions, as ranges

@@ -8,9 +8,10 @@ from conftest import run_damo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from damo.errors import UsageError
 from damo.records.snapshots import from_lists
 from damo.records.writer import RecordWriter, TargetRegions
-from damo.reports import heats
+from damo.reports import heatmap_text, heats
 
 
 def naive_heat(snapshots, a):
@@ -96,21 +97,30 @@ def write_demo(path):
                 np.array([20 * hot, 20 * (1 - hot)], dtype=np.uint32))])
 
 
-def test_stdout_heatmap(tmp_path):
+@pytest.mark.parametrize("width", [80, 132])
+def test_stdout_heatmap(tmp_path, monkeypatch, width):
     write_demo(tmp_path / "damon.data")
+    monkeypatch.setenv("COLUMNS", str(width))
     proc = run_damo("report", "heats", "--heatmap", "stdout", "--stdout_heatmap_color", "flame",
                     cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr.decode()
     lines = proc.stdout.decode().splitlines()
-    # Default terminal resolution: 40 rows of time, 80 columns of address.
-    map_lines = [line for line in lines if not line.startswith("#")]
-    assert len(map_lines) == 40
-    digits = ["".join(c for c in _strip_ansi(line) if c.isdigit()) for line in map_lines]
-    assert all(len(d) == 80 for d in digits)
+    # Rows are address cells (30), columns time cells filling the terminal's width.
+    map_lines = [line for line in lines if line.startswith("\x1b")]
+    assert len(map_lines) == heatmap_text.DEFAULT_ROWS
+    assert all(len(_strip_ansi(line)) <= width for line in lines[1:])
+    digits = [_strip_ansi(line)[: width - heatmap_text.SIDE] for line in map_lines]
+    assert all(d.isdigit() for d in digits)
     assert set("".join(digits)) >= {"0", "9"}
+    # The two halves of the address range take turns every second, the upper one second.
+    top, bottom = digits[0], digits[-1]
+    at = [int((t - 0.1) / 4.9 * len(top)) for t in (0.5, 1.5)]
+    assert (top[at[0]], bottom[at[0]], top[at[1]], bottom[at[1]]) == ("0", "9", "9", "0")
     legend = [line for line in lines if line.startswith("#")]
     assert any("access frequency" in line for line in legend)
-    assert any("x-axis: address" in line for line in legend)
+    assert any("mean nr_accesses" in line and "per aggregation" in line for line in legend)
+    assert any("each, top down, 0x10000-" in line for line in legend)
+    assert any("time 0.1-5.0 s" in line for line in legend)
 
 
 def _strip_ansi(line):
@@ -198,3 +208,94 @@ def test_guide_areas_match_naive_unions(snapshots, in_order):
         assert area.accesses == sum((e - s) * nr for s, e, nr, _ in inside)
         assert (area.first_ns, area.last_ns) == (min(x[3] for x in inside),
                                                 max(x[3] for x in inside))
+    # The default area's choice: size x nr_accesses x the time each snapshot covers in the
+    # guide's span (100 ns each but the first), from the guide and from a pass of its own.
+    timed = [sum((e - s) * nr * 100 for s, e, nr, t in flat
+                 if t > 100 and x.start <= s and e <= x.end) for x in guide.areas]
+    assert [x.timed_accesses for x in guide.areas] == timed
+    assert heats.area_accesses(snaps, guide, guide.start_ns, guide.end_ns).tolist() == timed
+    assert heats.area_accesses(snaps, guide, guide.start_ns, guide.end_ns + 1).tolist() == timed
+
+
+def write_areas(path, with_meta=True):
+    """Three region unions, as a process has: a big idle one, a busy small one, a warm one."""
+    from damo.records.meta import MetaWriter
+
+    with RecordWriter(str(path)) as w:
+        for k in range(30):
+            start = np.array([0x10_0000, 0x7000_0000, 0x7010_0000, 0x7FFF_0000], dtype=np.uint64)
+            size = np.array([0x4000_0000, 0x10_0000, 0x30_0000, 0x2_0000], dtype=np.uint64)
+            w.write((k + 1) * 100_000_000, [TargetRegions(
+                9, start, start + size, np.array([0, 18, 6, 3], dtype=np.uint32))])
+    if with_meta:
+        with MetaWriter(str(path)) as meta:
+            meta.write("start", time_ns=0, attrs={"sample_us": 5000, "aggr_us": 100000},
+                       targets=[{"id": 9, "pid": 9, "cmdline": ["sort", "-S", "300M"]}])
+            meta.write("maps", time_ns=0, target_id=9, maps=[
+                [0x10_0000, 0x4010_0000, "rw-p", 0, "[heap]", "00:00", 0],
+                [0x7000_0000, 0x7010_0000, "rw-p", 0, "", "00:00", 0],
+                [0x7010_0000, 0x7040_0000, "r--p", 0, "/nonexistent/big.txt", "fe:00", 5],
+                [0x7FFF_0000, 0x8001_0000, "rw-p", 0, "[stack]", "00:00", 0]])
+
+
+def test_default_area_holds_the_accesses():
+    """The idle 1 GiB heap union is not shown; the busy 4 MiB one is (issue 11, `sort`)."""
+    snaps = from_lists([
+        (k * 100, 9, [(0x10_0000, 0x4010_0000, 0), (0x7000_0000, 0x7040_0000, 18),
+                      (0x7FFF_0000, 0x8001_0000, 3)]) for k in range(1, 11)])
+    guide = heats.guides(snaps)[0]
+    assert guide.largest_region() == (0x10_0000, 0x4010_0000)
+    a = heats.area(snaps, resolution=(10, 16))
+    assert (a.amin, a.union) == (0x7000_0000, 1)
+    assert heats.area(snaps, resolution=(10, 16), union=2).amin == 0x7FFF_0000
+    # Nothing accessed at all: the largest, as before.
+    idle = from_lists([(k * 100, 9, [(0, 0x1000, 0), (0x10000, 0x30000, 0)]) for k in (1, 2)])
+    assert heats.area(idle, resolution=(1, 16)).amin == 0x10000
+    with pytest.raises(UsageError, match="--area"):
+        heats.area(snaps, union=3)
+
+
+@pytest.mark.skipif(shutil.which("gnuplot") is None, reason="gnuplot is not installed")
+def test_one_image_per_area_with_names(tmp_path):
+    write_areas(tmp_path / "damon.data")
+    proc = run_damo("report", "heats", "--heatmap", "h.svg", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert "h.area2.svg: area 2" in err and "h.area0" not in err  # the idle heap: no image
+    main = (tmp_path / "h.svg").read_text()
+    # Title: the target with its command line, the area, the time range.
+    assert "target 9 (sort -S 300M)<" in main and "area 1: 0x70000000-" in main
+    assert "0.1-3.0 s" in main
+    assert "[anon]" in main and "big.txt" in main  # the mappings named on the side
+    assert "[stack]" in (tmp_path / "h.area2.svg").read_text()
+    proc = run_damo("report", "heats", "--heatmap", "k.png", "--area", "2", cwd=tmp_path)
+    assert proc.returncode == 0 and not (tmp_path / "k.area1.png").exists()
+    png = (tmp_path / "k.png").read_bytes()
+    assert MAGIC["png"](png)
+    # The IHDR chunk: width and height of the image, big-endian.
+    assert (int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")) == (1200, 900)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--area", "3"], "--area: target 9 has region unions 0-2 (see --guide), not 3"),
+    (["--area", "1", "--amin", "0x7000_0000"], "give --area or --amin/--amax"),
+])
+def test_bad_area_is_one_line(tmp_path, args, message):
+    write_areas(tmp_path / "damon.data")
+    proc = run_damo("report", "heats", *args, cwd=tmp_path)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_terminal_map_names_the_mappings(tmp_path, monkeypatch):
+    write_areas(tmp_path / "damon.data")
+    monkeypatch.setenv("COLUMNS", "100")
+    proc = run_damo("report", "heats", "--heatmap", "stdout", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    lines = [_strip_ansi(x) for x in proc.stdout.decode().splitlines()]
+    assert lines[0].startswith("target 9 (sort -S 300M), area 1")
+    side = [x[100 - heatmap_text.SIDE:] for x in lines[1:31]]
+    assert "┬ [anon]" in side[0] and any("┬ big.txt" in x for x in side)
+    # 90 % of the samples: nr_accesses 18 of 20 per aggregation, from the sidecar's attributes.
+    assert any("9: up to 18 (90% of the samples" in x for x in lines)
+    assert all(len(x) <= 100 for x in lines)

@@ -52,6 +52,11 @@ def reports(path, chunk_bytes, tmp_path) -> dict[str, bytes]:
         try:
             a = heats.area(src, target_id=g.target_id, resolution=(17, 23), all_guides=guides)
             out[f"heats {g.target_id}"] = heats.heat_matrix(src, a, g.span).tobytes()
+            # The default area, from the guide's totals and from a pass over a time range.
+            later = (g.start_ns + (g.end_ns - g.start_ns) // 3, g.end_ns)
+            out[f"busiest {g.target_id}"] = repr((
+                heats.busiest_region(src, g, g.start_ns, g.end_ns),
+                heats.busiest_region(src, g, *later))).encode()
         except UsageError as err:  # a span too short for the resolution
             out[f"heats {g.target_id}"] = str(err).encode()
     try:

@@ -35,10 +35,12 @@ def run(
     tmax: Annotated[str | None, typer.Option(
         "--tmax", metavar="NS", help="End time in ns (default: the last snapshot).")] = None,
     amin: Annotated[str | None, typer.Option(
-        "--amin", metavar="ADDR", help="Start address (default: the largest region of --guide).")
+        "--amin", metavar="ADDR",
+        help="Start address (default: the region union of --guide holding the accesses).")
     ] = None,
     amax: Annotated[str | None, typer.Option(
-        "--amax", metavar="ADDR", help="End address (default: the largest region of --guide).")
+        "--amax", metavar="ADDR",
+        help="End address (default: the region union of --guide holding the accesses).")
     ] = None,
     guide: Annotated[bool, typer.Option(
         "--guide", help="Print each target's time span and region unions, then stop.")] = False,
@@ -60,6 +62,10 @@ def run(
     abs_addr: Annotated[bool, typer.Option(
         "--abs_addr", help="Print absolute addresses, not relative to the start.")
     ] = False,
+    area_index: Annotated[str | None, typer.Option(
+        "--area", metavar="K",
+        help="Show region union K of --guide (default: the one holding the accesses; an "
+             "image also gets one file per other union that has accesses).")] = None,
     stdout_heatmap_color: Annotated[str, typer.Option(
         "--stdout_heatmap_color", metavar="gray|flame|emotion",
         help="Colour theme of --heatmap stdout.")] = "gray",
@@ -68,6 +74,7 @@ def run(
     ] = False,
 ) -> None:
     """Print <time> <address> <heat> lines: the mean nr_accesses of each cell of a map."""
+    from damo.errors import UsageError
     from damo.records.reader import RecordFile
     from damo.reports import heatmap_text, heats
     from damo.reports.numbers import parse_int, parse_positive
@@ -89,7 +96,7 @@ def run(
         return None if text is None else parse_int(text, what)
 
     default_res = (
-        heatmap_text.DEFAULT_RESOLUTION if heatmap == "stdout" else heats.DEFAULT_RESOLUTION
+        heatmap_text.default_resolution() if heatmap == "stdout" else heats.DEFAULT_RESOLUTION
     )
     resolution = (
         default_res[0] if t_res is None else parse_positive(t_res, "--tres"),
@@ -99,9 +106,10 @@ def run(
         heatmap_text.check_color(stdout_heatmap_color)  # before reading a big file
 
     if json and not guide:
-        from damo.errors import UsageError
-
         raise UsageError("--json goes with --guide (the map itself is not JSON)")
+    union = None if area_index is None else parse_int(area_index, "--area")
+    if union is not None and (a_lo is not None or a_hi is not None):
+        raise UsageError("give --area or --amin/--amax (--address_range), not both")
     record = RecordFile(input)
     all_guides = heats.guides(record)
     if guide:
@@ -113,15 +121,21 @@ def run(
         resolution=resolution,
         time_range=(number(t_lo, "--tmin"), number(t_hi, "--tmax")),
         addr_range=(number(a_lo, "--amin"), number(a_hi, "--amax")),
+        union=union,
         all_guides=all_guides,
     )
     span = next(g.span for g in all_guides if g.target_id == area.target_id)
     heat = heats.heat_matrix(record, area, span)
     if heatmap is None:
         write_chunks(heats.heats_text(heat, area, abs_time, abs_addr))
-    elif heatmap == "stdout":
-        write_chunks([heatmap_text.render(
-            heat, area.tmin, area.tunit, area.amin, area.aunit, stdout_heatmap_color)])
-    else:
-        plot.heatmap_image(heat, heatmap, area.tmin, area.tunit, area.amin, area.aunit,
-                           abs_time, abs_addr, f"damo heats: {input}, target {area.target_id}")
+        return
+    from damo.reports import heat_views
+
+    view = heat_views.Views(record, input, all_guides)
+    if heatmap == "stdout":
+        write_chunks([view.terminal(area, heat, stdout_heatmap_color)])
+        return
+    view.image(area, heat, heatmap, abs_time, abs_addr)
+    if area.union is not None and union is None:
+        # More monitored areas with accesses: one image each, next to the first.
+        view.other_images(area, heatmap, abs_time, abs_addr)

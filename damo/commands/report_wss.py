@@ -30,6 +30,10 @@ def run(
     ] = "1",
     sortby: SortBy = "size",
     plot: Plot = None,
+    footprints: Annotated[bool, typer.Option(
+        "--footprints",
+        help="Put the RSS of the same moment (from <FILE>.meta) and WSS/RSS beside each WSS.")
+    ] = False,
     raw_number: Annotated[bool, typer.Option(
         "--raw_number",
         help="Accepted for damo 1.x compatibility; numbers are always raw bytes.")] = False,
@@ -43,12 +47,24 @@ def run(
 
     by_size = sort_by_size(sortby)
     points = dist.percentiles([parse_int(v, "--range") for v in range_] if range_ else None)
+    if json and footprints:
+        from damo.errors import UsageError
+
+        raise UsageError("--json does not go with --footprints")
+    record = RecordFile(input)
     per_target = wss.per_target(
-        RecordFile(input),
+        record,
         acc_thres=parse_nonneg(acc_thres, "--acc_thres"),
         sz_thres=parse_nonneg(sz_thres, "--sz_thres"),
         work_time_us=parse_nonneg(work_time, "--work_time"),
         exclude=parse_nonneg(exclude_samples, "--exclude_samples"),
     )
+    if footprints:
+        from damo.reports.footprints import emit_beside
+
+        emit_beside(record, input, per_target, points, by_size, plot,
+                    parse_nonneg(work_time, "--work_time"),
+                    parse_nonneg(exclude_samples, "--exclude_samples"))
+        return
     dist.emit("wss", "wss", per_target, points, by_size, plot, "working set size", sizes=True,
               as_json=json)

@@ -446,11 +446,10 @@ class VaddrBpfOperations(VaddrOperations):
     # for the live status
 
     def rss_bytes(self, target_id: int) -> int | None:
-        try:
-            with open(f"/proc/{target_id}/statm") as f:
-                return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
-            return None
+        from damo.linux.footprint import read_footprint
+
+        footprint = read_footprint(target_id)
+        return None if footprint is None else footprint[1]
 
 
 # Words that make a shell command more than one simple command.

@@ -11,8 +11,12 @@ run cut short leaves every message whole.  Every message has a ``type``:
   exec until monitoring started, with that of helper processes such as a
   compiler), and any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
-  ``[start, end, perms, offset, path]``), written at the start and whenever a
-  target's mappings change at a regions update.
+  ``[start, end, perms, offset, path, dev, inode]``; files written before
+  dev and inode were added have the first five), written at the start and
+  whenever a target's mappings change at a regions update.
+- ``"footprints"``: ``time_ns``, ``targets`` (a list of ``[target_id, vsz,
+  rss]``, bytes, from ``/proc/PID/statm``), once per aggregation, for
+  process targets (a target that exited has no entry).
 - ``"target"``: ``time_ns``, ``id``, ``pid``, ``parent`` (the target that forked
   it), ``cmdline``: a child process joined the recording
   (``--include_child_tasks``; the start message's ``include_child_tasks`` and

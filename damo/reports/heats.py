@@ -1,5 +1,9 @@
 """`damo report heats`: access frequency over time x address, and the guide to pick an area.
 
+Without an address range the map shows the region union (monitored area)
+that holds the accesses, not merely the biggest one: a process's heap area
+may be large and idle while its mmap area holds every access.
+
 A cell of the map is the time-by-address weighted mean of ``nr_accesses`` over
 its area; address space that no region covers counts as 0.  The map is built
 with numpy: per snapshot, the integral of ``nr_accesses`` over each address
@@ -28,6 +32,9 @@ class GuideArea:
 
     ``accesses`` is the sum over snapshots of each region's size times its
     ``nr_accesses`` (bytes x accesses per aggregation), a float.
+    ``timed_accesses`` weighs each snapshot by the time it covers within the
+    guide's span (first to last snapshot): what `area_accesses` gives for
+    that span, so choosing the default area needs no pass of its own.
     """
 
     start: int
@@ -35,6 +42,7 @@ class GuideArea:
     first_ns: int
     last_ns: int
     accesses: float
+    timed_accesses: float = 0.0
 
 
 @dataclass
@@ -46,6 +54,8 @@ class Guide:
     end_ns: int
     areas: list[GuideArea]
     nr_snapshots: int = 0
+    # No snapshot ends after the last one, so `timed_accesses` needs no clipping at the end.
+    ends_last: bool = True
 
     @property
     def regions(self) -> list[tuple[int, int]]:
@@ -81,9 +91,10 @@ class _Unions:
         self.first = np.zeros(0, dtype=np.int64)
         self.last = np.zeros(0, dtype=np.int64)
         self.accesses = np.zeros(0, dtype=np.float64)
+        self.timed = np.zeros(0, dtype=np.float64)
 
     def add(self, start: np.ndarray, end: np.ndarray, when: np.ndarray,
-            accesses: np.ndarray) -> None:
+            accesses: np.ndarray, timed: np.ndarray) -> None:
         """Merge regions (or unions: a union is never split again) into the unions."""
         starts = np.concatenate([self.start, start])
         ends = np.concatenate([self.end, end])
@@ -102,15 +113,16 @@ class _Unions:
         self.first, self.last = first, last
         self.accesses = np.bincount(group, np.concatenate([self.accesses, accesses]),
                                     minlength=n)
+        self.timed = np.bincount(group, np.concatenate([self.timed, timed]), minlength=n)
 
     def areas(self) -> list[GuideArea]:
         return [GuideArea(*row) for row in zip(
             self.start.tolist(), self.end.tolist(), self.first.tolist(), self.last.tolist(),
-            self.accesses.tolist(), strict=True)]
+            self.accesses.tolist(), self.timed.tolist(), strict=True)]
 
 
 def _runs(start: np.ndarray, end: np.ndarray, when: np.ndarray, weight: np.ndarray,
-          owner: np.ndarray) -> tuple[np.ndarray, ...]:
+          timed: np.ndarray, owner: np.ndarray) -> tuple[np.ndarray, ...]:
     """The same regions as fewer ranges: runs of touching regions of one snapshot joined.
 
     DAMON writes a snapshot's regions in address order, mostly back to back,
@@ -119,13 +131,13 @@ def _runs(start: np.ndarray, end: np.ndarray, when: np.ndarray, weight: np.ndarr
     """
     n = len(start)
     if n < 2 or bool((start[1:] < start[:-1])[owner[1:] == owner[:-1]].any()):
-        return start, end, when, weight
+        return start, end, when, weight, timed
     # A run goes on while the next region of the same snapshot starts by the
     # furthest end so far (regions in address order: the previous one's end).
     joins = (owner[1:] == owner[:-1]) & (start[1:] <= end[:-1])
     heads = np.flatnonzero(np.concatenate([[True], ~joins]))
     return (start[heads], np.maximum.reduceat(end, heads), when[heads],
-            np.add.reduceat(weight, heads))
+            np.add.reduceat(weight, heads), np.add.reduceat(timed, heads))
 
 
 def guides(source: Any) -> list[Guide]:
@@ -135,6 +147,7 @@ def guides(source: Any) -> list[Guide]:
     what is kept is the unions, not the regions.
     """
     found: dict[int, tuple[spans.Span, _Unions]] = {}
+    max_end: dict[int, int] = {}
     for chunk in source.chunks():
         snaps = chunk.columns()
         for tid in snaps.target_ids():
@@ -143,13 +156,21 @@ def guides(source: Any) -> list[Guide]:
             if tid not in found:
                 found[tid] = (spans.Span(tid, 0, int(ends[0]), 0), _Unions())
             span, unions = found[tid]
+            # A snapshot covers the time since the previous one; the first one
+            # starts before the span (its time in the span is 0).
+            starts = np.empty_like(ends)
+            starts[0] = span.last_ns if span.nr_snapshots else span.first_ns
+            starts[1:] = ends[:-1]
+            covered = np.maximum(ends - np.maximum(starts, span.first_ns), 0).astype(np.float64)
             span.nr_snapshots += len(indices)
             span.last_ns = int(ends[-1])
+            max_end[tid] = max(max_end.get(tid, span.last_ns), int(ends.max()))
             flat, owner = snaps.region_index(indices)
             start, end = snaps.start[flat], snaps.end[flat]
             weight = (end - start).astype(np.float64) * snaps.nr_accesses[flat]
-            unions.add(*_runs(start, end, ends[owner], weight, owner))
-    result = [Guide(tid, span.first_ns, span.last_ns, unions.areas(), span.nr_snapshots)
+            unions.add(*_runs(start, end, ends[owner], weight, weight * covered[owner], owner))
+    result = [Guide(tid, span.first_ns, span.last_ns, unions.areas(), span.nr_snapshots,
+                    max_end[tid] <= span.last_ns)
               for tid, (span, unions) in found.items()]
     result.sort(key=lambda g: g.total_space, reverse=True)
     return result
@@ -179,6 +200,62 @@ def guide_json(all_guides: list[Guide]) -> str:
     }) + "\n"
 
 
+def area_accesses(source: Any, guide: Guide, tmin: int, tmax: int) -> np.ndarray:
+    """Per region union of `guide`: its regions' size x nr_accesses x time in [tmin, tmax).
+
+    A snapshot covers the time since the previous snapshot of its target (the
+    first one, the mean interval).  For the guide's own span this is in the
+    guide already; any other time range takes one pass over `source`.
+    """
+    if (tmin, tmax) == (guide.start_ns, guide.end_ns) and guide.ends_last:
+        return np.array([x.timed_accesses for x in guide.areas], dtype=np.float64)
+    union_starts = np.array([x.start for x in guide.areas], dtype=np.uint64)
+    total = np.zeros(len(union_starts), dtype=np.float64)
+    prev_end = guide.span.first_start_ns
+    for chunk in source.chunks():
+        snaps = chunk.columns()
+        indices = snaps.of_target(guide.target_id)
+        if not len(indices):
+            continue
+        ends = snaps.end_ns[indices]
+        starts = np.empty_like(ends)
+        starts[0] = prev_end
+        starts[1:] = ends[:-1]
+        prev_end = int(ends[-1])
+        dt = np.maximum(np.minimum(ends, tmax) - np.maximum(starts, tmin), 0).astype(np.float64)
+        flat, owner = snaps.region_index(indices)
+        weight = (snaps.end[flat] - snaps.start[flat]).astype(np.float64) \
+            * snaps.nr_accesses[flat] * dt[owner]
+        union = np.searchsorted(union_starts, snaps.start[flat], side="right") - 1
+        total += np.bincount(union, weight, minlength=len(union_starts))
+    return total
+
+
+def busiest_region(source: Any, guide: Guide, tmin: int, tmax: int) -> tuple[int, int]:
+    """The region union holding the accesses (the most size x nr_accesses x time).
+
+    Where nothing was accessed, the largest one, as DAMON's tool picks.
+    """
+    accesses = area_accesses(source, guide, tmin, tmax)
+    if not accesses.any():
+        return guide.largest_region()
+    return guide.regions[int(np.argmax(accesses))]
+
+
+def guide_of(source: Any, target_id: int | None,
+             all_guides: list[Guide] | None = None) -> Guide:
+    """The guide of `target_id`, or of the first target of the guide."""
+    if all_guides is None:
+        all_guides = guides(source)
+    if target_id is None:
+        return all_guides[0]
+    matching = [g for g in all_guides if g.target_id == target_id]
+    if not matching:
+        known = ", ".join(str(g.target_id) for g in all_guides)
+        raise UsageError(f"no target {target_id} in the record (targets: {known})")
+    return matching[0]
+
+
 @dataclass
 class Area:
     """The part of one target's time x address space a map shows, and its cells."""
@@ -190,6 +267,7 @@ class Area:
     amin: int
     ares: int
     aunit: int
+    union: int | None = None  # the guide's region union it shows, when it shows one
 
     @property
     def tmax(self) -> int:
@@ -206,32 +284,32 @@ def area(
     resolution: tuple[int, int] = DEFAULT_RESOLUTION,
     time_range: tuple[int | None, int | None] = (None, None),
     addr_range: tuple[int | None, int | None] = (None, None),
+    union: int | None = None,
     all_guides: list[Guide] | None = None,
 ) -> Area:
-    """Fill what is not given from the guide, as DAMON's tool does.
+    """Fill what is not given from the guide.
 
     The target defaults to the first of the guide, the time range to its first
-    to last snapshot, the address range to its largest region union.  The
+    to last snapshot, the address range to region union number `union` of the
+    guide or else the one holding the accesses (`busiest_region`).  The
     maxima are then shrunk so each cell is a whole number of ns and bytes.
     """
-    if all_guides is None:
-        all_guides = guides(source)
-    if target_id is None:
-        guide = all_guides[0]
-    else:
-        matching = [g for g in all_guides if g.target_id == target_id]
-        if not matching:
-            known = ", ".join(str(g.target_id) for g in all_guides)
-            raise UsageError(f"no target {target_id} in the record (targets: {known})")
-        guide = matching[0]
+    guide = guide_of(source, target_id, all_guides)
     tres, ares = resolution
     if tres <= 0 or ares <= 0:
         raise UsageError(f"resolution must be positive, got {tres} x {ares}")
     tmin = guide.start_ns if time_range[0] is None else time_range[0]
     tmax = guide.end_ns if time_range[1] is None else time_range[1]
-    largest = guide.largest_region()
-    amin = largest[0] if addr_range[0] is None else addr_range[0]
-    amax = largest[1] if addr_range[1] is None else addr_range[1]
+    chosen = None
+    if union is not None:
+        if not 0 <= union < len(guide.regions):
+            raise UsageError(f"--area: target {guide.target_id} has region unions 0-"
+                             f"{len(guide.regions) - 1} (see --guide), not {union}")
+        chosen = guide.regions[union]
+    elif None in addr_range:
+        chosen = busiest_region(source, guide, tmin, tmax)
+    amin = chosen[0] if addr_range[0] is None else addr_range[0]
+    amax = chosen[1] if addr_range[1] is None else addr_range[1]
     if not 0 <= amin < amax < 1 << 64:
         raise UsageError(f"address range {amin}-{amax} is not within 0-{(1 << 64) - 1}")
     tunit = (tmax - tmin) // tres
@@ -244,7 +322,9 @@ def area(
         raise UsageError(
             f"address range {amin}-{amax} is smaller than {ares} bytes (the address resolution)"
         )
-    return Area(guide.target_id, tmin, tres, tunit, amin, ares, aunit)
+    shown = guide.regions.index(chosen) \
+        if chosen is not None and addr_range == (None, None) else None
+    return Area(guide.target_id, tmin, tres, tunit, amin, ares, aunit, shown)
 
 
 def _address_integrals(snaps: Snapshots, indices: np.ndarray, a: Area) -> np.ndarray:

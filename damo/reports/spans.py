@@ -53,6 +53,19 @@ def spans(source: Any, check: bool = False) -> dict[int, Span]:
     return result
 
 
+def starts_of(ends: Any) -> Any:
+    """Start of each of one target's snapshots, from all its end times (a numpy array).
+
+    A snapshot covers the time since the previous one; the first is given the
+    mean interval (`Span.first_start_ns`).  For a target held whole in memory.
+    """
+    starts = ends.copy()
+    if len(ends):
+        starts[1:] = ends[:-1]
+        starts[0] = Span(0, len(ends), int(ends[0]), int(ends[-1])).first_start_ns
+    return starts
+
+
 def ints(values: Any) -> list[int]:
     """Per-snapshot values of a chunk (lists, or numpy arrays) as a list of ints."""
     return values if isinstance(values, list) else values.tolist()

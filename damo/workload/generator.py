@@ -123,6 +123,7 @@ class Generator:
             mapped_end = 0
             for spec, start, end in layout:
                 memory.map_anonymous(base + start, end - start)
+                memory.name_anonymous(base + start, end - start, f"damo workload {spec.name}")
                 try:
                     memory.advise(base + start, end - start, memory.MADV_NOHUGEPAGE)
                 except OSError:

@@ -53,6 +53,20 @@ def map_anonymous(addr: int, size: int) -> None:
         _raise("mmap")
 
 
+PR_SET_VMA = 0x53564D41
+PR_SET_VMA_ANON_NAME = 0
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
+                        ctypes.c_char_p]
+
+
+def name_anonymous(addr: int, size: int, name: str) -> bool:
+    """Name `[addr, addr + size)` in /proc/PID/maps (`[anon:NAME]`), so reports can say
+    which region a range is; False where the kernel cannot (no CONFIG_ANON_VMA_NAME)."""
+    # The kernel takes printable characters but none of [ ] \ $ `, at most 79 of them.
+    clean = "".join(c if c.isprintable() and c not in "[]\\$`" else "_" for c in name)[:79]
+    return _libc.prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, size, clean.encode()) == 0
+
+
 def unmap(addr: int, size: int) -> None:
     if _libc.munmap(addr, size) != 0:
         _raise("munmap")
