@@ -50,11 +50,23 @@ def test_wss_with_rss_beside(tmp_path):
     assert by_size.splitlines()[-1] == f"100\t{9 * MiB}\t{19 * MiB}\t0.474"
 
 
+def test_wss_windows_take_the_rss_of_their_last_snapshot(tmp_path):
+    write(tmp_path)
+    proc = run_damo("report", "wss", "--footprints", "-s", "time", "--work_time", "300000",
+                    "--exclude_samples", "0", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    # Windows of 3 snapshots (the last one of 1): they end at snapshots 2, 5, 8 and 9.
+    rss = [int(line.split("\t")[2]) for line in proc.stdout.decode().splitlines()[3:]]
+    assert rss == [12 * MiB, 15 * MiB, 18 * MiB, 19 * MiB, 19 * MiB]
+
+
 @pytest.mark.parametrize("setup, args, message, code", [
     ("none", ["report", "footprints", "rss"], "damon.data.meta: no such file", 1),
     ("empty", ["report", "footprints", "rss"], "damon.data.meta: no footprints", 1),
     ("empty", ["report", "wss", "--footprints"], "damon.data.meta: no footprints", 1),
     ("full", ["report", "footprints", "pss"], "expected vsz or rss, not 'pss'", 2),
+    ("full", ["report", "wss", "--footprints", "--json"], "--json does not go with --footprints",
+     2),
 ])
 def test_missing_footprints_are_one_line(tmp_path, setup, args, message, code):
     path = write(tmp_path, footprints=setup == "full")
