@@ -211,17 +211,7 @@ def area_accesses(source: Any, guide: Guide, tmin: int, tmax: int) -> np.ndarray
         return np.array([x.timed_accesses for x in guide.areas], dtype=np.float64)
     union_starts = np.array([x.start for x in guide.areas], dtype=np.uint64)
     total = np.zeros(len(union_starts), dtype=np.float64)
-    prev_end = guide.span.first_start_ns
-    for chunk in source.chunks():
-        snaps = chunk.columns()
-        indices = snaps.of_target(guide.target_id)
-        if not len(indices):
-            continue
-        ends = snaps.end_ns[indices]
-        starts = np.empty_like(ends)
-        starts[0] = prev_end
-        starts[1:] = ends[:-1]
-        prev_end = int(ends[-1])
+    for snaps, indices, starts, ends in _snapshots_of(source, guide.span):
         dt = np.maximum(np.minimum(ends, tmax) - np.maximum(starts, tmin), 0).astype(np.float64)
         flat, owner = snaps.region_index(indices)
         weight = (snaps.end[flat] - snaps.start[flat]).astype(np.float64) \
@@ -229,6 +219,24 @@ def area_accesses(source: Any, guide: Guide, tmin: int, tmax: int) -> np.ndarray
         union = np.searchsorted(union_starts, snaps.start[flat], side="right") - 1
         total += np.bincount(union, weight, minlength=len(union_starts))
     return total
+
+
+def _snapshots_of(source: Any, span: spans.Span) -> Iterator[tuple[Snapshots, np.ndarray,
+                                                                   np.ndarray, np.ndarray]]:
+    """Per chunk holding `span`'s target: its columns, the target's snapshots and their
+    start and end times (a snapshot starts where the previous one of its target ended)."""
+    prev_end = span.first_start_ns
+    for chunk in source.chunks():
+        snaps = chunk.columns()
+        indices = snaps.of_target(span.target_id)
+        if not len(indices):
+            continue
+        ends = snaps.end_ns[indices]
+        starts = np.empty_like(ends)
+        starts[0] = prev_end
+        starts[1:] = ends[:-1]
+        prev_end = int(ends[-1])
+        yield snaps, indices, starts, ends
 
 
 def busiest_region(source: Any, guide: Guide, tmin: int, tmax: int) -> tuple[int, int]:
@@ -377,17 +385,7 @@ def heat_matrix(source: Any, a: Area, span: spans.Span | None = None) -> np.ndar
     if span is None:
         span = spans.spans(source)[a.target_id]
     heat = np.zeros((a.tres, a.ares), dtype=np.float64)
-    prev_end = span.first_start_ns
-    for chunk in source.chunks():
-        snaps = chunk.columns()
-        indices = snaps.of_target(a.target_id)
-        if not len(indices):
-            continue
-        ends = snaps.end_ns[indices]
-        starts = np.empty_like(ends)
-        starts[0] = prev_end
-        starts[1:] = ends[:-1]
-        prev_end = int(ends[-1])
+    for snaps, indices, starts, ends in _snapshots_of(source, span):
         _add_snapshots(heat, snaps, indices, starts, ends, a)
     heat /= float(a.tunit) * float(a.aunit)
     return heat
