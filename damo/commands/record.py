@@ -77,6 +77,14 @@ def run(
             "preempt the target, which may slow more (docs/performance.md).",
         ),
     ] = False,
+    adjust: Annotated[
+        str,
+        typer.Option(
+            "--adjust",
+            help="Region adjustment: narrow (keeps the evidence of sparse hits until it "
+            "isolates a small hot object) or seed (the seed's exact merge and split).",
+        ),
+    ] = "narrow",
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
@@ -85,13 +93,17 @@ def run(
     attrs = Attrs(sample, aggr, updr, minr, maxr)
     target = target or []
     if ops == "kernel":
+        if adjust != "narrow":
+            from damo.errors import UsageError
+
+            raise UsageError("--adjust goes with sim and vaddr: kernel DAMON adjusts its own")
         rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
     elif attach:
         from damo.errors import UsageError
 
         raise UsageError("--attach goes with --ops kernel")
     else:
-        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate)
+        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate, adjust)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

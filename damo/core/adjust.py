@@ -101,12 +101,17 @@ def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_regi
 
 
 def kdamond_merge_regions(ctx: "Context", threshold: int, sz_limit: int) -> None:
+    merge = narrow_merge_regions_of if ctx.adjust == "narrow" else merge_regions_of
     for t in ctx.targets:
-        merge_regions_of(t, threshold, sz_limit)
+        merge(t, threshold, sz_limit)
 
 
 def kdamond_split_regions(ctx: "Context") -> None:
-    """Split every region in 2, or 3 when the count has not moved, while under max / 2."""
+    """Split every region in 2, or 3 when the count has not moved, while under max / 2
+    (`--adjust seed`); the `narrow` split otherwise."""
+    if ctx.adjust == "narrow":
+        narrow_split_regions(ctx)
+        return
     nr_regions = sum(t.nr_regions for t in ctx.targets)
     if nr_regions > ctx.attrs.max_nr_regions // 2:
         return
@@ -122,3 +127,186 @@ def kdamond_split_regions(ctx: "Context") -> None:
 def kdamond_reset_aggregated(ctx: "Context") -> None:
     for t in ctx.targets:
         t.nr_accesses[:] = 0
+
+
+# The `narrow` adjustment (damo's default; `--adjust seed` is the seed's above).
+#
+# The seed's merge and split find a small hot object only by luck: a sample
+# lands on it rarely, its region's split pieces get no second hit within the
+# next aggregation, and the merge joins them back before the search narrows.
+# `narrow` changes three things, on per-aggregation counts only (nr_accesses at
+# aggregation time, and a per-region `hold` kept across aggregations):
+#
+# - evidence is kept: a region with a sparse hit (a few samples of an
+#   aggregation, neighbours unaccessed) is cut into up to EVIDENCE_PIECES even
+#   pieces, each held out of merges for HOLD_AGGREGATIONS aggregations while it
+#   sees no access; a piece that is hit is cut again, so the search narrows by
+#   a factor of EVIDENCE_PIECES per hit;
+# - accessed and unaccessed neighbours never merge, whatever the threshold (a
+#   region hit once stays apart when another object's count raised the
+#   threshold);
+# - unaccessed regions are cut into more pieces for the next aggregation, up to
+#   COLD_SHARE of max_nr_regions pieces in all, so samples cover cold memory
+#   densely (the merge joins them back as the seed's does: the snapshots keep
+#   the seed's few cold regions).  An unaccessed region is the cheap kind to
+#   sample (no Accessed bit to clear), and the chance of a sample landing on a
+#   small hot object grows with the number of regions covering it.
+#
+# Accessed regions that are not evidence are split as the seed splits.
+
+HOLD_AGGREGATIONS = 10
+EVIDENCE_PIECES = 16
+COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
+
+
+def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
+    """The seed's merge, except that held pieces without an access stay apart and
+    accessed regions never join unaccessed ones; remembers the merged counts."""
+    if t.nr_regions < 2:
+        t.last_nr_accesses = t.nr_accesses.copy()
+        return
+    starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
+    holds = t.hold.tolist()
+    # A held piece waiting for its hit does not merge, nor does anything into it.
+    waiting = ((t.hold > 0) & (t.nr_accesses == 0)).tolist()
+    keep = [0]
+    for i in range(1, len(starts)):
+        p = keep[-1]
+        sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
+        if (
+            ends[p] == starts[i]
+            and not waiting[p]
+            and not waiting[i]
+            and (nrs[p] == 0) == (nrs[i] == 0)
+            and abs(nrs[p] - nrs[i]) <= thres
+            and sz_p + sz_r <= sz_limit
+        ):
+            nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
+            ends[p] = ends[i]
+            holds[p] = max(holds[p], holds[i])
+        else:
+            keep.append(i)
+    if len(keep) < len(starts):
+        idx = np.array(keep)
+        sampling = t.sampling_addr[idx]
+        t.set_regions(
+            np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx]
+        )
+        t.sampling_addr = sampling
+        t.hold = np.array(holds, dtype=t.hold.dtype)[idx]
+    t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def _within(extra: np.ndarray, budget: int) -> np.ndarray:
+    """`extra` pieces per region, cut to zero from the first region the budget runs out at."""
+    return np.where(np.cumsum(extra) <= budget, extra, 0)
+
+
+def narrow_split_counts(
+    nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
+    nr_subs: int, sparse_max: int, max_nr_regions: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces per region (>= 1) and which regions are evidence, within the budget.
+
+    `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
+    Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
+    ones share what is left of max_nr_regions // COLD_SHARE, by size.
+    """
+    n = len(nr)
+    budget = max_nr_regions - n
+    # An unaccessed neighbour, or none: the hit is alone there.
+    quiet_left = np.ones(n, dtype=bool)
+    quiet_right = np.ones(n, dtype=bool)
+    quiet_left[1:] = ~adjacent | (nr[:-1] == 0)
+    quiet_right[:-1] = ~adjacent | (nr[1:] == 0)
+    splittable = pages > 2
+    evidence = (nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
+    accessed = (nr > 0) & ~evidence & splittable
+    cold = (nr == 0) & (hold == 0) & splittable
+
+    extra = np.zeros(n, dtype=np.int64)
+    want = np.where(evidence, np.minimum(pages, EVIDENCE_PIECES) - 1, 0)
+    extra += _within(want, budget)
+    evidence &= extra > 0
+    budget -= int(extra.sum())
+    want = np.where(accessed, nr_subs - 1, 0)
+    got = _within(want, max(budget, 0))
+    extra += got
+    budget -= int(got.sum())
+    nr_cold = int(cold.sum())
+    if nr_cold and budget > 0:
+        cold_pieces = min(budget + nr_cold, max(max_nr_regions // COLD_SHARE, 2 * nr_cold))
+        sizes = np.where(cold, pages, 0)
+        piece = max(int(sizes.sum()) // cold_pieces, 1)
+        want = np.where(cold, np.clip(sizes // piece, 2, pages) - 1, 0)
+        extra += _within(want, budget)
+    return extra + 1, evidence
+
+
+def split_evenly(
+    t: Target, pieces: np.ndarray, rng: np.random.Generator, min_region: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boundaries of region i cut into `pieces[i]` near-even pieces at a random
+    phase: (starts, ends, index of the region each piece comes from).
+
+    A region of P minimum regions cut in k has its cuts at floor((j - 1/2 + u) P / k),
+    j = 1..k-1, u uniform in [0, 1), kept inside the region: the pieces are P / k
+    long except the first and last, which share P / k, and the phase moves the
+    cuts at every split, so no address stays a boundary.
+    """
+    n = t.nr_regions
+    k = pieces.astype(np.int64)
+    cut_of = np.repeat(np.arange(n), k - 1)
+    if len(cut_of) == 0:
+        return t.start, t.end, np.arange(n)
+    first = np.cumsum(k - 1) - (k - 1)
+    j = np.arange(len(cut_of)) - first[cut_of] + 1  # 1..k-1 within each region
+    pages = (t.end - t.start) // min_region
+    u = rng.random(n)
+    offset = np.floor(pages[cut_of] / k[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
+    offset = np.clip(offset, 1, pages[cut_of] - 1)
+    cut = np.unique(t.start[cut_of] + offset * min_region)
+    new_starts = np.sort(np.concatenate((t.start, cut)))
+    new_ends = np.sort(np.concatenate((t.end, cut)))
+    parent = np.searchsorted(t.start, new_starts, side="right") - 1
+    return new_starts, new_ends, parent
+
+
+def narrow_split_regions(ctx: "Context") -> None:
+    """Split for `narrow`: evidence into even pieces, held; accessed regions as the seed;
+    cold regions into pieces covering cold memory densely.  Ages every hold by one."""
+    targets = [t for t in ctx.targets if t.nr_regions]
+    nr_regions = sum(t.nr_regions for t in targets)
+    attrs = ctx.attrs
+    nr_subs = 2
+    if ctx.last_nr_regions == nr_regions and nr_regions < attrs.max_nr_regions // 3:
+        nr_subs = 3
+    ctx.last_nr_regions = nr_regions
+    if not targets:
+        return
+    nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
+    sparse_max = max(nr_samples // 4, 1)
+    last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
+            else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
+    nr = np.concatenate(last)
+    hold = np.concatenate([t.hold for t in targets])
+    pages = np.concatenate([(t.end - t.start) // ctx.min_region for t in targets])
+    # Region i and i + 1 touch, within one target.
+    adjacent = np.concatenate(
+        [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    pieces, evidence = narrow_split_counts(
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
+    hold = np.maximum(hold - 1, 0)
+    hold[evidence] = HOLD_AGGREGATIONS
+    base = 0
+    for t in targets:
+        n = t.nr_regions
+        sl = slice(base, base + n)
+        base += n
+        if (pieces[sl] == 1).all():
+            t.hold = hold[sl].astype(t.hold.dtype)
+            continue
+        new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
+        nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
+        t.set_regions(new_starts, new_ends, nrs)
+        t.hold = hold[sl][parent].astype(t.hold.dtype)

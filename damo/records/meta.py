@@ -7,7 +7,8 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``damo_version``, ``kernel`` (uname release), ``ops``, ``attrs`` (a map of the
   monitoring attributes in microseconds and region counts), ``targets`` (a list
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
-  (the command damo started, if any), and any ``extra`` fields of the source.
+  (the command damo started, if any), ``adjust`` (the region adjustment, for
+  damo's own monitor), and any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
