@@ -155,6 +155,7 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 # Accessed regions that are not evidence are split as the seed splits.
 
 HOLD_AGGREGATIONS = 10
+COOL_AGGREGATIONS = 10
 EVIDENCE_PIECES = 16
 COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
 
@@ -166,35 +167,62 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         t.last_nr_accesses = t.nr_accesses.copy()
         return
     starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    holds = t.hold.tolist()
-    # A held piece waiting for its hit does not merge, nor does anything into it.
-    waiting = ((t.hold > 0) & (t.nr_accesses == 0)).tolist()
+    release_diffuse(t)
+    # Whether region i may join the region before it, as far as does not depend on
+    # the merges before: they touch, neither is a held piece waiting for its hit
+    # (nothing merges into one, so the survivor before i is region i - 1 then), and
+    # both or neither were accessed (a survivor keeps the accessedness of its parts).
+    nr, waiting = t.nr_accesses, (t.hold > 0) & (t.nr_accesses == 0)
+    may = np.zeros(len(starts), dtype=bool)
+    may[1:] = ((t.end[:-1] == t.start[1:]) & ~waiting[:-1] & ~waiting[1:]
+               & ((nr[:-1] == 0) == (nr[1:] == 0)))
+    may = may.tolist()
     keep = [0]
     for i in range(1, len(starts)):
         p = keep[-1]
         sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
-        if (
-            ends[p] == starts[i]
-            and not waiting[p]
-            and not waiting[i]
-            and (nrs[p] == 0) == (nrs[i] == 0)
-            and abs(nrs[p] - nrs[i]) <= thres
-            and sz_p + sz_r <= sz_limit
-        ):
+        if may[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
             nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
             ends[p] = ends[i]
-            holds[p] = max(holds[p], holds[i])
         else:
             keep.append(i)
     if len(keep) < len(starts):
         idx = np.array(keep)
         sampling = t.sampling_addr[idx]
+        # A merged region holds as long as its longest-held part; a cooling-off
+        # (negative) hold spreads over what it merges with.
+        lo, hi = np.minimum.reduceat(t.hold, idx), np.maximum.reduceat(t.hold, idx)
         t.set_regions(
             np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx]
         )
         t.sampling_addr = sampling
-        t.hold = np.array(holds, dtype=t.hold.dtype)[idx]
+        t.hold = np.where(lo < 0, lo, hi)
     t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def release_diffuse(t: Target) -> None:
+    """End the searches whose pieces were hit in two or more separate places.
+
+    The pieces of one evidence split are adjacent and share their hold.  A small
+    object shows in one piece (or a run of adjacent ones); hits scattered over
+    the pieces mean accesses spread thin over the whole region, which cutting
+    finer would only fragment.  Such pieces cool off instead: a negative hold,
+    counting up to 0, during which they merge as the seed's and are not
+    searched again.
+    """
+    h, nr = t.hold, t.nr_accesses
+    held = h > 0
+    if not held.any():
+        return
+    same = np.zeros(len(h), dtype=bool)  # region i is in the family of region i - 1
+    same[1:] = held[1:] & held[:-1] & (h[1:] == h[:-1]) & (t.end[:-1] == t.start[1:])
+    family = np.cumsum(~same) - 1
+    hit = nr > 0
+    run_start = hit & held
+    run_start[1:] &= ~(same[1:] & hit[:-1])
+    runs = np.bincount(family, weights=run_start)
+    diffuse = held & (runs[family] >= 2)
+    h[diffuse] = -COOL_AGGREGATIONS
 
 
 def _within(extra: np.ndarray, budget: int) -> np.ndarray:
@@ -220,7 +248,8 @@ def narrow_split_counts(
     quiet_left[1:] = ~adjacent | (nr[:-1] == 0)
     quiet_right[:-1] = ~adjacent | (nr[1:] == 0)
     splittable = pages > 2
-    evidence = (nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
+    evidence = ((nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
+                & (hold >= 0))
     accessed = (nr > 0) & ~evidence & splittable
     cold = (nr == 0) & (hold == 0) & splittable
 
@@ -238,7 +267,7 @@ def narrow_split_counts(
         cold_pieces = min(budget + nr_cold, max(max_nr_regions // COLD_SHARE, 2 * nr_cold))
         sizes = np.where(cold, pages, 0)
         piece = max(int(sizes.sum()) // cold_pieces, 1)
-        want = np.where(cold, np.clip(sizes // piece, 2, pages) - 1, 0)
+        want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
         extra += _within(want, budget)
     return extra + 1, evidence
 
@@ -264,8 +293,9 @@ def split_evenly(
     pages = (t.end - t.start) // min_region
     u = rng.random(n)
     offset = np.floor(pages[cut_of] / k[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
-    offset = np.clip(offset, 1, pages[cut_of] - 1)
-    cut = np.unique(t.start[cut_of] + offset * min_region)
+    offset = np.minimum(np.maximum(offset, 1), pages[cut_of] - 1)
+    cut = np.sort(t.start[cut_of] + offset * min_region)
+    cut = cut[np.append(True, cut[1:] != cut[:-1])]
     new_starts = np.sort(np.concatenate((t.start, cut)))
     new_ends = np.sort(np.concatenate((t.end, cut)))
     parent = np.searchsorted(t.start, new_starts, side="right") - 1
@@ -296,7 +326,7 @@ def narrow_split_regions(ctx: "Context") -> None:
         [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
         nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
-    hold = np.maximum(hold - 1, 0)
+    hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
     hold[evidence] = HOLD_AGGREGATIONS
     base = 0
     for t in targets:
