@@ -136,6 +136,7 @@ def test_existing_output_is_kept(tmp_path):
         (dict(attrs=Attrs(aggr_interval=1000)), AttrsError, "shorter than"),
         (dict(duration=0), UsageError, "--duration"),
         (dict(seed=-1), UsageError, "--seed"),
+        (dict(adjust="bogus"), UsageError, "unknown --adjust 'bogus'"),
         (dict(duration=float("inf")), UsageError, "--duration"),
         (dict(truth="no/such/dir/t.jsonl"), UsageError, "no directory no/such/dir"),
     ],
@@ -183,6 +184,8 @@ def test_cli_runs_and_reports(tmp_path):
         (["--ops", "sim", ZIGZAG, "-n", "2"], 2, "damo: error: min_nr_regions (2)"),
         (["--ops", "sim", ZIGZAG, "-m", "5"], 2, "damo: error: invalid nr_regions"),
         ([ZIGZAG, "--truth", "t"], 2, "damo: error: --truth needs operations"),
+        (["--ops", "sim", ZIGZAG, "--adjust", "x"], 2, "damo: error: unknown --adjust 'x'"),
+        (["--ops", "kernel", "--attach", "--adjust", "seed"], 2, "damo: error: --adjust goes"),
     ],
 )
 def test_cli_bad_input_one_line(tmp_path, args, code, message):

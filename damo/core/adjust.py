@@ -279,9 +279,10 @@ def split_evenly(
     phase: (starts, ends, index of the region each piece comes from).
 
     A region of P minimum regions cut in k has its cuts at floor((j - 1/2 + u) P / k),
-    j = 1..k-1, u uniform in [0, 1), kept inside the region: the pieces are P / k
-    long except the first and last, which share P / k, and the phase moves the
-    cuts at every split, so no address stays a boundary.
+    j = 1..k-1, u uniform in [0, 1) (1/2 when P / k < 2): the pieces are P / k
+    long except the first and last, which share 2 P / k, and the phase moves the
+    cuts at every split, so no address stays a boundary.  Cuts are distinct and
+    inside the region (for P / k >= 2 the first is at least P / k / 2 >= 1).
     """
     n = t.nr_regions
     k = pieces.astype(np.int64)
@@ -291,11 +292,12 @@ def split_evenly(
     first = np.cumsum(k - 1) - (k - 1)
     j = np.arange(len(cut_of)) - first[cut_of] + 1  # 1..k-1 within each region
     pages = (t.end - t.start) // min_region
-    u = rng.random(n)
-    offset = np.floor(pages[cut_of] / k[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
-    offset = np.minimum(np.maximum(offset, 1), pages[cut_of] - 1)
-    cut = np.sort(t.start[cut_of] + offset * min_region)
-    cut = cut[np.append(True, cut[1:] != cut[:-1])]
+    step = pages / k
+    # No phase for pieces under two minimum regions: the cuts fall on every
+    # floor(j * step) then, distinct and inside the region.
+    u = np.where(step < 2, 0.5, rng.random(n))
+    offset = np.floor(step[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
+    cut = t.start[cut_of] + offset * min_region
     new_starts = np.sort(np.concatenate((t.start, cut)))
     new_ends = np.sort(np.concatenate((t.end, cut)))
     parent = np.searchsorted(t.start, new_starts, side="right") - 1
