@@ -49,11 +49,12 @@ def covering(snaps, i: int, start: int, end: int) -> tuple[int, bool]:
 
 def isolation_times(path, objects: list[tuple[int, int]], bounds: list[int],
                     t0_ns: int | None = None):
-    """Per object: ([(first, stays) per bound], spans, times).
+    """Per object: ([(first, stays) per bound], spans, accessed, times).
 
     `first` is the first time (s) the object is isolated within the bound,
     `stays` the time from which it is isolated in every snapshot to the end
-    (None: never); `spans` the covering span of each snapshot, `times` their
+    (None: never); `spans` the covering span of each snapshot, `accessed`
+    whether all its covering regions were accessed, `times` the snapshots'
     ends in seconds from `t0_ns` (default: the start of the first snapshot).
     """
     snaps = read_snapshots(path)
@@ -73,7 +74,7 @@ def isolation_times(path, objects: list[tuple[int, int]], bounds: list[int],
             if ok[-1]:
                 stays = float(times[bad[-1] + 1]) if len(bad) else float(times[0])
             row.append((first, stays))
-        result.append((row, [span for span, _ in spans], times))
+        result.append((row, [span for span, _ in spans], [f for _, f in spans], times))
     return result
 
 

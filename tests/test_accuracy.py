@@ -58,7 +58,7 @@ def test_hot_page_isolated(tmp_path, total):
     by_10s = 0
     for seed in range(1, 11):
         out, objects = record_objects(tmp_path, total, [4096], seed)
-        (row, spans, times), = isolation_times(out, objects, [64 * KIB, 16 * KIB])
+        (row, spans, _, times), = isolation_times(out, objects, [64 * KIB, 16 * KIB])
         (_, stays64), (_, stays16) = row
         print(f"{total // MIB} MiB seed {seed}: <= 64 KiB from {stays64} s, "
               f"<= 16 KiB from {stays16} s")
@@ -72,7 +72,7 @@ def test_hot_page_not_isolated_by_the_seed_adjustment(tmp_path):
     """The problem `narrow` solves: the seed's merge and split keep a hot page in
     a region of megabytes."""
     out, objects = record_objects(tmp_path, 256 * MIB, [4096], 1, adjust="seed")
-    (row, spans, _), = isolation_times(out, objects, [64 * KIB])
+    (row, spans, _, _), = isolation_times(out, objects, [64 * KIB])
     assert row[0][0] is None and np.median(spans) > 4 * MIB
 
 
@@ -86,5 +86,5 @@ def test_small_hot_objects_isolated(tmp_path, count, seed):
     sizes = [int(p) * 4096 for p in rng.integers(1, 17, count)]
     out, objects = record_objects(tmp_path, 512 * MIB, sizes, seed)
     for (start, end), size in zip(objects, sizes, strict=True):
-        (row, _, _), = isolation_times(out, [(start, end)], [max(64 * KIB, 2 * size)])
+        (row, _, _, _), = isolation_times(out, [(start, end)], [max(64 * KIB, 2 * size)])
         assert row[0][1] is not None and row[0][1] <= 30, (size, row)
