@@ -157,6 +157,9 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 HOLD_AGGREGATIONS = 10
 COOL_AGGREGATIONS = 10
 EVIDENCE_PIECES = 16
+# What bench/narrow --ablate switches off, to measure each rule's part.
+UNACCESSED_APART = True  # accessed and unaccessed neighbours never merge
+RELEASE_DIFFUSE = True  # searches hit in separate places end (release_diffuse)
 COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
 
 
@@ -167,15 +170,17 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         t.last_nr_accesses = t.nr_accesses.copy()
         return
     starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    release_diffuse(t)
+    if RELEASE_DIFFUSE:
+        release_diffuse(t)
     # Whether region i may join the region before it, as far as does not depend on
     # the merges before: they touch, neither is a held piece waiting for its hit
     # (nothing merges into one, so the survivor before i is region i - 1 then), and
     # both or neither were accessed (a survivor keeps the accessedness of its parts).
     nr, waiting = t.nr_accesses, (t.hold > 0) & (t.nr_accesses == 0)
     may = np.zeros(len(starts), dtype=bool)
-    may[1:] = ((t.end[:-1] == t.start[1:]) & ~waiting[:-1] & ~waiting[1:]
-               & ((nr[:-1] == 0) == (nr[1:] == 0)))
+    may[1:] = (t.end[:-1] == t.start[1:]) & ~waiting[:-1] & ~waiting[1:]
+    if UNACCESSED_APART:
+        may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
     may = may.tolist()
     keep = [0]
     for i in range(1, len(starts)):
