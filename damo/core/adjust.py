@@ -7,6 +7,11 @@ reset, `kdamond_split_regions` cuts every region at random points so that a
 region hiding a differently-accessed middle shows it at the next aggregation.
 Merge undoes needless splits and split undoes needless merges, so the number
 of regions follows the access pattern within [min_nr_regions, max_nr_regions].
+
+Two adjustments share the loop (`Context.adjust`): `seed`, the seed's exact
+merge and split (`merge_regions_of`, `split_regions_of`), and `narrow`, damo's
+default, which keeps the evidence of a sparse hit until it has narrowed in on
+a small hot object (below; docs/design.md argues it with measurements).
 """
 
 from collections.abc import Iterable
@@ -152,7 +157,8 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 #   sample (no Accessed bit to clear), and the chance of a sample landing on a
 #   small hot object grows with the number of regions covering it.
 #
-# Accessed regions that are not evidence are split as the seed splits.
+# Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
+# (as every narrow cut, near-even at a random phase: `split_evenly`).
 
 HOLD_AGGREGATIONS = 10
 COOL_AGGREGATIONS = 10
