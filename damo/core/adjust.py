@@ -167,6 +167,7 @@ EVIDENCE_PIECES = 16
 UNACCESSED_APART = True  # accessed and unaccessed neighbours never merge
 RELEASE_DIFFUSE = True  # searches hit in separate places end (release_diffuse)
 COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
+UPDATE_ROOM = 3
 
 
 def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
@@ -252,7 +253,9 @@ def narrow_split_counts(
     ones share what is left of max_nr_regions // COLD_SHARE, by size.
     """
     n = len(nr)
-    budget = max_nr_regions - n
+    # An update may add a region for each of the three ranges before the next
+    # merge: leave room for them (the seed's split leaves half of max free).
+    budget = max_nr_regions - UPDATE_ROOM - n
     # An unaccessed neighbour, or none: the hit is alone there.
     quiet_left = np.ones(n, dtype=bool)
     quiet_right = np.ones(n, dtype=bool)
