@@ -215,3 +215,19 @@ def test_sigint_ends_a_looping_run_cleanly(tmp_path):
     runs = read_truth(str(tmp_path / "l.truth"))
     assert runs[-1].end_ns >= snaps.end_ns[-1]
     assert np.all(np.diff(snaps.end_ns) == 100_000_000)
+
+
+def test_adjust_is_chosen_and_noted(tmp_path):
+    """`--adjust seed` runs the seed's merge and split (no region state) and the
+    sidecar says which adjustment ran; the default is narrow."""
+    from damo.records.meta import read_meta
+
+    for mode in ("seed", "narrow"):
+        kw = {} if mode == "narrow" else {"adjust": mode}
+        rec, out = record(tmp_path, ZIGZAG, name=f"{mode}.data", seed=3, duration=3, **kw)
+        start = next(m for m in read_meta(out) if m["type"] == "start")
+        assert start["adjust"] == mode and rec.ctx.adjust == mode
+    # narrow samples cold memory in more pieces; the snapshots differ
+    assert read_snapshots(str(tmp_path / "seed.data")).nr_records == 30
+    a, b = (tmp_path / "seed.data").read_bytes(), (tmp_path / "narrow.data").read_bytes()
+    assert a != b
