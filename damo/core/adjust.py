@@ -166,6 +166,7 @@ EVIDENCE_PIECES = 16
 # What bench/narrow --ablate switches off, to measure each rule's part.
 UNACCESSED_APART = True  # accessed and unaccessed neighbours never merge
 RELEASE_DIFFUSE = True  # searches hit in separate places end (release_diffuse)
+HOLD_FOUND = True  # accessed regions of up to EVIDENCE_PIECES pages are held too
 COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
 UPDATE_ROOM = 3
 
@@ -343,6 +344,10 @@ def narrow_split_regions(ctx: "Context") -> None:
     pieces, evidence = narrow_split_counts(
         nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
     hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
+    # A small object found is held too: an aggregation in which a sparsely
+    # accessed one happens to see no access does not merge it away.
+    if HOLD_FOUND:
+        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = HOLD_AGGREGATIONS
     hold[evidence] = HOLD_AGGREGATIONS
     base = 0
     for t in targets:
