@@ -247,3 +247,29 @@ def test_seed_mode_keeps_no_state():
     ctx.callbacks.after_aggregation = lambda c: holds.append(int(np.abs(c.targets[0].hold).max()))
     kdamond_fn(ctx)
     assert holds and max(holds) == 0
+
+
+def test_a_found_object_is_held():
+    """An accessed region of up to EVIDENCE_PIECES pages is held, so an aggregation
+    in which a sparsely accessed object sees no access does not merge it away."""
+    ctx = Context(Attrs(min_nr_regions=3, max_nr_regions=100), rng=np.random.default_rng(2))
+    ctx.set_targets([1])
+    t = ctx.targets[0]
+    t.set_regions([0, 100 * PAGE, 101 * PAGE], [100 * PAGE, 101 * PAGE, 200 * PAGE])
+    t.nr_accesses[:] = [0, 4, 0]
+    kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+    kdamond_reset_aggregated(ctx)
+    kdamond_split_regions(ctx)
+    page = int(np.searchsorted(t.start, 100 * PAGE))
+    assert (t.start[page], t.end[page], t.hold[page]) == (100 * PAGE, 101 * PAGE,
+                                                         HOLD_AGGREGATIONS)
+    # the next aggregations see no access: it waits, apart, until the hold runs out
+    for k in range(HOLD_AGGREGATIONS):
+        kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+        page = int(np.searchsorted(t.start, 100 * PAGE))
+        assert t.end[page] - t.start[page] == PAGE, k
+        kdamond_reset_aggregated(ctx)
+        kdamond_split_regions(ctx)
+    kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+    page = int(np.searchsorted(t.start, 100 * PAGE, side="right") - 1)
+    assert t.end[page] - t.start[page] > PAGE
