@@ -146,7 +146,8 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 #   aggregation, neighbours unaccessed) is cut into up to EVIDENCE_PIECES even
 #   pieces, each held out of merges for HOLD_AGGREGATIONS aggregations while it
 #   sees no access; a piece that is hit is cut again, so the search narrows by
-#   a factor of EVIDENCE_PIECES per hit;
+#   a factor of EVIDENCE_PIECES per hit; a small object found (an accessed
+#   region of at most EVIDENCE_PIECES pages) is held the same way;
 # - accessed and unaccessed neighbours never merge, whatever the threshold (a
 #   region hit once stays apart when another object's count raised the
 #   threshold);
