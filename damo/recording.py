@@ -78,11 +78,12 @@ class Recording:
         colocate: bool = False,
         include_child_tasks: bool = False,
         max_targets: int | None = None,
+        adjust: str = "narrow",
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
 
-        from damo.core.context import Callbacks, Context
+        from damo.core.context import ADJUST_MODES, Callbacks, Context
         from damo.errors import UsageError
         from damo.ops import BACKENDS, DEFAULT, backend
 
@@ -94,6 +95,8 @@ class Recording:
         if seed is not None and seed < 0:
             raise UsageError(f"--seed must not be negative, not {seed}")
         _check_run_args(attrs, out, duration, truth)
+        if adjust not in ADJUST_MODES:
+            raise UsageError(f"unknown --adjust {adjust!r} (choices: {', '.join(ADJUST_MODES)})")
         if truth is not None and os.path.abspath(truth) == os.path.abspath(out):
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
@@ -125,7 +128,8 @@ class Recording:
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
 
-        ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
+        ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock,
+                      adjust=adjust)
         ctx.set_targets(setup.target_ids)
         duration_ns = None if duration is None else round(duration * 1e9)
         return cls(ctx, out, duration_ns, truth)
@@ -269,7 +273,7 @@ class Recording:
 
     def _start_extra(self) -> dict:
         """Source-specific fields of the sidecar's start message."""
-        return {}
+        return {"adjust": self.ctx.adjust}
 
     def _end_extra(self) -> dict:
         """Source-specific fields of the sidecar's end message."""

@@ -98,6 +98,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    adjust: Annotated[
+        str,
+        typer.Option(
+            "--adjust",
+            help="Region adjustment: narrow (keeps the evidence of sparse hits until it "
+            "isolates a small hot object) or seed (the seed's exact merge and split).",
+        ),
+    ] = "narrow",
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
@@ -105,7 +113,8 @@ def run(
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
     target = target or []
-    if ops is None and not attach and not colocate and seed is None and truth is None:
+    if ops is None and not attach and not colocate and seed is None and truth is None \
+            and adjust == "narrow" and not include_child_tasks:
         from damo.ops.kernel import why_not_for_processes
 
         if why_not_for_processes(target) is None:
@@ -114,6 +123,10 @@ def run(
                   "and its sysfs interface is free); --ops vaddr uses damo's BPF sampler",
                   file=sys.stderr)
     if ops == "kernel":
+        if adjust != "narrow":
+            from damo.errors import UsageError
+
+            raise UsageError("--adjust goes with sim and vaddr: kernel DAMON adjusts its own")
         rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
     elif attach:
         from damo.errors import UsageError
@@ -121,7 +134,8 @@ def run(
         raise UsageError("--attach goes with --ops kernel")
     else:
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
-                                include_child_tasks, max_targets)
+                                include_child_tasks=include_child_tasks,
+                                max_targets=max_targets, adjust=adjust)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

@@ -9,7 +9,8 @@ run cut short leaves every message whole.  Every message has a ``type``:
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
   (the command damo started, if any), ``startup_cpu_s`` (damo's CPU from its
   exec until monitoring started, with that of helper processes such as a
-  compiler), and any ``extra`` fields of the source.
+  compiler), ``adjust`` (the region adjustment, for damo's own monitor), and
+  any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
