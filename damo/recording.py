@@ -70,6 +70,7 @@ class Recording:
         seed: int | None = None,
         truth: str | None = None,
         colocate: bool = False,
+        max_cpu: float = 2.0,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -90,6 +91,9 @@ class Recording:
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
+        if not 0 <= max_cpu <= 100:
+            raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
+                             f"not {max_cpu:g}")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
         module = backend(ops_name)
@@ -100,6 +104,8 @@ class Recording:
         setup = module.setup(targets)
         if colocate:
             setup.ops.colocate_requested = True
+        if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget
+            setup.ops.max_cpu = max_cpu
 
         ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
         ctx.set_targets(setup.target_ids)
@@ -207,6 +213,10 @@ class Recording:
         self._write_truth(now, final=True)
         self._write_maps(ctx)
         self._stop_status()
+        budget = getattr(ctx.ops, "budget", None)
+        if budget is not None:
+            self._meta.write("budget", time_ns=now, **budget.describe(),
+                             run_checks_per_region_mean=budget.run_checks_mean)
         self._meta.write(
             "end", time_ns=now, nr_records=self.nr_records, reason=self.reason, **self._end_extra()
         )
@@ -219,7 +229,13 @@ class Recording:
         """Source-specific fields of the sidecar's end message."""
         return {}
 
+    def _write_budget(self, ctx: "Context") -> None:
+        take = getattr(ctx.ops, "take_budget", None)
+        for change in take() if take is not None else ():
+            self._meta.write("budget", **change)
+
     def _write_maps(self, ctx: "Context") -> None:
+        self._write_budget(ctx)
         take = getattr(ctx.ops, "take_maps", None)
         if take is None:
             return
@@ -255,6 +271,9 @@ class Recording:
             f"[bold]recording[/] {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%"
         )
+        budget = getattr(ctx.ops, "budget", None)
+        if budget is not None:
+            line += f"   checks {budget.checks_mean:.1f}/{budget.samples_per_aggr} per aggr"
         rss = getattr(ctx.ops, "rss_bytes", None)
         if rss is not None:
             sizes = [rss(t.id) for t in ctx.targets]
@@ -286,6 +305,7 @@ class Recording:
         text += f"; ended by {self.reason}"
         if _ops_name(ctx) == "vaddr":
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
+            text += _budget_summary(getattr(ops, "budget", None))
         text += self._summary_extra()
         status = getattr(ops, "command_status", None)
         if status is not None:
@@ -422,6 +442,18 @@ def _check_run_args(attrs: "Attrs", out: str, duration: float | None, truth: str
         folder = os.path.dirname(path) or "."
         if not os.path.isdir(folder):
             raise UsageError(f"cannot write {path}: no directory {folder}")
+
+
+def _budget_summary(budget: object) -> str:
+    """What the CPU budget did, for the summary ("" without one)."""
+    if budget is None:
+        return ""
+    nominal = budget.samples_per_aggr
+    mean = budget.run_checks_mean
+    if mean >= nominal:
+        return f" (budget {budget.max_cpu:g}%: every sample taken)"
+    return (f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
+            f"on average, of {nominal})")
 
 
 def _ops_name(ctx: "Context") -> str:

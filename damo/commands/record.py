@@ -68,6 +68,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_cpu: Annotated[
+        float,
+        typer.Option(
+            "--max-cpu",
+            help="CPU budget: keep damo within this % of one core by checking saturated "
+            "regions, then every region, less often (never under once per aggregation; "
+            "counts keep their meaning); 0: no budget, every sample (docs/recording.md).",
+        ),
+    ] = 2.0,
     colocate: Annotated[
         bool,
         typer.Option(
@@ -91,7 +100,8 @@ def run(
 
         raise UsageError("--attach goes with --ops kernel")
     else:
-        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate)
+        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
+                                max_cpu)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)
