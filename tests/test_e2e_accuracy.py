@@ -1,10 +1,12 @@
-"""End to end: `damo record "damo workload FILE --truth T"` with default attributes, WSS vs truth.
+"""End to end: `damo record "damo workload FILE --truth T"` with default settings, WSS vs truth.
 
-The real generator touches every page of each accessed region every 5 ms;
-the record and the truth share CLOCK_MONOTONIC, so the sim accuracy method
-applies as is.  The machine's own kdamond clears Accessed bits of pages it
-samples now and then, and a real process has mappings beyond the workload's,
-so the bound is looser than sim's: median relative error at most 10 %.
+Default settings include the CPU budget (`--max-cpu 2`): what it trades must
+not cost the record its meaning.  The real generator touches every page of
+each accessed region every 5 ms; the record and the truth share
+CLOCK_MONOTONIC, so the sim accuracy method applies as is.  The machine's
+own kdamond clears Accessed bits of pages it samples now and then, and a
+real process has mappings beyond the workload's; the bounds are issue 9's:
+median relative error at most 5 %, at least 85 % of snapshots within 10 %.
 """
 
 import os
@@ -26,11 +28,24 @@ DAMO = [sys.executable, "-m", "damo.cli"]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the BPF sampler needs root")
 
 
-@pytest.mark.parametrize("workload, snapshots", [("zigzag", 400), ("stairs", 300)])
+def many_regions_workload(path: Path, nr: int = 200, seconds: float = 10) -> Path:
+    """`nr` 1 MiB regions, every other one busy, then the others: ~nr/2 hot regions apart."""
+    lines = [f'[[regions]]\nname = "r{i}"\nsize = "1 MiB"\n' for i in range(nr)]
+    for name, parity in (("even", 0), ("odd", 1), ("even again", 0)):
+        names = ", ".join(f'"r{i}"' for i in range(parity, nr, 2))
+        lines.append(f'[[phases]]\nname = "{name}"\nduration_ms = {round(seconds * 1000)}\n'
+                     f"access = [{names}]\n")
+    path.write_text("\n".join(lines))
+    return path
+
+
+@pytest.mark.parametrize("workload, snapshots", [("zigzag", 400), ("stairs", 300),
+                                                 ("many", 300)])
 def test_wss_accuracy_real(tmp_path, workload, snapshots):
     truth = tmp_path / "truth.jsonl"
-    command = shlex.join([*DAMO, "workload", str(EXAMPLES / f"{workload}.toml"),
-                          "--truth", str(truth)])
+    path = many_regions_workload(tmp_path / "many.toml") if workload == "many" else \
+        EXAMPLES / f"{workload}.toml"
+    command = shlex.join([*DAMO, "workload", str(path), "--truth", str(truth)])
     p = subprocess.run([*DAMO, "record", command], cwd=tmp_path, capture_output=True,
                        text=True, timeout=240, check=False,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -43,5 +58,5 @@ def test_wss_accuracy_real(tmp_path, workload, snapshots):
     median, within = np.median(errors), np.mean(errors <= 0.10)
     print(f"{workload}: median {median:.2%}, within 10% {within:.1%}, "
           f"90th percentile {np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
-    assert median <= 0.10
-    assert within >= 0.75
+    assert median <= 0.05
+    assert within >= 0.85

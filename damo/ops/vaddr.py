@@ -234,6 +234,9 @@ class VaddrBpfOperations(VaddrOperations):
 
     def cleanup(self, ctx: Context) -> None:
         self.cpu.release()
+        # The walker outlives this run (one per process): leave no budget behind in it.
+        self.walker._config[CFG_SCALE] = 1
+        self.walker.regions.flags[:] = 0
         for p in self.procs.values():
             p.close()
         if self.child is not None and self.child.poll() is None:
