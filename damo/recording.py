@@ -15,7 +15,6 @@ shares all of that around kernel DAMON's own results (`--ops kernel`).
 """
 
 import os
-import resource
 import signal
 import sys
 import threading
@@ -461,8 +460,8 @@ def _ops_name(ctx: "Context") -> str:
 
 
 def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """damo's CPU time so far, all threads: the scheduler's exact runtime, not sampled ticks."""
+    return time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID)
 
 
 def _damo_version() -> str:

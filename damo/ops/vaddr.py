@@ -19,9 +19,10 @@ process) is not counted on the next check: its bit is no evidence.
 
 With the native loop (`damo/sampler/_loop.c`), `run_samples` runs every
 sample up to the next aggregation or update as one call with the GIL
-released; the steps it cannot finish itself (a page still young after
-verification, an advice the kernel stopped short, an exit) it hands back,
-and this module finishes them with the per-sample code above.  Its CPU
+released; the steps it cannot finish itself (an advice the kernel stopped
+short, a failed walk, an exit) it hands back, and this module finishes them
+with the per-sample code above.  Unlike the per-sample path it does not
+remember shared pages (their samples are not counted either way).  Its CPU
 budget (`--max-cpu`, `damo.core.budget`) sets each region's period and the
 step's length before each aggregation interval.
 
@@ -493,10 +494,8 @@ class VaddrBpfOperations(VaddrOperations):
                 p.valid = False
             elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
                 self._sample(p, mode, t.nr_regions)
-            elif reason == native.R_ADVISE:
+            else:  # R_ADVISE: which ranges the kernel refused, and the verify
                 p.sampler.clear_staged(staged, nbytes, advised=False)
-            else:
-                p.sampler.settle_verified(self.walker.regions.iov_region[:staged])
         except TargetGone:
             p.valid = False
         for t2, p2 in live[index + 1:]:

@@ -5,9 +5,8 @@
  * what it staged, the verify pass when a staged page may be shared, and the
  * exit check, all with the GIL released.  Python (damo/ops/vaddr.py) runs
  * once per aggregation: this file holds no logic it has.  Whatever is not the
- * common path (a page still young after verification, an advice the kernel
- * stopped short, a failed walk, an exited target) returns to Python, which
- * finishes that step with the per-sample code.
+ * common path (an advice the kernel stopped short, a failed walk, an exited
+ * target) returns to Python, which finishes that step with the per-sample code.
  *
  * The config slots are those of bpf/page_walk.bpf.c (tests compare them with
  * damo/sampler/walker.py, which exposes them as CFG_*).
@@ -33,7 +32,7 @@ enum {
 enum { SAMPLE_CHECK = 1, SAMPLE_AHEAD = 2, SAMPLE_VERIFY = 4 };
 enum { ST_OK = 0, ST_NO_FILE = 1 };
 /* Why run() returned: the deadline's check is done, or target `index` needs Python. */
-enum { R_DONE = 0, R_INTR = 1, R_GONE = 2, R_FAIL = 3, R_ADVISE = 4, R_SETTLE = 5 };
+enum { R_DONE = 0, R_INTR = 1, R_GONE = 2, R_FAIL = 3, R_ADVISE = 4 };
 
 #define BPF_PROG_TEST_RUN_CMD 10
 #define SYS_PROCESS_MADVISE_NR 440
@@ -124,11 +123,19 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 		return R_ADVISE;
 	if (!cfg[CFG_NR_VERIFY])
 		return -1;
+	/*
+	 * Pages still young after the advice are marked uncleared by the verify
+	 * pass: not counted at the next check.  Nearly all are shared (their bit
+	 * is no evidence); one touched again within these microseconds loses one
+	 * sample.  Python's path looks each up in pagemap and remembers the
+	 * shared ones; here that would hand back about every other step of a
+	 * target whose regions span library text, for new pages each time.
+	 */
 	cfg[CFG_MODE] = SAMPLE_VERIFY;
 	cfg[CFG_NR_STILL] = 0;
 	if (run_chained(l, t, staged))
 		return exited(t) ? R_GONE : R_FAIL;
-	return cfg[CFG_NR_STILL] ? R_SETTLE : -1;
+	return -1;
 }
 
 /* Parse the targets: a sequence of (mem_fd, pidfd, base, nr, gen). */
@@ -177,7 +184,7 @@ PyDoc_STRVAR(run_doc,
 "index, mode, step, next_ns, ahead, staged, staged_bytes, steps): reason 0\n"
 "the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
 "target `index` needs Python in the step of `mode` (2 exited, 3 its walk\n"
-"failed, 4 its advice fell short, 5 a verified page stayed young), the\n"
+"failed, 4 its advice fell short), the\n"
 "targets after it not yet sampled; `staged` iovecs of `staged_bytes` are\n"
 "its.  `step` and `next_ns` are those of the next step, `steps` how many\n"
 "steps this call slept for.");
@@ -251,7 +258,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 	}
 	if (reason == R_DONE || reason == R_INTR)
 		index = 0;
-	if (reason >= R_ADVISE) {
+	if (reason == R_ADVISE) {
 		staged = l.cfg[CFG_NR_IOV];
 		bytes = l.cfg[CFG_IOV_BYTES];
 	}

@@ -20,7 +20,7 @@ else:
     _why = ""
 
 # run()'s reasons to return (see the C source).
-R_DONE, R_INTR, R_GONE, R_FAIL, R_ADVISE, R_SETTLE = range(6)
+R_DONE, R_INTR, R_GONE, R_FAIL, R_ADVISE = range(5)
 
 
 def loop() -> ModuleType | None:
