@@ -11,6 +11,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path]``), written at the start and whenever a
   target's mappings change at a regions update.
+- ``"budget"`` (``vaddr`` with ``--max-cpu``): ``time_ns``, ``max_cpu``,
+  ``level``, ``cpu`` (% of a core measured, or nil), ``sampling_scale``
+  (nominal sampling intervals per step), ``saturated_period`` (steps between
+  two checks of a saturated region), ``checks_per_region_mean`` and ``_min``
+  (effective checks per region per aggregation), ``nominal_checks``; written
+  at the start, at each change and, with ``run_checks_per_region_mean``
+  (the mean over the run), at the end.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   and source-specific counters such as ``lost_events``.
 
