@@ -205,11 +205,20 @@ def _switches(pid: int) -> int:
 
 
 def _record_many(tmp_path, *args: str, seconds: float = 12, skip: float = 4):
-    """`damo record` of the busy 200-region target: (damo's CPU % from `skip` s, switches/s)."""
+    """`damo record` of a busy 200-region target: (damo's CPU % from `skip` s, switches/s).
+
+    The target is the workload generator's: 200 regions of 1 MiB, every other
+    one written every 5 ms (tests/test_e2e_accuracy.py's many-region workload).
+    """
     from conftest import need_bpf
+    from test_e2e_accuracy import many_regions_workload
 
     need_bpf()
-    target, _ = start("many", 200, 60)
+    workload = many_regions_workload(tmp_path / "many.toml", seconds=60)
+    target = subprocess.Popen([sys.executable, "-m", "damo.cli", "workload", str(workload)],
+                              stdout=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(1.0)  # mapped and faulted in
     try:
         p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", str(target.pid),
                               "--duration", str(seconds), *args], cwd=tmp_path,
