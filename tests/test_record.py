@@ -183,6 +183,8 @@ def test_cli_runs_and_reports(tmp_path):
         (["--ops", "sim", ZIGZAG, "-n", "2"], 2, "damo: error: min_nr_regions (2)"),
         (["--ops", "sim", ZIGZAG, "-m", "5"], 2, "damo: error: invalid nr_regions"),
         ([ZIGZAG, "--truth", "t"], 2, "damo: error: --truth needs operations"),
+        (["--ops", "sim", ZIGZAG, "--max-cpu", "-1"], 2, "damo: error: --max-cpu must be 0"),
+        (["--ops", "sim", ZIGZAG, "--max-cpu", "101"], 2, "damo: error: --max-cpu must be 0"),
     ],
 )
 def test_cli_bad_input_one_line(tmp_path, args, code, message):
