@@ -186,6 +186,8 @@ def test_cli_runs_and_reports(tmp_path):
         ([ZIGZAG, "--truth", "t"], 2, "damo: error: --truth needs operations"),
         (["--ops", "sim", ZIGZAG, "--adjust", "x"], 2, "damo: error: unknown --adjust 'x'"),
         (["--ops", "kernel", "--attach", "--adjust", "seed"], 2, "damo: error: --adjust goes"),
+        (["--ops", "sim", ZIGZAG, "--max-cpu", "-1"], 2, "damo: error: --max-cpu must be 0"),
+        (["--ops", "sim", ZIGZAG, "--max-cpu", "101"], 2, "damo: error: --max-cpu must be 0"),
     ],
 )
 def test_cli_bad_input_one_line(tmp_path, args, code, message):

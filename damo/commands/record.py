@@ -72,6 +72,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_cpu: Annotated[
+        float,
+        typer.Option(
+            "--max-cpu",
+            help="CPU budget: keep damo within this % of one core by checking saturated "
+            "regions, then every region, less often (never under once per aggregation; "
+            "counts keep their meaning); 0: no budget, every sample (docs/recording.md).",
+        ),
+    ] = 2.0,
     colocate: Annotated[
         bool,
         typer.Option(
@@ -135,7 +144,7 @@ def run(
     else:
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
                                 include_child_tasks=include_child_tasks,
-                                max_targets=max_targets, adjust=adjust)
+                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

@@ -20,6 +20,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``max_targets`` say how the run followed children).
 - ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
   last record is the one before this message.
+- ``"budget"`` (``vaddr`` with ``--max-cpu``): ``time_ns``, ``max_cpu``,
+  ``level``, ``cpu`` (% of a core measured, or nil), ``sampling_scale``
+  (nominal sampling intervals per step), ``saturated_period`` (steps between
+  two checks of a saturated region), ``checks_per_region_mean`` and ``_min``
+  (effective checks per region per aggregation), ``nominal_checks``; written
+  at the start, at each change and, with ``run_checks_per_region_mean``
+  (the mean over the run), at the end.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   ``error`` (the write that failed, when one did), ``cpu_s`` (damo's own CPU
   from its exec), ``peak_rss_bytes`` (its VmHWM), and source-specific
