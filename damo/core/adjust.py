@@ -333,7 +333,12 @@ def narrow_split_regions(ctx: "Context") -> None:
     if not targets:
         return
     nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
-    sparse_max = max(nr_samples // 4, 1)
+    # Under a CPU budget a check stands for `scale` nominal samples: one hit
+    # counts that many, and a hit takes that many more aggregations to come
+    # again, so what is sparse and how long evidence is held scale with it.
+    scale = max(int(ctx.sample_scale), 1)
+    sparse_max = max(nr_samples // 4, scale)
+    hold_for = HOLD_AGGREGATIONS * scale
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
     nr = np.concatenate(last)
@@ -348,8 +353,8 @@ def narrow_split_regions(ctx: "Context") -> None:
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
     if HOLD_FOUND:
-        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = HOLD_AGGREGATIONS
-    hold[evidence] = HOLD_AGGREGATIONS
+        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = hold_for
+    hold[evidence] = hold_for
     base = 0
     for t in targets:
         n = t.nr_regions

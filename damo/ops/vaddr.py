@@ -495,6 +495,7 @@ class VaddrBpfOperations(VaddrOperations):
                 self._lay_out(ctx)
             self._plan(ctx)
         scale = self.budget.current.scale if self.budget is not None else 1
+        ctx.sample_scale = scale
         interval = ctx.attrs.sample_interval * 1000 * scale
         now = ctx.clock.now_ns()
         next_ns = self._next_ns if self.ahead else \
