@@ -79,13 +79,10 @@ def test_a_level_found_over_budget_is_retried_later_not_at_once():
     assert levels[10:].count(0) < 15  # mostly at 1, a probe of 0 now and then
 
 
-def test_periods_for_saturated_and_steady_regions():
+def test_periods_only_for_saturated_regions():
     b = CpuBudget(2.0, 20)
     b.level = 2  # hot period 4
     assert b.periods(np.array([0, 5, 17, 18, 20])).tolist() == [1, 1, 1, 4, 4]
-    # steady: accessed, and within 2 (a tenth of 20) of the aggregation before
-    before = np.array([0, 7, 10, 0, 20])
-    assert b.periods(np.array([0, 5, 17, 18, 20]), before).tolist() == [1, 4, 1, 4, 4]
     b.note_checks(np.array([1, 1, 4, 4]))
     assert b.checks_mean == (20 + 20 + 5 + 5) / 4 and b.checks_min == 5
 

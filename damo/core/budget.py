@@ -7,11 +7,10 @@ PCT of one core.  Over budget it moves one level (or more, far over) down a
 ladder of cheaper settings; well under it, back up towards the nominal one:
 
 1. check the *saturated* regions (found accessed on nearly every sample of
-   the last aggregation) and the *steady* ones (accessed, and counted about
-   the same in the two last aggregations) on every 2nd, 4th, ... step, up to
-   once per aggregation interval.  Their pages are young at most checks, so
-   they are the ones whose Accessed bit costs a clear (a TLB flush), and the
-   ones whose count a few checks estimate best;
+   the last aggregation) on every 2nd, 4th, ... step, up to once per
+   aggregation interval.  Their pages are young at every check, so they are
+   the ones whose Accessed bit costs a clear (a TLB flush) every time, and
+   the ones whose count a few checks estimate best;
 2. then lengthen the sampling interval of every region (2x, 4x, ... the
    nominal one), the saturated ones staying at one check per aggregation.
 
@@ -126,19 +125,10 @@ class CpuBudget:
         self._history.append(last)
         return True
 
-    def periods(self, counts: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
-        """Each region's period in steps, from its counts in the last two aggregations.
-
-        Saturated regions, and steady ones (accessed, and counted within a
-        tenth of the samples of the aggregation before, `before`), get the
-        level's longer period; the others, changing or idle (an old page costs
-        no clear), are checked every step.
-        """
-        s = self.samples_per_aggr
-        long = counts >= SATURATED * s
-        if before is not None:
-            long |= (counts > 0) & (np.abs(counts - before) * 10 <= s)
-        return np.where(long, self.current.hot_period, 1).astype(np.int64)
+    def periods(self, counts: np.ndarray) -> np.ndarray:
+        """Each region's period in steps, from its count in the last aggregation."""
+        saturated = counts >= SATURATED * self.samples_per_aggr
+        return np.where(saturated, self.current.hot_period, 1).astype(np.int64)
 
     def note_checks(self, periods: np.ndarray) -> None:
         """Record the checks per region per aggregation that these periods give."""

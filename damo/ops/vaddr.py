@@ -178,7 +178,6 @@ class VaddrBpfOperations(VaddrOperations):
         self._next_ns = 0  # the pending step's time, after an interrupted run
         self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (start, count)
         self._plan_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._before_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._replan = True
         self._budget_started = False
         # Open the samplers of existing processes now: errors before any output.
@@ -512,9 +511,7 @@ class VaddrBpfOperations(VaddrOperations):
 
     def reset_aggregated(self, ctx: Context) -> None:
         self.step = 0
-        # The last two aggregations' counts: saturated and steady regions.
-        self._before_counts, self._plan_counts = self._plan_counts, self._counts
-        self._replan = True
+        self._plan_counts, self._replan = self._counts, True
         if self.budget is not None and self.budget.after_aggregation():
             self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
 
@@ -529,10 +526,13 @@ class VaddrBpfOperations(VaddrOperations):
         all_periods = []
         for t, p in self._live(ctx):
             n = t.nr_regions
-            counts = _counts_at(self._plan_counts.get(t.id), t.start)
-            before = _counts_at(self._before_counts.get(t.id), t.start)
-            periods = b.periods(counts if counts is not None else np.zeros(n, dtype=np.int64),
-                                before)
+            old = self._plan_counts.get(t.id)
+            if old is None or not len(old[0]):
+                counts = np.zeros(n, dtype=np.int64)
+            else:
+                idx = np.searchsorted(old[0], t.start, side="right") - 1
+                counts = old[1][np.clip(idx, 0, len(old[0]) - 1)]
+            periods = b.periods(counts)
             phases = np.arange(n) % periods
             f = flags[p.base:p.base + n]
             f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
@@ -556,15 +556,6 @@ class VaddrBpfOperations(VaddrOperations):
                 return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             return None
-
-
-def _counts_at(counts: tuple[np.ndarray, np.ndarray] | None,
-               starts: np.ndarray) -> np.ndarray | None:
-    """The count of the old region (start, count arrays) holding each of `starts`."""
-    if counts is None or not len(counts[0]):
-        return None
-    idx = np.searchsorted(counts[0], starts, side="right") - 1
-    return counts[1][np.clip(idx, 0, len(counts[0]) - 1)]
 
 
 # Words that make a shell command more than one simple command.
