@@ -245,17 +245,8 @@ class PageSampler:
             regions.uncleared[owners[failed]] = 1
             owners = owners[~failed]
         # Verified pages still young are marked uncleared: shared, or touched again.
-        if w.verify(self._mem_fd):
-            self.settle_verified(owners)
-
-    def settle_verified(self, owners: np.ndarray) -> None:
-        """Of the regions whose staged pages the verify pass found still young: which were not.
-
-        A page mapped by this process alone was touched again since it was
-        cleared: it counts (uncleared back to 0). Any other is shared, and
-        remembered so that later samples landing on it skip the advice.
-        """
-        regions = self._walker.regions
+        if not w.verify(self._mem_fd):
+            return
         for r in owners:
             if not regions.uncleared[r]:
                 continue
