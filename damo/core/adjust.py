@@ -246,13 +246,16 @@ def _within(extra: np.ndarray, budget: int) -> np.ndarray:
 
 def narrow_split_counts(
     nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
-    nr_subs: int, sparse_max: int, max_nr_regions: int,
+    nr_subs: int, sparse_max: int, max_nr_regions: int, scale: int = 1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pieces per region (>= 1) and which regions are evidence, within the budget.
 
     `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
     Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
-    ones share what is left of max_nr_regions // COLD_SHARE, by size.
+    ones share what is left of max_nr_regions // COLD_SHARE, by size; under a
+    CPU budget (`scale` nominal samples a check) that share shrinks by
+    `scale`: every region costs a check per step and its part of merge and
+    split, which is what the budget ran short of.
     """
     n = len(nr)
     # An update may add a region for each of the three ranges before the next
@@ -280,7 +283,8 @@ def narrow_split_counts(
     budget -= int(got.sum())
     nr_cold = int(cold.sum())
     if nr_cold and budget > 0:
-        cold_pieces = min(budget + nr_cold, max(max_nr_regions // COLD_SHARE, 2 * nr_cold))
+        cold_pieces = min(budget + nr_cold,
+                          max(max_nr_regions // (COLD_SHARE * scale), 2 * nr_cold))
         sizes = np.where(cold, pages, 0)
         piece = max(int(sizes.sum()) // cold_pieces, 1)
         want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
@@ -338,7 +342,7 @@ def narrow_split_regions(ctx: "Context") -> None:
     # again, so what is sparse and how long evidence is held scale with it.
     scale = max(int(ctx.sample_scale), 1)
     sparse_max = max(nr_samples // 4, scale)
-    hold_for = HOLD_AGGREGATIONS * scale
+    hold_for = HOLD_AGGREGATIONS
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
     nr = np.concatenate(last)
@@ -348,7 +352,7 @@ def narrow_split_regions(ctx: "Context") -> None:
     adjacent = np.concatenate(
         [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
-        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, scale)
     hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
