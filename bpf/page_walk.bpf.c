@@ -36,6 +36,8 @@
 #define CFG_OWNER_CPU 17      /* sample: the CPU the mm's owner task last ran on (or ~0) */
 #define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
 #define CFG_MM_USERS 19       /* sample: mm_struct.mm_users after the walks (0: exited or exec'ed) */
+#define CFG_STEP 20           /* sample: index of the step being checked (the CPU budget's clock) */
+#define CFG_SCALE 21          /* sample: nominal sampling intervals per step (0 or 1: nominal) */
 #define NR_CFG 32
 
 #define ST_OK 0
@@ -122,8 +124,16 @@ BPF_F_TABLE("array", u32, u64, region_end, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, sampling_addr, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, nr_accesses, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
-/* REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace). */
+/*
+ * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
+ * Bits 8-15: the CPU budget's period p (0 or 1: every step), bits 16-23 its
+ * phase: the region is checked on the steps s with (s + phase) % p == 0, its
+ * sample drawn one step before, and a young check counts p * CFG_SCALE, so
+ * counts stay in nominal sampling intervals.
+ */
 #define REGION_MAY_SHARE 1
+#define REGION_PERIOD(f) ((f) >> 8 & 0xff)
+#define REGION_PHASE(f) ((f) >> 16 & 0xff)
 BPF_F_TABLE("array", u32, u64, region_flags, MAX_REGIONS, DAMO_MMAPABLE);
 /*
  * The step's struct iovec[] for process_madvise, the region of each, and
@@ -336,12 +346,14 @@ int sample(void *ctx)
 	u64 *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT), *basep = cfg(CFG_BASE);
 	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
 	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
-	u64 *nr_verify = cfg(CFG_NR_VERIFY);
-	u64 pgd, page_offset, n, start, base;
+	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP), *scalep = cfg(CFG_SCALE);
+	u64 pgd, page_offset, n, start, base, step, scale;
 
 	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
-	    !still || !gen || !bytes || !nr_verify)
+	    !still || !gen || !bytes || !nr_verify || !stepp || !scalep)
 		return 0;
+	step = *stepp;
+	scale = *scalep > 1 ? *scalep : 1;
 	pgd = target_pgd(mm_out);
 	if (!pgd)
 		return 0;
@@ -369,7 +381,7 @@ int sample(void *ctx)
 		u64 mode = *modep;
 		int five = *levels == 5;
 		u64 *sa, *acc, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
-		u64 leaf, shift, addr, size;
+		u64 leaf, shift, addr, size, period = 1, phase = 0;
 		u32 r, k0, k1;
 
 		if (mode & SAMPLE_VERIFY) {
@@ -385,8 +397,13 @@ int sample(void *ctx)
 		}
 		sa = sampling_addr.lookup(&r);
 		unc = uncleared.lookup(&r);
-		if (!sa || !unc)
+		flags = region_flags.lookup(&r);
+		if (!sa || !unc || !flags)
 			break;
+		if (REGION_PERIOD(*flags) > 1) {
+			period = REGION_PERIOD(*flags);
+			phase = REGION_PHASE(*flags);
+		}
 		if (mode & SAMPLE_VERIFY) {
 			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
 			if (leaf & PAGE_ACCESSED) {
@@ -395,17 +412,17 @@ int sample(void *ctx)
 			}
 			continue;
 		}
-		if (mode & SAMPLE_CHECK) {
+		if ((mode & SAMPLE_CHECK) && (step + phase) % period == 0) {
 			acc = nr_accesses.lookup(&r);
 			if (!acc)
 				break;
 			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
 			if ((leaf & PAGE_ACCESSED) && !*unc)
-				*acc += 1;
+				*acc += period * scale;
 			if (*acc > *maxp)
 				*maxp = *acc;
 		}
-		if (!(mode & SAMPLE_AHEAD))
+		if (!(mode & SAMPLE_AHEAD) || (step + 1 + phase) % period != 0)
 			continue;
 		lo = region_start.lookup(&r);
 		hi = region_end.lookup(&r);
@@ -433,8 +450,7 @@ int sample(void *ctx)
 		len = iovecs.lookup(&k1);
 		owner = iov_region.lookup(&k);
 		verify = iov_verify.lookup(&k);
-		flags = region_flags.lookup(&r);
-		if (!iov || !len || !owner || !verify || !flags)
+		if (!iov || !len || !owner || !verify)
 			break;
 		size = 1ULL << (shift & 63);
 		*iov = addr & ~(size - 1);

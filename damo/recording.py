@@ -78,11 +78,13 @@ class Recording:
         colocate: bool = False,
         include_child_tasks: bool = False,
         max_targets: int | None = None,
+        adjust: str = "narrow",
+        max_cpu: float = 2.0,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
 
-        from damo.core.context import Callbacks, Context
+        from damo.core.context import ADJUST_MODES, Callbacks, Context
         from damo.errors import UsageError
         from damo.ops import BACKENDS, DEFAULT, backend
 
@@ -94,10 +96,15 @@ class Recording:
         if seed is not None and seed < 0:
             raise UsageError(f"--seed must not be negative, not {seed}")
         _check_run_args(attrs, out, duration, truth)
+        if adjust not in ADJUST_MODES:
+            raise UsageError(f"unknown --adjust {adjust!r} (choices: {', '.join(ADJUST_MODES)})")
         if truth is not None and os.path.abspath(truth) == os.path.abspath(out):
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
+        if not 0 <= max_cpu <= 100:
+            raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
+                             f"not {max_cpu:g}")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
         if (include_child_tasks or max_targets is not None) and ops_name != "vaddr":
@@ -124,8 +131,11 @@ class Recording:
         if ops_name == "vaddr":
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
+        if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget
+            setup.ops.max_cpu = max_cpu
 
-        ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock)
+        ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock,
+                      adjust=adjust)
         ctx.set_targets(setup.target_ids)
         duration_ns = None if duration is None else round(duration * 1e9)
         return cls(ctx, out, duration_ns, truth)
@@ -262,6 +272,10 @@ class Recording:
         if self.fault is not None:
             end["error"] = str(self.fault)
         try:
+            budget = getattr(ctx.ops, "budget", None)
+            if budget is not None:
+                self._meta.write("budget", time_ns=now, **budget.describe(),
+                                 run_checks_per_region_mean=budget.run_checks_mean)
             self._write_targets(ctx, final=True)
             self._write_maps(ctx)
             self._meta.write("end", **end)
@@ -270,7 +284,7 @@ class Recording:
 
     def _start_extra(self) -> dict:
         """Source-specific fields of the sidecar's start message."""
-        return {}
+        return {"adjust": self.ctx.adjust}
 
     def _end_extra(self) -> dict:
         """Source-specific fields of the sidecar's end message."""
@@ -295,11 +309,16 @@ class Recording:
         for note in children.take_notes():
             line = f"damo: {note}"
             if self._live is not None:
-                self._live.console.print(line, markup=False, highlight=False)
+                self._live.note(line)
             else:
                 print(line, file=sys.stderr)
+    def _write_budget(self, ctx: "Context") -> None:
+        take = getattr(ctx.ops, "take_budget", None)
+        for change in take() if take is not None else ():
+            self._meta.write("budget", **change)
 
     def _write_maps(self, ctx: "Context") -> None:
+        self._write_budget(ctx)
         take = getattr(ctx.ops, "take_maps", None)
         if take is None:
             return
@@ -338,6 +357,9 @@ class Recording:
             f"recording {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%"
         )
+        budget = getattr(ctx.ops, "budget", None)
+        if budget is not None:
+            line += f"   checks {budget.checks_mean:.1f}/{budget.samples_per_aggr} per aggr"
         rss = getattr(ctx.ops, "rss_bytes", None)
         if rss is not None:
             sizes = [rss(t.id) for t in ctx.targets]
@@ -369,6 +391,7 @@ class Recording:
         text += f"; ended by {self.reason}"
         if _ops_name(ctx) == "vaddr":
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
+            text += _budget_summary(getattr(ops, "budget", None))
         text += self._summary_extra()
         status = getattr(ops, "command_status", None)
         if status is not None:
@@ -525,13 +548,25 @@ def _check_run_args(attrs: "Attrs", out: str, duration: float | None, truth: str
             raise UsageError(f"cannot write {path}: no directory {folder}")
 
 
+def _budget_summary(budget: object) -> str:
+    """What the CPU budget did, for the summary ("" without one)."""
+    if budget is None:
+        return ""
+    nominal = budget.samples_per_aggr
+    mean = budget.run_checks_mean
+    if mean >= nominal:
+        return f" (budget {budget.max_cpu:g}%: every sample taken)"
+    return (f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
+            f"on average, of {nominal})")
+
+
 def _ops_name(ctx: "Context") -> str:
     return "none" if ctx.ops is None else ctx.ops.name
 
 
 def _cpu_seconds() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """damo's CPU time so far, all threads: the scheduler's exact runtime, not sampled ticks."""
+    return time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID)
 
 
 def _startup_cpu_seconds() -> float:
@@ -592,6 +627,10 @@ class _StatusLine:
         head, _, tail = line.partition(" ")  # the first word in bold
         self._write(f"{self.ERASE}{self.BOLD}{head}{self.PLAIN} {tail}" if tail else
                     f"{self.ERASE}{self.BOLD}{head}{self.PLAIN}")
+
+    def note(self, line: str) -> None:
+        """A message line above the status (which the next update redraws)."""
+        self._write(f"{self.ERASE}{line}\n")
 
     def stop(self) -> None:
         self._write(self.ERASE)

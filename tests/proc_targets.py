@@ -65,6 +65,15 @@ elif kind == "churn":  # map, touch and unmap memory of changing sizes continuou
         del a
         m.close()
         i += 1
+elif kind == "many":  # args[0] 1 MiB pieces of one mapping, every other one busy
+    nr = int(args[0])
+    m, a, addr = anon(nr << 20)
+    ready(addr, nr << 20)
+    hot = a.reshape(nr, 1 << 20)[::2, ::PAGE]
+    end = time.monotonic() + float(args[1])
+    while time.monotonic() < end:
+        hot += 1
+        time.sleep(0.001)
 elif kind == "sleep":
     ready(0, 0)
     time.sleep(float(args[0]))

@@ -1,6 +1,7 @@
 """The seed's core-test.h (kunit), case by case, with its expected values.
 
-As in the seed's kunit build, the minimum region size is 1.
+As in the seed's kunit build, the minimum region size is 1; the contexts use
+`--adjust seed`, the seed's exact merge and split.
 """
 
 import numpy as np
@@ -23,7 +24,7 @@ from damo.errors import AttrsError
 
 
 def new_ctx(**attrs) -> Context:
-    return Context(Attrs(**attrs), rng=np.random.default_rng(42), min_region=1)
+    return Context(Attrs(**attrs), rng=np.random.default_rng(42), min_region=1, adjust="seed")
 
 
 def test_damon_test_regions():

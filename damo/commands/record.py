@@ -72,6 +72,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    max_cpu: Annotated[
+        float,
+        typer.Option(
+            "--max-cpu",
+            help="CPU budget: keep damo within this % of one core by checking saturated "
+            "regions, then every region, less often (never under once per aggregation; "
+            "counts keep their meaning); 0: no budget, every sample (docs/recording.md).",
+        ),
+    ] = 2.0,
     colocate: Annotated[
         bool,
         typer.Option(
@@ -98,6 +107,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    adjust: Annotated[
+        str,
+        typer.Option(
+            "--adjust",
+            help="Region adjustment: narrow (keeps the evidence of sparse hits until it "
+            "isolates a small hot object) or seed (the seed's exact merge and split).",
+        ),
+    ] = "narrow",
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
@@ -105,7 +122,8 @@ def run(
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
     target = target or []
-    if ops is None and not attach and not colocate and seed is None and truth is None:
+    if ops is None and not attach and not colocate and seed is None and truth is None \
+            and adjust == "narrow" and not include_child_tasks:
         from damo.ops.kernel import why_not_for_processes
 
         if why_not_for_processes(target) is None:
@@ -114,6 +132,10 @@ def run(
                   "and its sysfs interface is free); --ops vaddr uses damo's BPF sampler",
                   file=sys.stderr)
     if ops == "kernel":
+        if adjust != "narrow":
+            from damo.errors import UsageError
+
+            raise UsageError("--adjust goes with sim and vaddr: kernel DAMON adjusts its own")
         rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
     elif attach:
         from damo.errors import UsageError
@@ -121,7 +143,8 @@ def run(
         raise UsageError("--attach goes with --ops kernel")
     else:
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
-                                include_child_tasks, max_targets)
+                                include_child_tasks=include_child_tasks,
+                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

@@ -9,6 +9,7 @@ import numpy as np
 from damo.core.attrs import Attrs
 from damo.core.clock import Clock, MonotonicClock
 from damo.core.target import Target
+from damo.errors import UsageError
 
 if TYPE_CHECKING:
     from damo.ops.base import Operations
@@ -16,6 +17,11 @@ if TYPE_CHECKING:
 # DAMON_MIN_REGION: every region is aligned to and at least this big.  The
 # seed's unit tests use 1; so do ours, through Context(min_region=1).
 PAGE_SIZE = 4096
+
+# Region adjustment modes: `narrow` (damo's, the default) keeps the evidence of
+# a sparse hit until the search narrows in on it; `seed` is the seed's exact
+# merge and split (damo.core.adjust).
+ADJUST_MODES = ("narrow", "seed")
 
 # A callback gets the context; a true return value asks monitoring to stop.
 Callback = Callable[["Context"], object]
@@ -38,6 +44,7 @@ class Context:
         rng: np.random.Generator | None = None,
         clock: Clock | None = None,
         min_region: int = PAGE_SIZE,
+        adjust: str = "narrow",
     ):
         self.attrs = (attrs or Attrs()).validate()
         self.ops = ops
@@ -45,6 +52,11 @@ class Context:
         self.rng = rng if rng is not None else np.random.default_rng()
         self.clock = clock or MonotonicClock()
         self.min_region = min_region
+        if adjust not in ADJUST_MODES:
+            raise UsageError(
+                f"unknown region adjustment {adjust!r} (choices: {', '.join(ADJUST_MODES)})"
+            )
+        self.adjust = adjust
         self.targets: list[Target] = []
         self.stop_requested = False
         # kdamond_split_regions() remembers the count of its previous call.
@@ -52,6 +64,10 @@ class Context:
         # Set by kdamond before each check: merge/split or an update follows it,
         # so a sample the operations prepared ahead during the check would be stale.
         self.regions_change_next = False
+        # Nominal sampling intervals per check in the last aggregation: more
+        # than 1 when the operations' CPU budget lengthened the interval (each
+        # access a check finds then counts that many, in nominal units).
+        self.sample_scale = 1
 
     def set_targets(self, ids: Iterable[int]) -> None:
         """Replace the targets with new, region-less ones of the given ids."""

@@ -1,7 +1,9 @@
 """The monitor loop: the seed's `kdamond_fn`, driven by the context's clock.
 
 Per sample: prepare access checks, after_sampling, sleep one sampling
-interval, check accesses.  When an aggregation interval has passed: merge,
+interval, check accesses; or, when the operations have `run_samples`, that
+one call runs every sample up to the next aggregation or update deadline
+(after_sampling is then not called per sample).  When an aggregation interval has passed: merge,
 after_aggregation, reset the counts, split.  When an update interval has
 passed: let the operations update the regions and recompute the size limit.
 The loop ends when a callback returns true, `Context.request_stop` is called,
@@ -56,26 +58,43 @@ def kdamond_fn(ctx: Context) -> None:
     sleep_us, now_ns, sample_us = clock.sleep_us, clock.now_ns, attrs.sample_interval
     prepare = ops.prepare_access_checks if ops is not None else None
     check = ops.check_accesses if ops is not None else None
+    run_samples = ops.run_samples if ops is not None else None
 
     while not _need_stop(ctx):
-        if prepare is not None:
-            prepare(ctx)
-        if cb.after_sampling is not None:
-            _call(ctx, cb.after_sampling)
+        if run_samples is not None:
+            # Every sample up to the first deadline in one call; the baselines
+            # move by whole intervals, so the deadlines do not drift.
+            aggr_due, update_due = last_aggr + aggr_ns, last_update + update_ns
+            max_nr_accesses = run_samples(ctx, min(aggr_due, update_due))
+            now = now_ns()
+            aggregate, update = now >= aggr_due, now >= update_due
+            if aggregate:
+                last_aggr = aggr_due if now - aggr_due < aggr_ns else now
+            if update:
+                last_update = update_due if now - update_due < update_ns else now
+        else:
+            if prepare is not None:
+                prepare(ctx)
+            if cb.after_sampling is not None:
+                _call(ctx, cb.after_sampling)
 
-        sleep_us(sample_us)
+            sleep_us(sample_us)
 
-        # One clock read per sample serves both intervals.  It comes before the
-        # check so the operations know whether the regions change right after it.
-        now = now_ns()
-        aggregate = now - last_aggr >= aggr_ns
-        update = now - last_update >= update_ns
-        ctx.regions_change_next = aggregate or update
-        if check is not None:
-            max_nr_accesses = check(ctx)
+            # One clock read per sample serves both intervals.  It comes before
+            # the check so the operations know whether the regions change right
+            # after it.
+            now = now_ns()
+            aggregate = now - last_aggr >= aggr_ns
+            update = now - last_update >= update_ns
+            ctx.regions_change_next = aggregate or update
+            if check is not None:
+                max_nr_accesses = check(ctx)
+            if aggregate:
+                last_aggr = now
+            if update:
+                last_update = now
 
         if aggregate:
-            last_aggr = now
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
             kdamond_reset_aggregated(ctx)
@@ -84,7 +103,6 @@ def kdamond_fn(ctx: Context) -> None:
                 ops.reset_aggregated(ctx)
 
         if update:
-            last_update = now
             if ops is not None:
                 ops.update(ctx)
             sz_limit = _sz_limit(ctx)

@@ -5,7 +5,12 @@ per-sample work of an operations backend is a handful of vectorised calls:
 
 - `start`, `end`: the region is `[start, end)`;
 - `nr_accesses`: access count aggregated since the last aggregation;
-- `sampling_addr`: the address checked in the current sample.
+- `sampling_addr`: the address checked in the current sample;
+- `hold`: aggregations left during which the region, a piece of a search for
+  a small hot object, stays out of merges until a sample hits it (the
+  `narrow` adjustment's state; always 0 with `--adjust seed`);
+- `last_nr_accesses`: the counts of the last aggregation, after its merge
+  (kept by the `narrow` merge for the split that follows the reset).
 
 The per-region editing functions (add, insert, delete) are for building and
 for tests; the per-aggregation passes in `damo.core.adjust` rebuild the arrays
@@ -18,6 +23,7 @@ import numpy as np
 
 ADDR_DTYPE = np.int64
 COUNT_DTYPE = np.int64
+HOLD_DTYPE = np.int32
 
 
 class Region(NamedTuple):
@@ -48,6 +54,8 @@ class Target:
         else:
             self.nr_accesses = np.array(nr_accesses, dtype=COUNT_DTYPE).reshape(-1)
         self.sampling_addr = self.start.copy()
+        self.hold = np.zeros(len(self.start), dtype=HOLD_DTYPE)
+        self.last_nr_accesses = np.zeros(len(self.start), dtype=COUNT_DTYPE)
 
     @property
     def nr_regions(self) -> int:
@@ -73,6 +81,8 @@ class Target:
         self.end = np.insert(self.end, index, end)
         self.nr_accesses = np.insert(self.nr_accesses, index, nr_accesses)
         self.sampling_addr = np.insert(self.sampling_addr, index, start)
+        self.hold = np.insert(self.hold, index, 0)
+        self.last_nr_accesses = np.insert(self.last_nr_accesses, index, 0)
 
     def add_region(self, start: int, end: int, nr_accesses: int = 0) -> None:
         """Append a region at the end, as the seed's `damon_add_region`."""
@@ -83,6 +93,8 @@ class Target:
         self.end = np.delete(self.end, index)
         self.nr_accesses = np.delete(self.nr_accesses, index)
         self.sampling_addr = np.delete(self.sampling_addr, index)
+        self.hold = np.delete(self.hold, index)
+        self.last_nr_accesses = np.delete(self.last_nr_accesses, index)
 
     def clear(self) -> None:
         self.set_regions(_array(), _array())

@@ -10,6 +10,7 @@ when monitoring ends.  Monitoring stops once `target_valid` is false for
 every target.  Every method has a do-nothing default, as a NULL primitive.
 """
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -20,6 +21,12 @@ if TYPE_CHECKING:
 class Operations:
     #: The name `damo record --ops` knows this backend by.
     name = "none"
+    #: Optional: `run_samples(ctx, deadline_ns) -> max nr_accesses` runs every
+    #: sample (prepare, sleep, check) up to the aggregation or update due at
+    #: deadline_ns (monotonic ns, the context's clock) in one call, instead of
+    #: kdamond calling prepare_access_checks and check_accesses per sample.
+    #: It may return early (a signal): kdamond then calls it again.
+    run_samples: "Callable[[Context, int], int] | None" = None
 
     def init(self, ctx: "Context") -> None:
         """Build the initial regions of every target that has none."""

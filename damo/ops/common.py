@@ -127,12 +127,13 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
     touches gets a new region of its own.
     """
     regions = [
-        [s, e, n, a]
-        for s, e, n, a in zip(
+        [s, e, n, a, h]
+        for s, e, n, a, h in zip(
             t.start.tolist(),
             t.end.tolist(),
             t.nr_accesses.tolist(),
             t.sampling_addr.tolist(),
+            t.hold.tolist(),
             strict=True,
         )
         if any(_intersect(s, e, br) for br in bregions)
@@ -145,10 +146,12 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
         else:
             at = next((i for i, r in enumerate(regions) if r[0] >= br[1]), len(regions))
             start = align_down(br[0], min_region)
-            regions.insert(at, [start, align_up(br[1], min_region), 0, start])
-    columns = list(zip(*regions, strict=True)) if regions else [(), (), (), ()]
+            regions.insert(at, [start, align_up(br[1], min_region), 0, start, 0])
+    columns = list(zip(*regions, strict=True)) if regions else [(), (), (), (), ()]
     t.set_regions(*columns[:3])
     t.sampling_addr = np.array(columns[3], dtype=ADDR_DTYPE)
+    # A search in progress survives the update (the adjustment's own state).
+    t.hold = np.array(columns[4], dtype=t.hold.dtype)
 
 
 class VaddrOperations(Operations):

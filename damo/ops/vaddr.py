@@ -17,6 +17,15 @@ regions changed in between (aggregation, update) it draws and clears
 afresh.  A page whose bit could not be cleared (shared with another
 process) is not counted on the next check: its bit is no evidence.
 
+With the native loop (`damo/sampler/_loop.c`), `run_samples` runs every
+sample up to the next aggregation or update as one call with the GIL
+released; the steps it cannot finish itself (an advice the kernel stopped
+short, a failed walk, an exit) it hands back, and this module finishes them
+with the per-sample code above.  Unlike the per-sample path it does not
+remember shared pages (their samples are not counted either way).  Its CPU
+budget (`--max-cpu`, `damo.core.budget`) sets each region's period and the
+step's length before each aggregation interval.
+
 A process that execs gets a new address space; every update interval the
 target's current `mm_struct` is compared with the one sampled, and on a
 change the sampler and the regions start over.  A process that exits makes
@@ -30,6 +39,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -47,10 +57,19 @@ from damo.ops.common import (
     init_regions,
     three_regions,
 )
-from damo.sampler import TargetGone
-from damo.sampler.walker import MAX_REGIONS, REGION_MAY_SHARE, SAMPLE_AHEAD, SAMPLE_CHECK
+from damo.sampler import TargetGone, native
+from damo.sampler.walker import (
+    CFG_SCALE,
+    MAX_REGIONS,
+    REGION_MAY_SHARE,
+    REGION_PERIOD_SHIFT,
+    REGION_PHASE_SHIFT,
+    SAMPLE_AHEAD,
+    SAMPLE_CHECK,
+)
 
 if TYPE_CHECKING:
+    from damo.core.budget import CpuBudget
     from damo.core.context import Context
     from damo.linux.maps import Mapping
     from damo.sampler import PageSampler
@@ -150,6 +169,21 @@ class VaddrBpfOperations(VaddrOperations):
         self.colocate = False
         # Targets that end, and child processes that join (--include_child_tasks).
         self.children = Children(self)
+        # The native loop (None: samples from Python, kdamond's per-sample path).
+        self._native = native.loop()
+        if self._native is None:
+            self.run_samples = None  # type: ignore[assignment]
+        # `damo record --max-cpu` (0: none): the budget, made by init().
+        self.max_cpu = 0.0
+        self.budget: CpuBudget | None = None
+        self.budget_log: list[dict] = []  # its changes, for the sidecar
+        self.step = 0  # the native loop's step within the aggregation interval
+        self._done_at: int | None = None  # when the last deadline's check ran
+        self._next_ns = 0  # the pending step's time, after an interrupted run
+        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (start, count)
+        self._plan_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._replan = True
+        self._budget_started = False
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -169,6 +203,11 @@ class VaddrBpfOperations(VaddrOperations):
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
+        if self._native is not None and self.max_cpu > 0:
+            from damo.core.budget import CpuBudget
+
+            self.budget = CpuBudget(self.max_cpu,
+                                    ctx.attrs.aggr_interval // ctx.attrs.sample_interval)
 
     def _start_command(self, ctx: Context) -> None:
         """Run the command through /bin/sh and sample it from its exec on."""
@@ -208,6 +247,9 @@ class VaddrBpfOperations(VaddrOperations):
                 p = self.procs.get(pid)
                 if p is not None and p.valid:
                     p.sampler.send_signal(signal.SIGTERM)
+        # The walker outlives this run (one per process): leave no budget behind in it.
+        self.walker._config[CFG_SCALE] = 1
+        self.walker.regions.flags[:] = 0
         for p in self.procs.values():
             p.close()
         if self.child is not None and self.child.poll() is None:
@@ -229,9 +271,6 @@ class VaddrBpfOperations(VaddrOperations):
         return p is not None and p.valid
 
     # targets joining and leaving (damo.ops.children decides which)
-
-    def reset_aggregated(self, ctx: Context) -> None:
-        self.children.step(ctx)
 
     def add_target(self, ctx: Context, pid: int) -> bool:
         """Monitor process `pid` too, from the next sample on; False when it has ended."""
@@ -443,6 +482,116 @@ class VaddrBpfOperations(VaddrOperations):
         self.ahead = ahead
         return max_nr_accesses
 
+    # the native loop
+
+    def _live(self, ctx: Context) -> list[tuple[Target, Process]]:
+        return [(t, p) for t in ctx.targets
+                if (p := self.procs.get(t.id)) is not None and p.valid and t.nr_regions]
+
+    def run_samples(self, ctx: Context, deadline_ns: int) -> int:
+        """Every sample up to `deadline_ns`, whose check runs alone, through the native loop."""
+        if not self.ahead:  # a deadline passed: the regions may be new
+            if not self._laid_out(ctx):
+                self._lay_out(ctx)
+            self._plan(ctx)
+        scale = self.budget.current.scale if self.budget is not None else 1
+        ctx.sample_scale = scale
+        interval = ctx.attrs.sample_interval * 1000 * scale
+        now = ctx.clock.now_ns()
+        next_ns = self._next_ns if self.ahead else \
+            (self._done_at if self._done_at is not None else now) + interval
+        w = self.walker
+        live = self._live(ctx)
+        if not live:  # nothing to sample (yet): the deadline's update may find regions
+            time.sleep(max(0, deadline_ns - now) / 1e9)
+            return 0
+        while live:
+            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
+                self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
+                                 [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
+                                 self.ahead, self.step, next_ns, interval, deadline_ns)
+            self.ahead = bool(ahead)
+            if reason in (native.R_DONE, native.R_INTR):
+                break
+            self._finish_step(live, index, reason, mode, staged, nbytes)
+            self.ahead = bool(mode & SAMPLE_AHEAD)
+            if not self.ahead:
+                break
+            live = self._live(ctx)
+        self._next_ns = next_ns
+        if self.colocate:
+            self.cpu.follow(w.owner_cpu)
+        if self.ahead:  # interrupted: kdamond calls again
+            return 0
+        self._done_at = deadline_ns
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in live}
+        return max((int(t.nr_accesses.max()) for t, _ in self._live(ctx)), default=0)
+
+    def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
+                     mode: int, staged: int, nbytes: int) -> None:
+        """Finish, with the per-sample code, the step the native loop handed back at `index`."""
+        t, p = live[index]
+        try:
+            if reason == native.R_GONE:
+                p.valid = False
+            elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
+                self._sample(p, mode, t.nr_regions)
+            else:  # R_ADVISE: which ranges the kernel refused, and the verify
+                p.sampler.clear_staged(staged, nbytes, advised=False)
+        except TargetGone:
+            p.valid = False
+        for t2, p2 in live[index + 1:]:
+            self._sample(p2, mode, t2.nr_regions)
+
+    @property
+    def _config_addr(self) -> int:
+        return np.frombuffer(self.walker._config, dtype=np.uint64).ctypes.data
+
+    @property
+    def _sample_fd(self) -> int:
+        return self.walker._loaded.prog_fds["sample"]
+
+    def reset_aggregated(self, ctx: Context) -> None:
+        self.step = 0
+        self._plan_counts, self._replan = self._counts, True
+        if self.budget is not None and self.budget.after_aggregation():
+            self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
+        # Targets that ended leave and new children join between two windows.
+        self.children.step(ctx)
+
+    def _plan(self, ctx: Context) -> None:
+        """Each region's period and phase (region_flags), and the step's length, for the budget."""
+        b = self.budget
+        if b is None or not self._replan:
+            return
+        self._replan = False
+        self.walker._config[CFG_SCALE] = b.current.scale
+        flags = self.walker.regions.flags
+        all_periods = []
+        for t, p in self._live(ctx):
+            n = t.nr_regions
+            old = self._plan_counts.get(t.id)
+            if old is None or not len(old[0]):
+                counts = np.zeros(n, dtype=np.int64)
+            else:
+                idx = np.searchsorted(old[0], t.start, side="right") - 1
+                counts = old[1][np.clip(idx, 0, len(old[0]) - 1)]
+            periods = b.periods(counts)
+            phases = np.arange(n) % periods
+            f = flags[p.base:p.base + n]
+            f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
+                (phases << REGION_PHASE_SHIFT)
+            all_periods.append(periods)
+        b.note_checks(np.concatenate(all_periods) if all_periods else np.zeros(0))
+        if not self._budget_started:  # the sidecar gets the starting level too
+            self._budget_started = True
+            self.budget_log.append({"time_ns": ctx.clock.now_ns(), **b.describe()})
+
+    def take_budget(self) -> list[dict]:
+        """The budget's changes since the last call, for the sidecar."""
+        out, self.budget_log = self.budget_log, []
+        return out
+
     # for the live status
 
     def rss_bytes(self, target_id: int) -> int | None:
@@ -550,5 +699,8 @@ def setup(args: list[str]) -> Setup:
     if command is not None:
         check_command(command)
     ops = VaddrBpfOperations(pids, command)
+    why = native.unavailable()
+    if why is not None:
+        print(f"damo: warning: {why}", file=sys.stderr)
     return Setup(ops, list(pids), MonotonicClock())
 

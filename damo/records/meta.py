@@ -9,7 +9,8 @@ run cut short leaves every message whole.  Every message has a ``type``:
   of maps with ``id`` and, for processes, ``pid`` and ``cmdline``), ``command``
   (the command damo started, if any), ``startup_cpu_s`` (damo's CPU from its
   exec until monitoring started, with that of helper processes such as a
-  compiler), and any ``extra`` fields of the source.
+  compiler), ``adjust`` (the region adjustment, for damo's own monitor), and
+  any ``extra`` fields of the source.
 - ``"maps"``: ``time_ns``, ``target_id``, ``maps`` (a list of
   ``[start, end, perms, offset, path, dev, inode]``; files written before
   dev and inode were added have the first five), written at the start and
@@ -23,6 +24,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``max_targets`` say how the run followed children).
 - ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
   last record is the one before this message.
+- ``"budget"`` (``vaddr`` with ``--max-cpu``): ``time_ns``, ``max_cpu``,
+  ``level``, ``cpu`` (% of a core measured, or nil), ``sampling_scale``
+  (nominal sampling intervals per step), ``saturated_period`` (steps between
+  two checks of a saturated region), ``checks_per_region_mean`` and ``_min``
+  (effective checks per region per aggregation), ``nominal_checks``; written
+  at the start, at each change and, with ``run_checks_per_region_mean``
+  (the mean over the run), at the end.
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   ``error`` (the write that failed, when one did), ``cpu_s`` (damo's own CPU
   from its exec), ``peak_rss_bytes`` (its VmHWM), and source-specific

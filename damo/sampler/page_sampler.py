@@ -210,7 +210,11 @@ class PageSampler:
         return self._while_alive(self._walker.sample, self._mem_fd, mode, base, n,
                                  self._shared_gen)
 
-    def clear_staged(self, staged: int, staged_bytes: int) -> None:
+    def loop_target(self, base: int, n: int) -> tuple[int, int, int, int, int]:
+        """This process's regions [base, base + n) as the native loop takes a target."""
+        return (self._mem_fd, self._pidfd, base, n, self._shared_gen)
+
+    def clear_staged(self, staged: int, staged_bytes: int, advised: bool | None = None) -> None:
         """Clear the young pages the last `sample` staged; mark those that stay young.
 
         A page whose bit could not be cleared (shared, or where MADV_COLD is
@@ -224,12 +228,16 @@ class PageSampler:
         w = self._walker
         # One call, straight from the program's iovec array; when the kernel
         # stops short, _advise() tells which ranges it refused (advising a
-        # cleared page again costs nothing: it is old).
-        try:
-            done = staged <= syscalls.IOV_MAX and \
-                syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged) == staged_bytes
-        except OSError:
-            done = False
+        # cleared page again costs nothing: it is old).  `advised` False: the
+        # native loop's call fell short.
+        done = advised
+        if done is None:
+            try:
+                done = staged <= syscalls.IOV_MAX and \
+                    syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged) == \
+                    staged_bytes
+            except OSError:
+                done = False
         regions = w.regions
         owners = regions.iov_region[:staged]
         if not done:

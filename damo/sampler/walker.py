@@ -45,8 +45,10 @@ CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
 CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
-# region_flags bits
+CFG_STEP, CFG_SCALE = 20, 21
+# region_flags bits; the CPU budget's period and phase of a region (see the C source)
 REGION_MAY_SHARE = 1
+REGION_PERIOD_SHIFT, REGION_PHASE_SHIFT = 8, 16
 NR_CFG = 32
 # What one run of the sample program does (see the C source).
 SAMPLE_CHECK, SAMPLE_AHEAD, SAMPLE_VERIFY = 1, 2, 4

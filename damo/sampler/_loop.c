@@ -1,0 +1,314 @@
+/*
+ * The sampling loop of the vaddr operations, natively: every sampling
+ * interval until a deadline, one pass of the sample program per target
+ * (bpf/page_walk.bpf.c: check, count, draw, stage), one process_madvise of
+ * what it staged, the verify pass when a staged page may be shared, and the
+ * exit check, all with the GIL released.  Python (damo/ops/vaddr.py) runs
+ * once per aggregation: this file holds no logic it has.  Whatever is not the
+ * common path (an advice the kernel stopped short, a failed walk, an exited
+ * target) returns to Python, which finishes that step with the per-sample code.
+ *
+ * The config slots are those of bpf/page_walk.bpf.c (tests compare them with
+ * damo/sampler/walker.py, which exposes them as CFG_*).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	CFG_MEM_FD = 0, CFG_NR = 1, CFG_STATUS = 6, CFG_NEXT = 9, CFG_BASE = 10,
+	CFG_MODE = 11, CFG_NR_IOV = 12, CFG_MAX = 13, CFG_NR_STILL = 14,
+	CFG_SHARED_GEN = 15, CFG_IOV_BYTES = 16, CFG_NR_VERIFY = 18,
+	CFG_MM_USERS = 19, CFG_STEP = 20,
+};
+enum { SAMPLE_CHECK = 1, SAMPLE_AHEAD = 2, SAMPLE_VERIFY = 4 };
+enum { ST_OK = 0, ST_NO_FILE = 1 };
+/* Why run() returned: the deadline's check is done, or target `index` needs Python. */
+enum { R_DONE = 0, R_INTR = 1, R_GONE = 2, R_FAIL = 3, R_ADVISE = 4 };
+
+#define BPF_PROG_TEST_RUN_CMD 10
+#define SYS_PROCESS_MADVISE_NR 440
+#define MADV_COLD_ADVICE 20
+#define IOV_MAX_CALL 1024
+#define MAX_TARGETS 64
+
+/* The test-run part of union bpf_attr, as damo/linux/bpf_syscall.py builds it. */
+struct test_run_attr {
+	uint32_t prog_fd, retval, data_size_in, data_size_out;
+	uint64_t data_in, data_out;
+	uint32_t repeat, duration, ctx_size_in, ctx_size_out;
+	uint64_t ctx_in, ctx_out;
+	uint32_t flags, cpu, batch_size;
+};
+
+struct target {
+	long long mem_fd, pidfd, base, nr, gen;
+};
+
+struct loop {
+	volatile uint64_t *cfg;
+	uint64_t iovecs;
+	struct test_run_attr attr;
+	struct target t[MAX_TARGETS];
+	int nr_targets;
+};
+
+static int test_run(struct loop *l)
+{
+	l->attr.retval = 0;
+	return syscall(SYS_bpf, BPF_PROG_TEST_RUN_CMD, &l->attr, sizeof(l->attr)) < 0 ? -1 : 0;
+}
+
+/* One chained run of the sample program over `n` items; 0, or -1 on a failed walk. */
+static int run_chained(struct loop *l, const struct target *t, uint64_t n)
+{
+	volatile uint64_t *cfg = l->cfg;
+
+	cfg[CFG_MEM_FD] = t->mem_fd;
+	cfg[CFG_NEXT] = 0;
+	for (;;) {
+		cfg[CFG_STATUS] = ST_NO_FILE;
+		if (test_run(l) || cfg[CFG_STATUS] != ST_OK)
+			return -1;
+		if (cfg[CFG_NEXT] >= n)
+			return 0;
+	}
+}
+
+static int exited(const struct target *t)
+{
+	struct pollfd p = {.fd = (int)t->pidfd, .events = POLLIN};
+
+	return poll(&p, 1, 0) > 0;
+}
+
+/* One target's part of a step: the reason to return to Python, or -1 to go on. */
+static int step_target(struct loop *l, const struct target *t, uint64_t mode, uint64_t step)
+{
+	volatile uint64_t *cfg = l->cfg;
+	uint64_t staged, bytes;
+	long done;
+
+	cfg[CFG_MODE] = mode;
+	cfg[CFG_BASE] = t->base;
+	cfg[CFG_NR] = t->nr;
+	cfg[CFG_NR_IOV] = 0;
+	cfg[CFG_IOV_BYTES] = 0;
+	cfg[CFG_NR_VERIFY] = 0;
+	cfg[CFG_MAX] = 0;
+	cfg[CFG_SHARED_GEN] = t->gen;
+	cfg[CFG_STEP] = step;
+	if (run_chained(l, t, t->nr))
+		return exited(t) ? R_GONE : R_FAIL;
+	/* Every live thread holds a user of the mm: only at 0 can it have exited. */
+	if (cfg[CFG_MM_USERS] == 0 && exited(t))
+		return R_GONE;
+	staged = cfg[CFG_NR_IOV];
+	if (!staged)
+		return -1;
+	bytes = cfg[CFG_IOV_BYTES];
+	if (staged > IOV_MAX_CALL)
+		return R_ADVISE;
+	done = syscall(SYS_PROCESS_MADVISE_NR, (int)t->pidfd, (void *)(uintptr_t)l->iovecs,
+		       (size_t)staged, MADV_COLD_ADVICE, 0U);
+	if (done < 0 || (uint64_t)done != bytes)
+		return R_ADVISE;
+	if (!cfg[CFG_NR_VERIFY])
+		return -1;
+	/*
+	 * Pages still young after the advice are marked uncleared by the verify
+	 * pass: not counted at the next check.  Nearly all are shared (their bit
+	 * is no evidence); one touched again within these microseconds loses one
+	 * sample.  Python's path looks each up in pagemap and remembers the
+	 * shared ones; here that would hand back about every other step of a
+	 * target whose regions span library text, for new pages each time.
+	 */
+	cfg[CFG_MODE] = SAMPLE_VERIFY;
+	cfg[CFG_NR_STILL] = 0;
+	if (run_chained(l, t, staged))
+		return exited(t) ? R_GONE : R_FAIL;
+	return -1;
+}
+
+/* Parse the targets: a sequence of (mem_fd, pidfd, base, nr, gen). */
+static int parse_targets(struct loop *l, PyObject *seq)
+{
+	PyObject *fast = PySequence_Fast(seq, "targets must be a sequence");
+	Py_ssize_t n;
+
+	if (!fast)
+		return -1;
+	n = PySequence_Fast_GET_SIZE(fast);
+	if (n > MAX_TARGETS) {
+		Py_DECREF(fast);
+		PyErr_Format(PyExc_ValueError, "at most %d targets", MAX_TARGETS);
+		return -1;
+	}
+	for (Py_ssize_t i = 0; i < n; i++) {
+		struct target *t = &l->t[i];
+
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "LLLLL;a target is "
+				      "(mem_fd, pidfd, base, nr, gen)", &t->mem_fd, &t->pidfd,
+				      &t->base, &t->nr, &t->gen)) {
+			Py_DECREF(fast);
+			return -1;
+		}
+	}
+	l->nr_targets = (int)n;
+	Py_DECREF(fast);
+	return 0;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+PyDoc_STRVAR(run_doc,
+"run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
+"\n"
+"Sample every interval_ns (CLOCK_MONOTONIC, absolute) from next_ns until the\n"
+"step at deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
+"and clear the samples of step `step` (an AHEAD pass).  Returns (reason,\n"
+"index, mode, step, next_ns, ahead, staged, staged_bytes, steps): reason 0\n"
+"the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
+"target `index` needs Python in the step of `mode` (2 exited, 3 its walk\n"
+"failed, 4 its advice fell short), the\n"
+"targets after it not yet sampled; `staged` iovecs of `staged_bytes` are\n"
+"its.  `step` and `next_ns` are those of the next step, `steps` how many\n"
+"steps this call slept for.");
+
+static PyObject *run(PyObject *self, PyObject *args)
+{
+	unsigned long long cfg_addr, iovecs, step, next, interval, deadline;
+	int prog_fd, ahead, reason = R_DONE, index = 0, steps = 0;
+	uint64_t mode = SAMPLE_AHEAD, staged = 0, bytes = 0;
+	PyObject *targets;
+	struct loop l;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "KiKOpKKKK", &cfg_addr, &prog_fd, &iovecs, &targets, &ahead,
+			      &step, &next, &interval, &deadline))
+		return NULL;
+	if (!cfg_addr || !interval) {
+		PyErr_SetString(PyExc_ValueError, "no config array, or a zero interval");
+		return NULL;
+	}
+	memset(&l, 0, sizeof(l));
+	l.cfg = (volatile uint64_t *)(uintptr_t)cfg_addr;
+	l.iovecs = iovecs;
+	l.attr.prog_fd = (uint32_t)prog_fd;
+	if (parse_targets(&l, targets))
+		return NULL;
+
+	Py_BEGIN_ALLOW_THREADS
+	if (!ahead) {
+		/* Draw for step `step` on the regions as they are now: step - 1's AHEAD. */
+		for (index = 0; index < l.nr_targets; index++) {
+			reason = step_target(&l, &l.t[index], mode, step - 1);
+			if (reason >= 0)
+				break;
+		}
+		if (index == l.nr_targets) {
+			reason = R_DONE;
+			ahead = 1;
+		}
+	}
+	while (ahead) {
+		struct timespec ts;
+		uint64_t when = next < deadline ? next : deadline;
+		int err;
+
+		ts.tv_sec = (time_t)(when / 1000000000ULL);
+		ts.tv_nsec = (long)(when % 1000000000ULL);
+		err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
+		if (err == EINTR) {
+			reason = R_INTR;
+			break;
+		}
+		steps++;
+		mode = when >= deadline ? SAMPLE_CHECK : SAMPLE_CHECK | SAMPLE_AHEAD;
+		for (index = 0; index < l.nr_targets; index++) {
+			reason = step_target(&l, &l.t[index], mode, step);
+			if (reason >= 0)
+				break;
+		}
+		step++;
+		next = when + interval;
+		/* A late wake-up does not make up for lost steps by running them back to back. */
+		if (next < now_ns() && next < deadline)
+			next = now_ns();
+		ahead = mode & SAMPLE_AHEAD ? 1 : 0;
+		if (index < l.nr_targets)
+			break;
+		reason = R_DONE;
+		if (!ahead)
+			break;
+	}
+	if (reason == R_DONE || reason == R_INTR)
+		index = 0;
+	if (reason == R_ADVISE) {
+		staged = l.cfg[CFG_NR_IOV];
+		bytes = l.cfg[CFG_IOV_BYTES];
+	}
+	Py_END_ALLOW_THREADS
+
+	return Py_BuildValue("iiKKKiKKi", reason, index, (unsigned long long)mode, step, next,
+			     ahead, (unsigned long long)staged, (unsigned long long)bytes, steps);
+}
+
+static PyMethodDef methods[] = {
+	{"run", run, METH_VARARGS, run_doc},
+	{NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+	PyModuleDef_HEAD_INIT, "damo.sampler._loop",
+	"The vaddr sampling loop in C, the GIL released (see damo/ops/vaddr.py).", -1, methods,
+	NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__loop(void)
+{
+	static const struct { const char *name; int slot; } slots[] = {
+		{"CFG_MEM_FD", CFG_MEM_FD}, {"CFG_NR", CFG_NR}, {"CFG_STATUS", CFG_STATUS},
+		{"CFG_NEXT", CFG_NEXT}, {"CFG_BASE", CFG_BASE}, {"CFG_MODE", CFG_MODE},
+		{"CFG_NR_IOV", CFG_NR_IOV}, {"CFG_MAX", CFG_MAX}, {"CFG_NR_STILL", CFG_NR_STILL},
+		{"CFG_SHARED_GEN", CFG_SHARED_GEN}, {"CFG_IOV_BYTES", CFG_IOV_BYTES},
+		{"CFG_NR_VERIFY", CFG_NR_VERIFY}, {"CFG_MM_USERS", CFG_MM_USERS},
+		{"CFG_STEP", CFG_STEP},
+	};
+	PyObject *m = PyModule_Create(&module), *d;
+
+	if (!m)
+		return NULL;
+	/* The slots this file uses, for a test to compare with walker.py's. */
+	d = PyDict_New();
+	if (!d || PyModule_AddObject(m, "SLOTS", d)) {
+		Py_XDECREF(d);
+		Py_DECREF(m);
+		return NULL;
+	}
+	for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); i++) {
+		PyObject *v = PyLong_FromLong(slots[i].slot);
+
+		if (!v || PyDict_SetItemString(d, slots[i].name, v)) {
+			Py_XDECREF(v);
+			Py_DECREF(m);
+			return NULL;
+		}
+		Py_DECREF(v);
+	}
+	return m;
+}

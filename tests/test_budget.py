@@ -1,0 +1,121 @@
+"""The CPU budget's ladder and controller, and kdamond's run_samples operation (no root)."""
+
+import time
+
+import numpy as np
+
+from damo.core.attrs import Attrs
+from damo.core.budget import CpuBudget, ladder
+from damo.core.clock import VirtualClock
+from damo.core.context import Callbacks, Context
+from damo.core.kdamond import kdamond_fn
+from damo.ops.base import Operations
+
+
+def test_ladder_keeps_one_check_per_region_per_aggregation():
+    levels = ladder(20)
+    assert levels[0].scale == 1 and levels[0].hot_period == 1
+    assert [lv.hot_period for lv in levels if lv.scale == 1] == [1, 2, 4, 5, 10, 20]
+    for lv in levels:
+        steps = 20 // lv.scale
+        assert 20 % lv.scale == 0 and steps % lv.hot_period == 0  # whole checks
+        assert steps // lv.hot_period >= 1
+    assert levels[-1].scale == 20
+    # A period fits the sample program's 8 bits, and still divides the steps.
+    for lv in ladder(1000):
+        assert lv.hot_period <= 255 and (1000 // lv.scale) % lv.hot_period == 0
+
+
+class FakeProcess:
+    """A clock for CpuBudget: wall time and this process's CPU time, set by the test."""
+
+    def __init__(self):
+        self.wall = self.cpu = 0
+
+    def __call__(self, clock_id):
+        return self.cpu if clock_id == time.CLOCK_PROCESS_CPUTIME_ID else self.wall
+
+    def aggregate(self, share: float, n: int = 1) -> None:
+        for _ in range(n):
+            self.wall += 100_000_000
+            self.cpu += round(100_000_000 * share)
+
+
+def run_at(budget: CpuBudget, proc: FakeProcess, cost, n: int) -> list[int]:
+    levels = []
+    for _ in range(n):
+        proc.aggregate(cost(budget.level))
+        budget.after_aggregation()
+        levels.append(budget.level)
+    return levels
+
+
+def test_over_budget_it_steps_down_the_ladder_and_settles_under_it():
+    proc = FakeProcess()
+    b = CpuBudget(2.0, 20, clock=proc)
+    # Each level halves what is left over a floor of 0.5 %.
+    levels = run_at(b, proc, lambda lv: (0.005 + 0.08 / 2 ** lv), 80)
+    final = levels[-1]
+    assert 0.5 + 8 / 2 ** final <= 2.0 < 0.5 + 8 / 2 ** (final - 1)  # the first level under
+    assert levels[-20:] == [final] * 20  # settled: no oscillation
+    assert b.usage is not None and b.usage <= 2.0
+
+
+def test_under_budget_it_returns_to_the_nominal_attributes():
+    proc = FakeProcess()
+    b = CpuBudget(2.0, 20, clock=proc)
+    run_at(b, proc, lambda lv: 0.10, 40)  # a busy phase
+    assert b.level > 0
+    levels = run_at(b, proc, lambda lv: 0.003, 200)  # then idle
+    assert levels[-1] == 0
+
+
+def test_a_level_found_over_budget_is_retried_later_not_at_once():
+    proc = FakeProcess()
+    b = CpuBudget(2.0, 20, clock=proc)
+    # Level 0 costs 3 %, level 1 costs 1 %: below 70 % of the budget, but going
+    # back to 0 would be over again.
+    levels = run_at(b, proc, lambda lv: 0.03 if lv == 0 else 0.01, 120)
+    assert levels[10:].count(0) < 15  # mostly at 1, a probe of 0 now and then
+
+
+def test_periods_only_for_saturated_regions():
+    b = CpuBudget(2.0, 20)
+    b.level = 2  # hot period 4
+    assert b.periods(np.array([0, 5, 17, 18, 20])).tolist() == [1, 1, 1, 4, 4]
+    b.note_checks(np.array([1, 1, 4, 4]))
+    assert b.checks_mean == (20 + 20 + 5 + 5) / 4 and b.checks_min == 5
+
+
+class CountingOps(Operations):
+    """run_samples over a virtual clock: counts the calls and the deadlines it is given."""
+
+    name = "counting"
+
+    def __init__(self, clock: VirtualClock, late_ns: int = 0):
+        self.clock, self.late_ns = clock, late_ns
+        self.deadlines: list[int] = []
+
+    def run_samples(self, ctx, deadline_ns):
+        self.deadlines.append(deadline_ns)
+        self.clock.ns = deadline_ns + self.late_ns  # the loop returns a little late
+        return 3
+
+
+def test_kdamond_runs_the_samples_to_deadlines_that_do_not_drift():
+    clock = VirtualClock()
+    ops = CountingOps(clock, late_ns=1_500_000)  # Python's aggregation takes 1.5 ms
+    aggregations = []
+
+    def after(ctx):
+        aggregations.append(ctx.clock.now_ns())
+        return len(aggregations) >= 25
+
+    ctx = Context(Attrs(), ops, Callbacks(after_aggregation=after), clock=clock, min_region=1)
+    ctx.set_targets([1])
+    ctx.targets[0].add_region(0, 1 << 20)
+    kdamond_fn(ctx)
+    # One call per aggregation (updates fall on aggregation deadlines at the defaults),
+    # every deadline a whole number of aggregation intervals from the start.
+    assert len(ops.deadlines) == 25
+    assert ops.deadlines == [(i + 1) * 100_000_000 for i in range(25)]

@@ -1,0 +1,275 @@
+"""The `narrow` region adjustment (damo's default): its merge and split rules.
+
+The seed's own cases (tests/test_core.py) run with `--adjust seed`; these check
+what `narrow` adds: held pieces, accessed/unaccessed never alike, diffuse
+searches released, cold regions cut for dense sampling, all within
+[min_nr_regions, max_nr_regions].
+"""
+
+import numpy as np
+import pytest
+
+from damo.core.adjust import (
+    COOL_AGGREGATIONS,
+    EVIDENCE_PIECES,
+    HOLD_AGGREGATIONS,
+    UPDATE_ROOM,
+    kdamond_merge_regions,
+    kdamond_reset_aggregated,
+    kdamond_split_regions,
+    narrow_merge_regions_of,
+    narrow_split_counts,
+    release_diffuse,
+    split_evenly,
+)
+from damo.core.attrs import Attrs
+from damo.core.clock import VirtualClock
+from damo.core.context import Context
+from damo.core.kdamond import kdamond_fn
+from damo.core.target import Target
+from damo.errors import UsageError
+from damo.ops.common import apply_three_regions
+from damo.ops.sim import SIM_TARGET_ID, SimOperations
+from damo.workload.load import parse
+
+PAGE = 4096
+
+
+def target(bounds, nrs, holds=None) -> Target:
+    t = Target(1)
+    t.set_regions([b[0] for b in bounds], [b[1] for b in bounds], nrs)
+    if holds is not None:
+        t.hold = np.array(holds, dtype=t.hold.dtype)
+    return t
+
+
+def spans(t: Target) -> list[tuple[int, int]]:
+    return list(zip(t.start.tolist(), t.end.tolist(), strict=True))
+
+
+def test_unknown_mode_is_a_usage_error():
+    with pytest.raises(UsageError, match="unknown region adjustment 'x'"):
+        Context(adjust="x")
+    assert Context().adjust == "narrow"
+
+
+def test_accessed_and_unaccessed_never_merge():
+    # The seed's merge joins 0 and 1 under a threshold of 2; narrow keeps the hit apart.
+    t = target([(0, 10), (10, 20), (20, 30), (30, 40)], [0, 1, 3, 0])
+    narrow_merge_regions_of(t, 2, 1000)
+    assert spans(t) == [(0, 10), (10, 30), (30, 40)]
+    assert t.nr_accesses.tolist() == [0, 2, 0]
+    assert t.last_nr_accesses.tolist() == [0, 2, 0]
+
+
+def test_waiting_pieces_stay_apart_and_hit_ones_merge():
+    # held, no access: waits; held and hit: merges with alike accessed neighbours
+    t = target([(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)], [0, 0, 0, 5, 5],
+               holds=[0, 3, 3, 2, 0])
+    narrow_merge_regions_of(t, 1, 1000)
+    assert spans(t) == [(0, 10), (10, 20), (20, 30), (30, 50)]
+    assert t.hold.tolist() == [0, 3, 3, 2]
+
+
+def test_cold_merge_keeps_the_size_limit():
+    t = target([(0, 10), (10, 20), (20, 30), (40, 50)], [0, 0, 0, 0])
+    narrow_merge_regions_of(t, 0, 20)
+    assert spans(t) == [(0, 20), (20, 30), (40, 50)]
+
+
+def test_cooling_off_spreads_over_merges():
+    t = target([(0, 10), (10, 20), (20, 30)], [4, 4, 4], holds=[-5, 0, 3])
+    narrow_merge_regions_of(t, 0, 1000)
+    assert spans(t) == [(0, 30)] and t.hold.tolist() == [-5]
+
+
+def test_release_diffuse():
+    # one family (equal holds, adjacent): hits in two separate places -> cooling off
+    t = target([(i * 10, i * 10 + 10) for i in range(6)], [1, 0, 0, 2, 0, 0],
+               holds=[4, 4, 4, 4, 4, 4])
+    release_diffuse(t)
+    assert t.hold.tolist() == [-COOL_AGGREGATIONS] * 6
+    # one run of adjacent hits (an object over two pieces) keeps the search
+    t = target([(i * 10, i * 10 + 10) for i in range(6)], [0, 3, 2, 0, 0, 0],
+               holds=[4, 4, 4, 4, 4, 4])
+    release_diffuse(t)
+    assert t.hold.tolist() == [4] * 6
+    # two families, one hit each: both kept
+    t = target([(i * 10, i * 10 + 10) for i in range(4)], [1, 0, 0, 1], holds=[4, 4, 7, 7])
+    release_diffuse(t)
+    assert t.hold.tolist() == [4, 4, 7, 7]
+
+
+def counts(nr, hold, pages, max_nr=100, nr_subs=2, sparse_max=5, adjacent=None):
+    nr, hold, pages = (np.array(a, dtype=np.int64) for a in (nr, hold, pages))
+    if adjacent is None:
+        adjacent = np.ones(len(nr) - 1, dtype=bool)
+    return narrow_split_counts(nr, hold, pages, np.asarray(adjacent), nr_subs, sparse_max, max_nr)
+
+
+def test_split_counts_by_kind():
+    #       cold   evidence  dense  waiting  cooling-hit  cold
+    nr = [0, 2, 0, 20, 0, 0, 1, 0]
+    hold = [0, 0, 0, 0, 0, 5, -3, 0]
+    pages = [1000, 64, 1000, 10, 2, 100, 100, 1000]
+    pieces, evidence = counts(nr, hold, pages, max_nr=300)
+    assert evidence.tolist() == [False, True] + [False] * 6
+    assert pieces[1] == EVIDENCE_PIECES
+    assert pieces[3] == 2  # accessed, not evidence: the seed's 2
+    assert pieces[4] == 1 and pieces[5] == 1  # cold but <= 2 pages; waiting
+    assert pieces[6] == 2  # accessed while cooling off: not searched again
+    # cold pieces: up to max // 3 in all, by size
+    assert pieces[0] == pieces[2] == pieces[7] and pieces[0] * 3 <= 300 // 3
+    assert pieces[0] >= 20
+    assert pieces.sum() <= 300
+
+
+def test_evidence_needs_quiet_neighbours_and_sparse_counts():
+    pieces, evidence = counts([0, 2, 3, 0, 6, 0], [0] * 6, [100] * 6, max_nr=1000)
+    assert evidence.tolist() == [False] * 6  # 2 and 3 touch; 6 > sparse_max
+    # not adjacent: a neighbour across a gap does not count
+    pieces, evidence = counts([0, 2, 3, 0], [0] * 4, [100] * 4, max_nr=1000,
+                              adjacent=[True, False, True])
+    assert evidence.tolist() == [False, True, True, False]
+    # a region of few pages is cut at every page
+    pieces, _ = counts([0, 1, 0], [0] * 3, [100, 3, 100], max_nr=1000)
+    assert pieces[1] == 3
+
+
+@pytest.mark.parametrize("max_nr", [10, 12, 30, 100, 1000])
+def test_split_counts_stay_within_max(max_nr):
+    rng = np.random.default_rng(max_nr)
+    for _ in range(50):
+        n = int(rng.integers(1, max_nr + 1))
+        nr = rng.choice([0, 0, 0, 1, 2, 10, 20], n)
+        hold = rng.choice([0, 0, 3, -2], n)
+        pages = rng.integers(1, 5000, n)
+        pieces, _ = counts(nr, hold, pages, max_nr=max_nr)
+        assert pieces.min() >= 1 and (pieces <= np.maximum(pages, 1)).all()
+        assert pieces.sum() <= max(max_nr - UPDATE_ROOM, n)
+
+
+def test_split_evenly_tiles_and_aligns():
+    rng = np.random.default_rng(3)
+    t = target([(0, 100 * PAGE), (200 * PAGE, 203 * PAGE), (300 * PAGE, 316 * PAGE)], [0, 0, 0])
+    starts, ends, parent = split_evenly(t, np.array([7, 3, 16]), rng, PAGE)
+    assert len(starts) == 7 + 3 + 16
+    assert (starts[1:] >= ends[:-1]).all() and (ends > starts).all()
+    assert not (starts % PAGE).any() and not (ends % PAGE).any()
+    assert parent.tolist() == [0] * 7 + [1] * 3 + [2] * 16
+    sizes = (ends - starts)[:7] // PAGE
+    # pieces of 100/7 pages, but the first and last which share 100/7
+    assert sizes[1:-1].min() >= 14 and sizes[1:-1].max() <= 15
+    assert abs(sizes[0] + sizes[-1] - 200 / 7) <= 2
+    assert (ends - starts)[7:].tolist() == [PAGE] * 19  # cut at every page
+
+
+def test_hold_survives_an_update():
+    t = target([(0, 10 * PAGE), (10 * PAGE, 20 * PAGE), (30 * PAGE, 40 * PAGE)], [0, 0, 0],
+               holds=[0, 6, 2])
+    apply_three_regions(t, [(0, 20 * PAGE), (30 * PAGE, 50 * PAGE), (60 * PAGE, 70 * PAGE)],
+                        PAGE)
+    assert spans(t)[-1] == (60 * PAGE, 70 * PAGE)
+    assert t.hold.tolist() == [0, 6, 2, 0]
+    t.insert_region(0, -PAGE, 0)
+    t.del_region(2)
+    assert t.hold.tolist() == [0, 0, 2, 0] and len(t.last_nr_accesses) == t.nr_regions
+
+
+def test_a_search_narrows_to_the_page():
+    """One aggregation after another, by hand: the hit region is cut into held
+    pieces, the piece hit again is cut again, down to one page."""
+    ctx = Context(Attrs(min_nr_regions=3, max_nr_regions=200), rng=np.random.default_rng(1))
+    ctx.set_targets([1])
+    t = ctx.targets[0]
+    t.set_regions([0], [256 * PAGE])
+    hot = 77 * PAGE
+    for _ in range(4):
+        covering = int(np.searchsorted(t.start, hot, side="right") - 1)
+        t.nr_accesses[:] = 0
+        t.nr_accesses[covering] = 1 if t.end[covering] - t.start[covering] > PAGE else 20
+        kdamond_merge_regions(ctx, 0, 256 * PAGE)
+        kdamond_reset_aggregated(ctx)
+        kdamond_split_regions(ctx)
+    covering = int(np.searchsorted(t.start, hot, side="right") - 1)
+    assert (t.start[covering], t.end[covering]) == (hot, hot + PAGE)
+    # the pieces around wait, held, for a hit of their own
+    assert (t.hold[t.end - t.start > PAGE] > 0).any()
+    assert t.hold.max() <= HOLD_AGGREGATIONS
+
+
+def sim_context(text: str, attrs: Attrs, seed: int, mode: str = "narrow"):
+    ops = SimOperations(parse(text))
+    ctx = Context(attrs, ops, rng=np.random.default_rng(seed), clock=VirtualClock(), adjust=mode)
+    ctx.set_targets([SIM_TARGET_ID])
+    return ctx, ops
+
+
+HOT_PAGES = """
+[[regions]]
+name = "cold"
+size = "37 MiB"
+[[regions]]
+name = "hot"
+size = "4 KiB"
+[[regions]]
+name = "cold2"
+size = "19 MiB"
+[[regions]]
+name = "warm"
+size = "3 MiB"
+[[phases]]
+name = "p"
+duration_ms = 6000
+access = ["hot", { region = "warm", probability = 0.05 }]
+"""
+
+
+@pytest.mark.parametrize("attrs", [Attrs(), Attrs(min_nr_regions=3, max_nr_regions=12),
+                                   Attrs(min_nr_regions=20, max_nr_regions=40)])
+def test_regions_stay_within_min_and_max(attrs):
+    ctx, _ = sim_context(HOT_PAGES, attrs, seed=5)
+    seen = []
+
+    def count(c):
+        seen.append(sum(t.nr_regions for t in c.targets))
+
+    ctx.callbacks.after_sampling = count
+    ctx.callbacks.after_aggregation = count
+    kdamond_fn(ctx)
+    assert len(seen) > 1000
+    assert attrs.min_nr_regions <= min(seen[10:]) and max(seen) <= attrs.max_nr_regions
+
+
+def test_seed_mode_keeps_no_state():
+    ctx, _ = sim_context(HOT_PAGES, Attrs(), seed=5, mode="seed")
+    holds = []
+    ctx.callbacks.after_aggregation = lambda c: holds.append(int(np.abs(c.targets[0].hold).max()))
+    kdamond_fn(ctx)
+    assert holds and max(holds) == 0
+
+
+def test_a_found_object_is_held():
+    """An accessed region of up to EVIDENCE_PIECES pages is held, so an aggregation
+    in which a sparsely accessed object sees no access does not merge it away."""
+    ctx = Context(Attrs(min_nr_regions=3, max_nr_regions=100), rng=np.random.default_rng(2))
+    ctx.set_targets([1])
+    t = ctx.targets[0]
+    t.set_regions([0, 100 * PAGE, 101 * PAGE], [100 * PAGE, 101 * PAGE, 200 * PAGE])
+    t.nr_accesses[:] = [0, 4, 0]
+    kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+    kdamond_reset_aggregated(ctx)
+    kdamond_split_regions(ctx)
+    page = int(np.searchsorted(t.start, 100 * PAGE))
+    assert (t.start[page], t.end[page], t.hold[page]) == (100 * PAGE, 101 * PAGE,
+                                                         HOLD_AGGREGATIONS)
+    # the next aggregations see no access: it waits, apart, until the hold runs out
+    for k in range(HOLD_AGGREGATIONS):
+        kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+        page = int(np.searchsorted(t.start, 100 * PAGE))
+        assert t.end[page] - t.start[page] == PAGE, k
+        kdamond_reset_aggregated(ctx)
+        kdamond_split_regions(ctx)
+    kdamond_merge_regions(ctx, 2, 1000 * PAGE)
+    page = int(np.searchsorted(t.start, 100 * PAGE, side="right") - 1)
+    assert t.end[page] - t.start[page] > PAGE

@@ -1,0 +1,347 @@
+"""The native sampling loop (damo/sampler/_loop.c) and the CPU budget, on real processes.
+
+The loop is driven by hand over regions laid out in the walker's arrays, as
+the vaddr operations lay them out, and compared with the per-sample Python
+path on the same pages; the budget through `damo record` on a busy
+many-region target, its CPU read from the scheduler (schedstat of every
+damo thread).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from proc_targets import start
+from test_sample_program import lay_out
+from test_sampler import PAGE, sampler_for  # noqa: F401  (a fixture)
+
+from damo.records.meta import read_meta
+from damo.records.reader import read_snapshots
+from damo.sampler import native, walker
+from damo.sampler.walker import (
+    CFG_SCALE,
+    REGION_PERIOD_SHIFT,
+    REGION_PHASE_SHIFT,
+    SAMPLE_AHEAD,
+    SAMPLE_CHECK,
+)
+
+REPO = Path(__file__).parents[1]
+MS = 1_000_000
+
+
+def _loop():
+    """The extension: scripts/setup.sh builds it, so its absence is a failure, not a skip."""
+    assert native.loop() is not None, native.unavailable()
+    return native.loop()
+
+
+def test_the_loop_uses_the_programs_config_slots():
+    slots = _loop().SLOTS
+    assert slots and all(getattr(walker, name) == value for name, value in slots.items())
+
+
+def run(s, n: int, interval_ns: int, steps: int, ahead: bool = False, step: int = 0):
+    """The native loop over regions [0, n) of sampler `s`'s process for `steps` steps."""
+    w = walker.walker()
+    cfg = np.frombuffer(w._config, dtype=np.uint64).ctypes.data
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    return _loop().run(cfg, w._loaded.prog_fds["sample"], w.iovecs_addr,
+                       [s.loop_target(0, n)], ahead, step, now + interval_ns, interval_ns,
+                       now + steps * interval_ns)
+
+
+def python_steps(s, n: int, interval_s: float, steps: int) -> None:
+    """The same steps through the per-sample Python path (kdamond's prepare, sleep, check)."""
+    staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, n)
+    if staged:
+        s.clear_staged(staged, nbytes)
+    for k in range(steps):
+        time.sleep(interval_s)
+        staged, nbytes, _ = s.sample(SAMPLE_CHECK if k == steps - 1 else
+                                     SAMPLE_CHECK | SAMPLE_AHEAD, 0, n)
+        if staged:
+            s.clear_staged(staged, nbytes)
+
+
+@pytest.fixture
+def busy_half():
+    """A process touching the first half of a 64-page mapping every millisecond, and its sampler."""
+    from conftest import need_bpf
+
+    need_bpf()
+    from damo.sampler import PageSampler
+
+    target, (addr, size) = start("half", 1, 60)  # 1 MiB: pages 0-127 busy, 128-255 not
+    s = PageSampler(target.pid)
+    try:
+        s.drain()
+        yield s, addr
+    finally:
+        s.close()
+        target.kill()
+        target.wait()
+
+
+def test_touched_pages_are_counted_untouched_not_and_as_by_python(busy_half):
+    s, addr = busy_half
+    pages = [0, 1, 60, 127, 128, 129, 200, 255]  # busy, then idle (written once at start)
+    bounds = [(addr + i * PAGE, addr + (i + 1) * PAGE) for i in pages]
+    r = lay_out(bounds)
+    r.flags[:len(pages)] = 0
+    reason, index, mode, step, _, ahead, *_ = run(s, len(pages), 5 * MS, 20)
+    assert (reason, index, mode, step, ahead) == (native.R_DONE, 0, SAMPLE_CHECK, 20, 0)
+    by_c = r.nr_accesses[:len(pages)].tolist()
+    # The same pages (one-page regions: the same drawn addresses) through Python.
+    lay_out(bounds)
+    python_steps(s, len(pages), 0.005, 20)
+    by_py = r.nr_accesses[:len(pages)].tolist()
+    # The machine's kdamond may make a busy page read old once in a while.
+    for counts in (by_c, by_py):
+        assert all(c >= 18 for c in counts[:4]), (by_c, by_py)
+        assert counts[4:] == [0, 0, 0, 0], (by_c, by_py)
+
+
+def test_periods_and_scale_keep_counts_in_nominal_intervals(busy_half):
+    s, addr = busy_half
+    pages = [0, 10, 20, 200]
+    r = lay_out([(addr + i * PAGE, addr + (i + 1) * PAGE) for i in pages])
+    periods = np.array([1, 4, 5, 4])
+    r.flags[:4] = (periods << REGION_PERIOD_SHIFT) | ((np.arange(4) % periods)
+                                                      << REGION_PHASE_SHIFT)
+    w = walker.walker()
+    w._config[CFG_SCALE] = 2  # each step stands for two sampling intervals
+    try:
+        # 10 steps of 10 ms: 20 nominal intervals; region 1 checked 10/4 -> 2 or 3 times
+        # (phase 1: steps 3 and 7), region 2 twice (phase 2: steps 3 and 8).
+        t0 = time.monotonic()
+        reason, *_ = run(s, 4, 10 * MS, 10)
+        took = time.monotonic() - t0
+    finally:
+        w._config[CFG_SCALE] = 1
+        r.flags[:4] = 0
+    assert reason == native.R_DONE
+    assert 0.09 <= took <= 0.3  # absolute deadlines: 10 steps of 10 ms
+    counts = r.nr_accesses[:4].tolist()
+    assert counts[0] in (18, 20) and counts[1] in (8, 16) and counts[2] in (10, 20), counts
+    assert counts[3] == 0
+
+
+def test_an_exited_target_ends_the_loop_at_once(sampler_for):  # noqa: F811
+    from damo.sampler import PageSampler
+
+    target, _ = start("sleep", 0.3)
+    s = PageSampler(target.pid)
+    try:
+        r = lay_out([(0x10000, 0x20000)])
+        r.flags[:1] = 0
+        t0 = time.monotonic()
+        reason, index, *_ = run(s, 1, 5 * MS, 1000)  # 5 s worth of steps
+        took = time.monotonic() - t0
+    finally:
+        s.close()
+        target.wait()
+    assert (reason, index) == (native.R_GONE, 0)
+    assert took < 1.5
+
+
+def test_a_signal_interrupts_the_loop_with_the_next_samples_drawn(busy_half):
+    s, addr = busy_half
+    r = lay_out([(addr, addr + PAGE)])
+    r.flags[:1] = 0
+    got = []
+    returned = threading.Event()
+
+    def signal_until_returned():
+        # A signal that lands outside the sleep (the loop's work between two
+        # sleeps) does not end it before the deadline: signal again.
+        while not returned.wait(0.05):
+            signal.pthread_kill(threading.main_thread().ident, signal.SIGUSR1)
+
+    old = signal.signal(signal.SIGUSR1, lambda *_: got.append(1))
+    sender = threading.Thread(target=signal_until_returned)
+    try:
+        t0 = time.monotonic()
+        sender.start()
+        reason, _, _, step, next_ns, ahead, *_ = run(s, 1, 5 * MS, 400)  # 2 s
+        took = time.monotonic() - t0
+    finally:
+        returned.set()
+        sender.join()
+        signal.signal(signal.SIGUSR1, old)
+    assert (reason, ahead) == (native.R_INTR, 1) and took < 1.0 and got, (reason, took, got)
+    assert 5 <= step <= 200 and r.nr_accesses[0] >= step - 2
+    # Called again, it goes on from the drawn samples to the deadline.
+    reason, *_ = run(s, 1, 5 * MS, 4, ahead=True, step=step)
+    assert reason == native.R_DONE
+
+
+def _damo_cpu_ns(pid: int) -> int:
+    """The scheduler's exact runtime of every thread of `pid` so far (schedstat)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _switches(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches"):
+                return int(line.split()[1])
+    return 0
+
+
+def _record_many(tmp_path, *args: str, seconds: float = 12, skip: float = 4):
+    """`damo record` of a busy 200-region target: (damo's CPU % from `skip` s, switches/s).
+
+    The target is the workload generator's: 200 regions of 1 MiB, every other
+    one written every 5 ms (tests/test_e2e_accuracy.py's many-region workload).
+    """
+    from conftest import need_bpf
+    from test_e2e_accuracy import many_regions_workload
+
+    need_bpf()
+    workload = many_regions_workload(tmp_path / "many.toml", seconds=60)
+    target = subprocess.Popen([sys.executable, "-m", "damo.cli", "workload", str(workload)],
+                              stdout=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(REPO)})
+    time.sleep(1.0)  # mapped and faulted in
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", str(target.pid),
+                              "--duration", str(seconds), *args], cwd=tmp_path,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(REPO)})
+        time.sleep(skip)
+        t0, c0, s0 = time.monotonic(), _damo_cpu_ns(p.pid), _switches(p.pid)
+        time.sleep(seconds - skip - 1)
+        t1, c1, s1 = time.monotonic(), _damo_cpu_ns(p.pid), _switches(p.pid)
+        _, err = p.communicate(timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    return (c1 - c0) / ((t1 - t0) * 1e9) * 100, (s1 - s0) / (t1 - t0), err
+
+
+@pytest.mark.slow
+def test_the_budget_holds_on_a_busy_many_region_target(tmp_path):
+    cpu, _, err = _record_many(tmp_path)
+    print(f"damo CPU at the default budget: {cpu:.2f}% ({err.strip()})")
+    assert cpu <= 2.0 + 0.5, err
+    assert "checks per region per aggregation" in err
+    meta = read_meta(str(tmp_path / "damon.data"))
+    budget = [m for m in meta if m["type"] == "budget"]
+    assert budget[0]["level"] == 0 and budget[-1]["max_cpu"] == 2.0
+    assert budget[-1]["checks_per_region_min"] >= 1
+    # Counts stay in nominal units: busy regions still read up to 20 (aggr / sample).
+    snaps = read_snapshots(str(tmp_path / "damon.data"))
+    assert int(max(snaps.regions(i)[2].max() for i in range(len(snaps)))) == 20
+
+
+@pytest.mark.slow
+def test_without_a_budget_every_interval_is_checked(tmp_path):
+    cpu, switches, err = _record_many(tmp_path, "--max-cpu", "0", seconds=8, skip=3)
+    print(f"damo CPU without a budget: {cpu:.2f}%, {switches:.0f} wake-ups/s ({err.strip()})")
+    # One sleep per 5 ms sampling interval (and a few more for the writes).
+    assert switches >= 190, switches
+    assert "budget" not in err
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert not [m for m in meta if m["type"] == "budget"]
+
+
+@pytest.mark.parametrize("sig, delay", [(signal.SIGINT, 0.05), (signal.SIGTERM, 0.6),
+                                        (signal.SIGINT, 1.03), (signal.SIGTERM, 1.55),
+                                        (signal.SIGINT, 2.2)])
+def test_a_signal_at_any_moment_leaves_a_valid_record(tmp_path, sig, delay):
+    from conftest import need_bpf
+
+    need_bpf()
+    target, _ = start("many", 20, 60)
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", str(target.pid)],
+                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        meta_path = tmp_path / "damon.data.meta"
+        deadline = time.monotonic() + 30
+        while not meta_path.exists() and time.monotonic() < deadline:  # monitoring started
+            time.sleep(0.01)
+        time.sleep(delay)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=60)
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "ended by signal" in err
+    snaps = read_snapshots(str(tmp_path / "damon.data"))
+    assert not snaps.warnings
+    meta = read_meta(str(tmp_path / "damon.data"))
+    assert meta[-1]["type"] == "end" and meta[-1]["nr_records"] == len(snaps)
+
+
+def _package_copy(tmp_path: Path, so_bytes: bytes | None) -> Path:
+    """damo's source tree without the built extension (or with `so_bytes` in its place)."""
+    import shutil
+    import sysconfig
+
+    root = tmp_path / "tree"
+    shutil.copytree(REPO / "damo", root / "damo",
+                    ignore=shutil.ignore_patterns("*.so", "__pycache__"))
+    shutil.copytree(REPO / "bpf", root / "bpf")
+    if so_bytes is not None:
+        (root / "damo" / "sampler" / f"_loop{sysconfig.get_config_var('EXT_SUFFIX')}") \
+            .write_bytes(so_bytes)
+    return root
+
+
+@pytest.mark.parametrize("so_bytes", [None, b"\x7fELF not really"], ids=["not built", "damaged"])
+def test_without_the_extension_one_line_says_what_to_install(tmp_path, so_bytes):
+    from conftest import need_bpf
+
+    need_bpf()
+    root = _package_copy(tmp_path, so_bytes)
+    target, _ = start("many", 4, 60)
+    try:
+        p = subprocess.run([sys.executable, "-m", "damo.cli", "record", str(target.pid),
+                            "--duration", "1"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=120, env={**os.environ, "PYTHONPATH": str(root)})
+    finally:
+        target.kill()
+        target.wait()
+    assert p.returncode == 0, p.stderr
+    assert "Traceback" not in p.stderr
+    warning, summary = p.stderr.strip().split("\n")  # one line each
+    assert warning.startswith("damo: warning: damo's native sampling loop")
+    assert "apt-get install gcc python3-dev" in warning and "scripts/setup.sh" in warning
+    assert summary.startswith("damo: recorded process")
+    snaps = read_snapshots(str(tmp_path / "damon.data"))
+    assert not snaps.warnings and len(snaps) >= 5  # recorded through the Python path
+
+
+@pytest.mark.slow
+def test_a_missing_compiler_still_installs(tmp_path):
+    """The build backend skips the optional extension when the compiler is missing."""
+    import zipfile
+
+    env = {**os.environ, "CC": str(tmp_path / "no-such-gcc")}
+    p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                        "--disable-pip-version-check", "-w", str(tmp_path), str(REPO)],
+                       capture_output=True, text=True, timeout=300, env=env)
+    assert p.returncode == 0, p.stderr[-2000:]
+    wheel, = tmp_path.glob("damo-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not [n for n in names if n.startswith("damo/sampler/_loop") and n.endswith(".so")]
+    assert "damo/sampler/native.py" in names
