@@ -337,12 +337,12 @@ def narrow_split_regions(ctx: "Context") -> None:
     if not targets:
         return
     nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
-    # Under a CPU budget a check stands for `scale` nominal samples: one hit
-    # counts that many, and a hit takes that many more aggregations to come
-    # again, so what is sparse and how long evidence is held scale with it.
+    # Under a CPU budget a check stands for `scale` nominal samples.  Sparse
+    # stays a nominal count of at most a quarter of the samples: with fewer
+    # than four checks an aggregation (scale > nr_samples / 4) no hit can tell
+    # sparse from dense, so the search waits for the budget to allow it.
     scale = max(int(ctx.sample_scale), 1)
-    sparse_max = max(nr_samples // 4, scale)
-    hold_for = HOLD_AGGREGATIONS
+    sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
     nr = np.concatenate(last)
@@ -357,8 +357,8 @@ def narrow_split_regions(ctx: "Context") -> None:
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
     if HOLD_FOUND:
-        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = hold_for
-    hold[evidence] = hold_for
+        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = HOLD_AGGREGATIONS
+    hold[evidence] = HOLD_AGGREGATIONS
     base = 0
     for t in targets:
         n = t.nr_regions
