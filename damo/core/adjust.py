@@ -105,16 +105,28 @@ def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_regi
     t.set_regions(new_starts, new_ends, nrs)
 
 
+def narrowing(ctx: "Context") -> bool:
+    """Whether this aggregation adjusts with `narrow`.
+
+    Only at the nominal sampling interval: its search needs many checks an
+    aggregation, and more regions cost more checks.  When the operations' CPU
+    budget has lengthened the interval (`ctx.sample_scale` > 1), the seed's
+    merge and split run until the budget allows it again (docs/design.md).
+    """
+    return ctx.adjust == "narrow" and ctx.sample_scale <= 1
+
+
 def kdamond_merge_regions(ctx: "Context", threshold: int, sz_limit: int) -> None:
-    merge = narrow_merge_regions_of if ctx.adjust == "narrow" else merge_regions_of
+    merge = narrow_merge_regions_of if narrowing(ctx) else merge_regions_of
     for t in ctx.targets:
         merge(t, threshold, sz_limit)
 
 
 def kdamond_split_regions(ctx: "Context") -> None:
     """Split every region in 2, or 3 when the count has not moved, while under max / 2
-    (`--adjust seed`); the `narrow` split otherwise."""
-    if ctx.adjust == "narrow":
+    (`--adjust seed`, or under a lengthened sampling interval); the `narrow`
+    split otherwise."""
+    if narrowing(ctx):
         narrow_split_regions(ctx)
         return
     nr_regions = sum(t.nr_regions for t in ctx.targets)
@@ -246,16 +258,13 @@ def _within(extra: np.ndarray, budget: int) -> np.ndarray:
 
 def narrow_split_counts(
     nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
-    nr_subs: int, sparse_max: int, max_nr_regions: int, scale: int = 1,
+    nr_subs: int, sparse_max: int, max_nr_regions: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pieces per region (>= 1) and which regions are evidence, within the budget.
 
     `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
     Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
-    ones share what is left of max_nr_regions // COLD_SHARE, by size; under a
-    CPU budget (`scale` nominal samples a check) that share shrinks by
-    `scale`: every region costs a check per step and its part of merge and
-    split, which is what the budget ran short of.
+    ones share what is left of max_nr_regions // COLD_SHARE, by size.
     """
     n = len(nr)
     # An update may add a region for each of the three ranges before the next
@@ -283,8 +292,7 @@ def narrow_split_counts(
     budget -= int(got.sum())
     nr_cold = int(cold.sum())
     if nr_cold and budget > 0:
-        cold_pieces = min(budget + nr_cold,
-                          max(max_nr_regions // (COLD_SHARE * scale), 2 * nr_cold))
+        cold_pieces = min(budget + nr_cold, max(max_nr_regions // COLD_SHARE, 2 * nr_cold))
         sizes = np.where(cold, pages, 0)
         piece = max(int(sizes.sum()) // cold_pieces, 1)
         want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
@@ -337,11 +345,6 @@ def narrow_split_regions(ctx: "Context") -> None:
     if not targets:
         return
     nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
-    # Under a CPU budget a check stands for `scale` nominal samples.  Sparse
-    # stays a nominal count of at most a quarter of the samples: with fewer
-    # than four checks an aggregation (scale > nr_samples / 4) no hit can tell
-    # sparse from dense, so the search waits for the budget to allow it.
-    scale = max(int(ctx.sample_scale), 1)
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
@@ -352,7 +355,7 @@ def narrow_split_regions(ctx: "Context") -> None:
     adjacent = np.concatenate(
         [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
-        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, scale)
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
     hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
