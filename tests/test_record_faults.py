@@ -87,8 +87,19 @@ def wait_for_size(path: Path, size: int, p: subprocess.Popen, timeout: float = 6
     raise AssertionError(f"{path} did not reach {size} bytes")
 
 
-def check_cut_clean(data: Path, err: str, p: subprocess.Popen, *messages: str) -> int:
-    """The run's exit and files after a write fault; returns the number of records kept."""
+def stop_after(p: subprocess.Popen, path: Path, size: int, fault) -> str:
+    """Let the run write `size` bytes to `path`, cause `fault()`, and return its stderr."""
+    try:
+        wait_for_size(path, size, p)
+        fault()
+        _, err = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    return err
+
+
+def check_error(err: str, p: subprocess.Popen, *messages: str) -> str:
+    """Exit status 1, the summary and one error line (one of `messages`); returns the summary."""
     assert p.returncode == 1, err
     assert "Traceback" not in err
     lines = err.splitlines()
@@ -96,6 +107,12 @@ def check_cut_clean(data: Path, err: str, p: subprocess.Popen, *messages: str) -
     summary, error = lines
     assert error in [f"damo: error: cannot write {m}" for m in messages], err
     assert summary.startswith("damo: recorded process") and "ended by write error" in summary
+    return summary
+
+
+def check_cut_clean(data: Path, err: str, p: subprocess.Popen, *messages: str) -> int:
+    """The run's exit and files after a write fault; returns the number of records kept."""
+    summary = check_error(err, p, *messages)
     kept = int(re.search(r"(\d+) records \(\d+ KiB\) kept in", summary).group(1))
     snaps = read_snapshots(str(data))
     assert not snaps.warnings
@@ -158,12 +175,8 @@ def test_filesystem_gone_read_only(tmp_path):
         with ext4_remount_ro_on_error(tmp_path) as (mnt, trigger):
             data = mnt / "run.data"
             p = record(str(target.pid), "-o", str(data), *FAST, cwd=tmp_path)
-            try:
-                wait_for_size(data, 20_000, p)
-                trigger.write_text("damo test\n")  # ext4 remounts itself read-only
-                out, err = p.communicate(timeout=60)
-            finally:
-                p.kill()
+            # ext4 remounts itself read-only
+            err = stop_after(p, data, 20_000, lambda: trigger.write_text("damo test\n"))
             # Both files are on it: whichever is written next fails first (the
             # sidecar gets a message whenever the CPU budget changes its level).
             kept = check_cut_clean(data, err, p, f"{data}: Read-only file system",
@@ -195,19 +208,11 @@ def test_record_file_removed(tmp_path):
     data = tmp_path / "run.data"
     try:
         p = record(str(target.pid), "-o", str(data), *FAST, cwd=tmp_path)
-        try:
-            wait_for_size(data, 10_000, p)
-            data.unlink()
-            out, err = p.communicate(timeout=60)
-        finally:
-            p.kill()
+        err = stop_after(p, data, 10_000, data.unlink)
     finally:
         target.kill()
         target.wait()
-    assert p.returncode == 1 and "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 2 and "ended by write error" in lines[0], err
-    assert lines[1] == f"damo: error: cannot write {data}: the file was removed"
+    check_error(err, p, f"{data}: the file was removed")
     assert not data.exists()
     meta = Path(str(data) + ".meta").read_bytes()
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
@@ -223,19 +228,11 @@ def test_sidecar_removed(tmp_path):
     meta = Path(str(data) + ".meta")
     try:
         p = record(str(target.pid), "-o", str(data), cwd=tmp_path)
-        try:
-            wait_for_size(data, 5_000, p)
-            meta.unlink()
-            out, err = p.communicate(timeout=60)
-        finally:
-            p.kill()
+        err = stop_after(p, data, 5_000, meta.unlink)
     finally:
         target.kill()
         target.wait()
-    assert p.returncode == 1 and "Traceback" not in err, err
-    lines = err.splitlines()
-    assert len(lines) == 2 and "ended by write error" in lines[0], err
-    assert lines[1] == f"damo: error: cannot write {meta}: the file was removed"
-    kept = int(re.search(r"(\d+) records \(\d+ KiB\) kept in", lines[0]).group(1))
+    summary = check_error(err, p, f"{meta}: the file was removed")
+    kept = int(re.search(r"(\d+) records \(\d+ KiB\) kept in", summary).group(1))
     snaps = read_snapshots(str(data))
     assert not snaps.warnings and len(snaps) == kept >= 3
