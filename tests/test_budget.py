@@ -9,7 +9,7 @@ from damo.core.budget import CpuBudget, ladder
 from damo.core.clock import VirtualClock
 from damo.core.context import Callbacks, Context
 from damo.core.kdamond import kdamond_fn
-from damo.ops.base import Operations
+from damo.core.operations import Operations
 
 
 def test_ladder_keeps_one_check_per_region_per_aggregation():

@@ -12,7 +12,7 @@ from damo.core.attrs import Attrs
 from damo.core.clock import VirtualClock
 from damo.core.context import Callbacks, Context
 from damo.core.kdamond import kdamond_fn
-from damo.ops.base import Operations
+from damo.core.operations import Operations
 from damo.ops.common import VaddrOperations
 
 MAPS = [(0x1000, 0x100000), (0x10000000, 0x10100000), (0x7FF000000000, 0x7FF000010000)]

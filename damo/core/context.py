@@ -12,7 +12,7 @@ from damo.core.target import Target
 from damo.errors import UsageError
 
 if TYPE_CHECKING:
-    from damo.ops.base import Operations
+    from damo.core.operations import Operations
 
 # DAMON_MIN_REGION: every region is aligned to and at least this big.  The
 # seed's unit tests use 1; so do ours, through Context(min_region=1).
@@ -64,9 +64,8 @@ class Context:
         # Set by kdamond before each check: merge/split or an update follows it,
         # so a sample the operations prepared ahead during the check would be stale.
         self.regions_change_next = False
-        # Nominal sampling intervals per check in the last aggregation: more
-        # than 1 when the operations' CPU budget lengthened the interval (each
-        # access a check finds then counts that many, in nominal units).
+        # The sampling scale: nominal sampling intervals per check in this
+        # aggregation, set by the operations (the contract in damo.core.operations).
         self.sample_scale = 1
 
     def set_targets(self, ids: Iterable[int]) -> None:

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core.operations import Operations
 from damo.core.target import ADDR_DTYPE, Target
-from damo.ops.base import Operations
 
 if TYPE_CHECKING:
     from damo.core.context import Context

@@ -25,10 +25,11 @@ import numpy as np
 from damo.errors import PlatformError, TargetError, UsageError
 from damo.linux import damon_sysfs
 from damo.records import events as event_stream
+from damo.records.tracepoint import TRACEFS_NAME
 from damo.records.writer import TargetRegions
 
 BPF_SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "damon_aggregated.bpf.c"
-TRACEPOINT = "damon/damon_aggregated"
+TRACEPOINT = TRACEFS_NAME
 
 EVENT_DTYPE = np.dtype(
     [

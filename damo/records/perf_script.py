@@ -18,8 +18,8 @@ import numpy as np
 
 from damo.errors import RecordFormatError
 from damo.records import events
-from damo.records.reader import EVENT
 from damo.records.snapshots import Snapshots
+from damo.records.tracepoint import PERF_SCRIPT_EVENT as EVENT
 
 
 def _timestamp_ns(token: bytes) -> int:

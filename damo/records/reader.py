@@ -46,9 +46,9 @@ from typing import Any
 
 from damo.errors import RecordFormatError
 from damo.records import recfmt
+from damo.records.tracepoint import PERF_SCRIPT_EVENT
 
 SNIFF_BYTES = 1 << 16
-EVENT = b"damon:damon_aggregated:"  # what perf-script text of DAMON events holds
 DEFAULT_CHUNK_BYTES = 1 << 20  # of the file: a few MB of columns and text
 
 
@@ -193,7 +193,7 @@ def _sniff(head: bytes) -> tuple[str, int]:
         if version not in recfmt.VERSIONS or version == 0:
             raise RecordFormatError(f"unknown record format version {version}")
         return "recfmt", version
-    if b"\0" not in head and EVENT in head:
+    if b"\0" not in head and PERF_SCRIPT_EVENT in head:
         return "perf", 0
     return "recfmt", 0
 

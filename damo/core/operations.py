@@ -1,5 +1,9 @@
 """The operations interface, shaped as the seed's `struct damon_primitive`.
 
+It lives in the core, beside the context, as the kernel keeps `struct
+damon_operations` beside `damon_ctx`: the core drives operations without
+knowing which (`damo.ops` holds the implementations).
+
 kdamond calls `init` once before monitoring, then per sample
 `prepare_access_checks` (pick each region's `sampling_addr` and clear its
 Accessed state), sleeps, and `check_accesses` (count the accessed samples
@@ -8,6 +12,14 @@ After each aggregation it calls `reset_aggregated`, after each update
 interval `update` (follow the target's changing mappings), and `cleanup`
 when monitoring ends.  Monitoring stops once `target_valid` is false for
 every target.  Every method has a do-nothing default, as a NULL primitive.
+
+The sampling scale: operations may check a region less often than every
+sampling interval (a CPU budget lengthening the interval).  They then set
+`ctx.sample_scale`, before the checks of an aggregation interval, to the
+nominal sampling intervals each check stands for (1: every interval, the
+default); each access a check finds counts that many, so `nr_accesses`
+keeps its nominal meaning, and the region adjustment reads the scale to
+know how much evidence a count holds (`damo.core.adjust`).
 """
 
 from collections.abc import Callable
