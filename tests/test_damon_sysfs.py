@@ -181,7 +181,7 @@ def test_why_no_own_kdamond(tmp_path):
 
 def test_this_machines_busy_interface_means_the_sampler():
     # The machine's own kdamond holds the real interface: damo records pids itself.
-    from damo.ops.kernel import why_not_for_processes
+    from damo.sources.choice import why_not_for_processes
 
     kd = next((kd for kd in read_kdamonds()), None) \
         if (damon_sysfs.ADMIN_DIR / "kdamonds/nr_kdamonds").exists() else None

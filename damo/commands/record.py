@@ -3,10 +3,12 @@
 TARGET is one or more pids, or one command string that damo runs through
 /bin/sh and records until it exits (`vaddr` operations, the default), a
 workload file for `--ops sim`, or for `--ops kernel` 'paddr', pids, or
-nothing with `--attach`.  Pids without --ops go through kernel DAMON where
-the kernel has its vaddr operations and its sysfs interface is free (as
-`--ops kernel PID`); `--ops vaddr` keeps damo's BPF sampler.  The run itself
-is `damo.recording`.
+nothing with `--attach`.  Without --ops, `damo.sources.choice` decides:
+pids go through kernel DAMON where the kernel has its vaddr operations, its
+sysfs interface is free and no option kernel DAMON does not take is given
+(as `--ops kernel PID`); else damo's BPF sampler (`--ops vaddr`).  The
+source checks the options it takes and refuses the others
+(`damo.sources`); the run itself is `damo.recording`.
 """
 
 import sys
@@ -73,14 +75,16 @@ def run(
         ),
     ] = None,
     max_cpu: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-cpu",
-            help="CPU budget: keep damo within this % of one core by checking saturated "
+            help="CPU budget (vaddr): keep damo within this % of one core by checking saturated "
             "regions, then every region, less often (never under once per aggregation; "
-            "counts keep their meaning); 0: no budget, every sample (docs/recording.md).",
+            "counts keep their meaning); 0: no budget, every sample (docs/recording.md). "
+            "[default: 2]",
+            show_default=False,
         ),
-    ] = 2.0,
+    ] = None,
     colocate: Annotated[
         bool,
         typer.Option(
@@ -108,47 +112,34 @@ def run(
         ),
     ] = None,
     adjust: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--adjust",
-            help="Region adjustment: narrow (keeps the evidence of sparse hits until it "
-            "isolates a small hot object) or seed (the seed's exact merge and split).",
+            help="Region adjustment (sim, vaddr): narrow (keeps the evidence of sparse hits "
+            "until it isolates a small hot object) or seed (the seed's exact merge and split). "
+            "[default: narrow]",
+            show_default=False,
         ),
-    ] = "narrow",
+    ] = None,
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
-    from damo.recording import KernelRecording, Recording
+    from damo.recording import Recording
+    from damo.sources import RecordOptions
+    from damo.sources.choice import why_not_kernel
 
-    attrs = Attrs(sample, aggr, updr, minr, maxr)
-    target = target or []
-    if ops is None and not attach and not colocate and seed is None and truth is None \
-            and adjust == "narrow" and not include_child_tasks:
-        from damo.ops.kernel import why_not_for_processes
-
-        if why_not_for_processes(target) is None:
-            ops = "kernel"
+    options = RecordOptions(target or [], Attrs(sample, aggr, updr, minr, maxr), out, ops,
+                            duration, attach, seed, truth, max_cpu, colocate,
+                            include_child_tasks, max_targets, adjust)
+    if ops is None:
+        options.ops = "kernel" if why_not_kernel(options) is None else "vaddr"
+        if options.ops == "kernel":
             print("damo: recording through kernel DAMON (this kernel has its vaddr operations "
                   "and its sysfs interface is free); --ops vaddr uses damo's BPF sampler",
                   file=sys.stderr)
-    if ops == "kernel":
-        if adjust != "narrow":
-            from damo.errors import UsageError
-
-            raise UsageError("--adjust goes with sim and vaddr: kernel DAMON adjusts its own")
-        rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
-    elif attach:
-        from damo.errors import UsageError
-
-        raise UsageError("--attach goes with --ops kernel")
-    else:
-        rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
-                                include_child_tasks=include_child_tasks,
-                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
+    rec = Recording.open(options)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)
     if rec.fault is not None:
         raise rec.fault  # after the summary: the error is the last line, exit status 1
-
-

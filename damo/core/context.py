@@ -22,9 +22,17 @@ PAGE_SIZE = 4096
 # a sparse hit until the search narrows in on it; `seed` is the seed's exact
 # merge and split (damo.core.adjust).
 ADJUST_MODES = ("narrow", "seed")
+DEFAULT_ADJUST = "narrow"
 
 # A callback gets the context; a true return value asks monitoring to stop.
 Callback = Callable[["Context"], object]
+
+
+def check_adjust(mode: str, name: str = "region adjustment") -> str:
+    """`mode` if it is one of ADJUST_MODES; else a usage error naming it as `name` says."""
+    if mode not in ADJUST_MODES:
+        raise UsageError(f"unknown {name} {mode!r} (choices: {', '.join(ADJUST_MODES)})")
+    return mode
 
 
 @dataclass
@@ -44,7 +52,7 @@ class Context:
         rng: np.random.Generator | None = None,
         clock: Clock | None = None,
         min_region: int = PAGE_SIZE,
-        adjust: str = "narrow",
+        adjust: str = DEFAULT_ADJUST,
     ):
         self.attrs = (attrs or Attrs()).validate()
         self.ops = ops
@@ -52,11 +60,7 @@ class Context:
         self.rng = rng if rng is not None else np.random.default_rng()
         self.clock = clock or MonotonicClock()
         self.min_region = min_region
-        if adjust not in ADJUST_MODES:
-            raise UsageError(
-                f"unknown region adjustment {adjust!r} (choices: {', '.join(ADJUST_MODES)})"
-            )
-        self.adjust = adjust
+        self.adjust = check_adjust(adjust)
         self.targets: list[Target] = []
         self.stop_requested = False
         # kdamond_split_regions() remembers the count of its previous call.

@@ -368,28 +368,6 @@ class KernelSource:
                 self.ring = None
 
 
-def why_not_for_processes(targets: list[str]) -> str | None:
-    """None when `damo record TARGET...` should go through kernel DAMON; else why not.
-
-    It should when TARGET is pids and the kernel could monitor them itself:
-    its DAMON has the vaddr operations and the sysfs interface is free for a
-    kdamond of damo's own (its tracepoint is then read through bcc).  Read-only.
-    """
-    if not targets or not all(t.strip().isdigit() for t in targets):
-        return "not pids"
-    reason = damon_sysfs.why_no_own_kdamond("vaddr")
-    if reason is not None:
-        return reason
-    from damo.linux import preflight
-
-    try:
-        preflight.check_root()
-        preflight.check_bcc()
-    except PlatformError as err:
-        return str(err)
-    return None
-
-
 def _parse_kernel_targets(targets: list[str]) -> tuple[str, tuple[int, ...]]:
     """`paddr`, or pids (monitored by the kernel's vaddr operations)."""
     if targets == ["paddr"]:

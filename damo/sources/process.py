@@ -1,0 +1,131 @@
+"""Records of processes from damo's region engine and BPF sampler (`--ops vaddr`).
+
+What only process targets have: a command damo started (and its exit
+status), children that join (`--include_child_tasks`, `--max-targets`),
+each target's mappings and footprint, the CPU budget (`--max-cpu`) and
+where damo samples from (`--colocate`); the operations are
+`damo.ops.vaddr.VaddrBpfOperations`.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from damo.errors import UsageError
+from damo.sources import END, RECORD, START
+from damo.sources.engine import EngineSource
+
+if TYPE_CHECKING:
+    from damo.ops.vaddr import VaddrBpfOperations
+    from damo.sources import RecordOptions
+
+#: `--max-cpu` when not given: % of one core.
+DEFAULT_MAX_CPU = 2.0
+
+
+class ProcessSource(EngineSource):
+    TAKES = EngineSource.TAKES | {"max_cpu", "colocate", "include_child_tasks", "max_targets"}
+
+    def __init__(self, options: "RecordOptions"):
+        from damo.ops import vaddr
+        from damo.ops.children import DEFAULT_MAX_TARGETS
+
+        self.check_adjust(options)
+        if options.attrs.max_nr_regions > vaddr.MAX_NR_REGIONS:
+            raise UsageError(f"-m/--maxr: the vaddr operations sample at most "
+                             f"{vaddr.MAX_NR_REGIONS} regions, not {options.attrs.max_nr_regions}")
+        max_targets = options.max_targets or DEFAULT_MAX_TARGETS
+        pids, _ = vaddr.parse_targets(options.targets)
+        if len(pids) > max_targets:
+            raise UsageError(f"{len(pids)} pids to monitor, more than --max-targets "
+                             f"({max_targets})")
+        setup = vaddr.setup(options.targets)
+        ops: VaddrBpfOperations = setup.ops
+        ops.colocate_requested = options.colocate
+        ops.children.follow = options.include_child_tasks
+        ops.children.max_targets = max_targets
+        ops.max_cpu = DEFAULT_MAX_CPU if options.max_cpu is None else options.max_cpu
+        self.ops = ops
+        super().__init__(self.context(options, ops, setup.target_ids, setup.clock))
+
+    def target_info(self, target_id: int) -> dict[str, Any]:
+        """The target's pid and, while it runs, its command line."""
+        info: dict[str, Any] = {"id": target_id, "pid": target_id}
+        try:
+            with open(f"/proc/{target_id}/cmdline", "rb") as f:
+                info["cmdline"] = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+        except OSError:
+            pass
+        return info
+
+    def start_fields(self) -> dict[str, Any]:
+        children = self.ops.children
+        return {**super().start_fields(), "command": self.ops.command,
+                "include_child_tasks": children.follow, "max_targets": children.max_targets}
+
+    def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
+        """Targets joining and leaving, the budget's changes, mappings, footprints."""
+        ops = self.ops
+        out: list[tuple[str, dict[str, Any]]] = []
+        if moment == END and ops.budget is not None:
+            out.append(("budget", dict(time_ns=now_ns, **ops.budget.describe(),
+                                       run_checks_per_region_mean=ops.budget.run_checks_mean)))
+        if moment != START:
+            if moment == END:
+                ops.children.finish(self.ctx)
+            for event in ops.children.take_events():
+                if event["type"] == "target":
+                    event = {**event, **self.target_info(event["id"])}
+                out.append((event.pop("type"), event))
+        out.extend(("budget", change) for change in ops.take_budget())
+        out.extend(("maps", dict(time_ns=time_ns, target_id=target_id, maps=[
+            [m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode] for m in maps]))
+            for target_id, time_ns, maps in ops.take_maps())
+        if moment == RECORD:
+            from damo.linux.footprint import read_footprint
+
+            rows = [[t.id, *fp] for t in self.ctx.targets
+                    if (fp := read_footprint(t.id)) is not None]
+            if rows:
+                out.append(("footprints", dict(time_ns=now_ns, targets=rows)))
+        return out
+
+    def notes(self) -> list[str]:
+        return self.ops.children.take_notes()
+
+    def status(self) -> str:
+        ops = self.ops
+        line = ""
+        if ops.budget is not None:
+            line += f"   checks {ops.budget.checks_mean:.1f}/{ops.budget.samples_per_aggr} per aggr"
+        sizes = [ops.rss_bytes(t.id) for t in self.ctx.targets]
+        total = sum(s for s in sizes if s is not None)
+        return line + f"   target RSS {total / 2**20:.1f} MiB"
+
+    def what(self) -> str:
+        ops = self.ops
+        if not ops.pids:  # the targets given (or started), whether or not they still run
+            return "nothing"
+        what = "process " + ", ".join(str(pid) for pid in ops.pids)
+        if ops.command is not None:
+            what += f" ({ops.command!r})"
+        children = ops.children
+        if children.follow:
+            what += f" and {children.nr_children} child process" + \
+                ("" if children.nr_children == 1 else "es")
+            if children.unmonitored:
+                what += (f" ({len(children.unmonitored)} more not monitored: "
+                         f"--max-targets {children.max_targets})")
+        return what
+
+    def summary(self, cpu_share: float) -> str:
+        text = f"; damo used {cpu_share:.1%} of one CPU"
+        budget = self.ops.budget
+        if budget is not None:
+            nominal, mean = budget.samples_per_aggr, budget.run_checks_mean
+            text += (f" (budget {budget.max_cpu:g}%: every sample taken)" if mean >= nominal else
+                     f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
+                     f"on average, of {nominal})")
+        status = self.ops.command_status
+        if status is not None:
+            text += (f"; the command was killed by signal {-status}" if status < 0
+                     else f"; the command exited with status {status}")
+        return text
