@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from damo.core.attrs import Attrs
     from damo.core.context import Context
     from damo.records.writer import TargetRegions
-    from damo.sources import Source
+    from damo.sources import RecordOptions, Source
 
 
 class Recording:
@@ -49,15 +49,11 @@ class Recording:
 
     def __init__(self, source: "Source | Context", out: str, duration_ns: int | None = None,
                  truth: None = None, make_writer: Callable[[str], Any] | None = None):
-        from damo.core.context import Context
+        from damo.sources import as_source
 
-        if isinstance(source, Context):  # a context built by hand: the region engine on it
-            from damo.sources.engine import EngineSource
-
-            source = EngineSource(source)
         if truth is not None:  # kept in the signature for callers that pass truth=None
             raise TypeError("the truth log is the sim source's: RecordOptions.truth")
-        self.source = source
+        self.source = as_source(source)
         self.out = out
         self.duration_ns = duration_ns
         self.make_writer = make_writer
@@ -88,16 +84,16 @@ class Recording:
                 truth: str | None = None, colocate: bool = False,
                 include_child_tasks: bool = False, max_targets: int | None = None,
                 adjust: str | None = None, max_cpu: float | None = None) -> "Recording":
-        """A run of the region engine (vaddr, the default, or sim); checks all, creates no file."""
-        from damo.sources import RecordOptions
+        """A run of the region engine (its default operations if no `ops_name`); no file yet."""
+        from damo.sources import ENGINE_OPS, RecordOptions
 
         options = RecordOptions(targets, attrs, out, ops_name, duration, seed=seed, truth=truth,
                                 colocate=colocate, include_child_tasks=include_child_tasks,
                                 max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
-        return cls.open(options, names=("vaddr", "sim"))
+        return cls.open(options, names=ENGINE_OPS)
 
     @classmethod
-    def open(cls, options: Any, names: tuple[str, ...] | None = None) -> "Recording":
+    def open(cls, options: "RecordOptions", names: tuple[str, ...] | None = None) -> "Recording":
         """The run `damo record` asks for (`damo.sources.RecordOptions`); creates no file."""
         from damo.sources import SOURCES, open_source
 

@@ -37,7 +37,8 @@ def run(
             "--ops",
             help="Operations to monitor with: vaddr (damo's BPF sampler), sim, or kernel "
             "(record kernel DAMON's own results). Default: kernel for pids where the kernel's "
-            "DAMON has vaddr and is free, else vaddr.",
+            "DAMON has vaddr and is free and no option it does not take is given, else vaddr "
+            "(docs/recording.md).",
             show_default=False,
         ),
     ] = None,
@@ -128,9 +129,11 @@ def run(
     from damo.sources import RecordOptions
     from damo.sources.choice import why_not_kernel
 
-    options = RecordOptions(target or [], Attrs(sample, aggr, updr, minr, maxr), out, ops,
-                            duration, attach, seed, truth, max_cpu, colocate,
-                            include_child_tasks, max_targets, adjust)
+    options = RecordOptions(
+        target or [], Attrs(sample, aggr, updr, minr, maxr), out=out, ops=ops,
+        duration=duration, attach=attach, seed=seed, truth=truth, max_cpu=max_cpu,
+        colocate=colocate, include_child_tasks=include_child_tasks, max_targets=max_targets,
+        adjust=adjust)
     if ops is None:
         options.ops = "kernel" if why_not_kernel(options) is None else "vaddr"
         if options.ops == "kernel":

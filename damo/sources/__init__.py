@@ -27,7 +27,6 @@ messages (mappings, footprints, budget, targets joining and leaving) come
 through one call, `messages`, at each of those three moments.
 """
 
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -118,6 +117,13 @@ class RecordOptions:
         return self
 
 
+def attrs_fields(attrs: "Attrs") -> dict[str, int]:
+    """The monitoring attributes as the sidecar's start message holds them."""
+    return {"sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
+            "update_us": attrs.update_interval, "min_nr_regions": attrs.min_nr_regions,
+            "max_nr_regions": attrs.max_nr_regions}
+
+
 def refuse_others(options: RecordOptions, takes: frozenset[str], name: str) -> None:
     """One line for the first option given that source `name` does not take."""
     for option in options.given():
@@ -141,18 +147,33 @@ class Sink(Protocol):
         """Monitoring ends; the source still holds its targets."""
 
 
-class Source(Protocol):
-    """What a recording reads from; see the module docstring."""
+class Source:
+    """What a recording reads from; see the module docstring.
 
+    A subclass implements `run`, `start_fields` and `what`; the rest have
+    do-nothing defaults (nothing to add, nothing to release).
+    """
+
+    #: The names (in SOURCE_OPTIONS) of the options it takes.
+    TAKES: frozenset[str] = frozenset()
     #: The sidecar's `ops`.
     name: str
     #: The run's clock (records are stamped with it).
     clock: "Clock"
     #: The region engine's context, when the source runs one (tests drive it).
-    ctx: "Context | None"
+    ctx: "Context | None" = None
 
     def run(self, sink: Sink) -> None:
         """Start, feed `sink` until it or the source ends, and let go (on errors too)."""
+        raise NotImplementedError
+
+    def start_fields(self) -> dict[str, Any]:
+        """The sidecar start message's fields that only the source knows."""
+        raise NotImplementedError
+
+    def what(self) -> str:
+        """What was recorded, for the summary ("process 42 ('make')")."""
+        raise NotImplementedError
 
     def discard(self) -> None:
         """Let go of what building the source took; it will not run (no outputs)."""
@@ -160,29 +181,29 @@ class Source(Protocol):
     def interrupt(self) -> None:
         """Stop as soon as possible, not at the end of the aggregation (a second signal)."""
 
-    def start_fields(self) -> dict[str, Any]:
-        """The sidecar start message's fields that only the source knows."""
-
     def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
         """Sidecar messages (type, fields) since the last call, at START, RECORD or END."""
+        return []
 
     def notes(self) -> list[str]:
         """Lines for the user since the last call."""
+        return []
 
     def status(self) -> str:
         """What the status line adds after the recording's own figures ("" for nothing)."""
-
-    def what(self) -> str:
-        """What was recorded, for the summary ("process 42 ('make')")."""
+        return ""
 
     def summary(self, cpu_share: float) -> str:
         """Clauses the summary adds ("; ..."), given damo's CPU share of the run."""
+        return ""
 
     def end_fields(self) -> dict[str, Any]:
         """The sidecar end message's fields that only the source knows."""
+        return {}
 
     def ended_by(self) -> str | None:
         """Why monitoring ended by itself (the targets exited), or None."""
+        return None
 
 
 #: `--ops` name -> (module, class).  `None` (no --ops) means DEFAULT_OPS here.
@@ -192,6 +213,19 @@ SOURCES = {
     "kernel": ("damo.sources.kernel", "KernelDamonSource"),
 }
 DEFAULT_OPS = "vaddr"
+#: The `--ops` names of damo's region engine.
+ENGINE_OPS = ("vaddr", "sim")
+
+
+def as_source(source: "Source | Context") -> Source:
+    """`source`, or the region engine on a context built by hand (tests)."""
+    from damo.core.context import Context
+
+    if isinstance(source, Context):
+        from damo.sources.engine import EngineSource
+
+        return EngineSource(source)
+    return source
 
 
 def open_source(options: RecordOptions, names: tuple[str, ...] = tuple(SOURCES)) -> Source:
@@ -207,6 +241,6 @@ def open_source(options: RecordOptions, names: tuple[str, ...] = tuple(SOURCES))
         raise UsageError(f"unknown operations {name!r} (choices: {', '.join(names)})")
     options.check()
     module, cls = SOURCES[name]
-    source_cls: Callable[[RecordOptions], Source] = getattr(importlib.import_module(module), cls)
-    refuse_others(options, source_cls.TAKES, name)  # type: ignore[attr-defined]
+    source_cls = getattr(importlib.import_module(module), cls)
+    refuse_others(options, source_cls.TAKES, name)
     return source_cls(options)

@@ -11,13 +11,15 @@ subclasses, `damo.sources.process` and `damo.sources.sim`.
 
 from typing import TYPE_CHECKING, Any
 
+from damo.sources import Source
+
 if TYPE_CHECKING:
     from damo.core.context import Context
     from damo.core.operations import Operations
     from damo.sources import RecordOptions, Sink
 
 
-class EngineSource:
+class EngineSource(Source):
     """The region engine on a prepared context (any operations, or none)."""
 
     #: The options of damo's region engine; the subclasses add their operations'.
@@ -93,38 +95,14 @@ class EngineSource:
         return {"id": target_id}
 
     def start_fields(self) -> dict[str, Any]:
-        attrs = self.ctx.attrs
-        return dict(
-            ops=self.name,
-            attrs={
-                "sample_us": attrs.sample_interval,
-                "aggr_us": attrs.aggr_interval,
-                "update_us": attrs.update_interval,
-                "min_nr_regions": attrs.min_nr_regions,
-                "max_nr_regions": attrs.max_nr_regions,
-            },
-            targets=[self.target_info(t.id) for t in self.ctx.targets],
-            command=None,
-            adjust=self.ctx.adjust,
-        )
+        from damo.sources import attrs_fields
 
-    def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def notes(self) -> list[str]:
-        return []
-
-    def status(self) -> str:
-        return ""
+        return dict(ops=self.name, attrs=attrs_fields(self.ctx.attrs),
+                    targets=[self.target_info(t.id) for t in self.ctx.targets], command=None,
+                    adjust=self.ctx.adjust)
 
     def what(self) -> str:
         return f"{self.name} targets " + ", ".join(str(t.id) for t in self.ctx.targets)
-
-    def summary(self, cpu_share: float) -> str:
-        return ""
-
-    def end_fields(self) -> dict[str, Any]:
-        return {}
 
     def ended_by(self) -> str | None:
         ops = self.ctx.ops

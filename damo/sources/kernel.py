@@ -10,14 +10,13 @@ samples and adjusts by itself: none of the region engine's options apply.
 from typing import TYPE_CHECKING, Any
 
 from damo.core.clock import MonotonicClock
+from damo.sources import Source
 
 if TYPE_CHECKING:
     from damo.sources import RecordOptions, Sink
 
-ATTR_KEYS = ("sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions")
 
-
-class KernelDamonSource:
+class KernelDamonSource(Source):
     TAKES = frozenset({"attach"})
     name = "kernel"
     ctx = None  # no region engine here
@@ -45,29 +44,18 @@ class KernelDamonSource:
     def discard(self) -> None:
         self.kernel.stop()
 
-    def interrupt(self) -> None:
-        pass  # the first request already ends the run at the next poll
+    # interrupt: nothing to do, the first request already ends the run at the next poll
 
     def start_fields(self) -> dict[str, Any]:
+        from damo.sources import attrs_fields
+
         kdamonds = self.kernel.describe()
-        attrs = {"sample_us": self.attrs.sample_interval, "aggr_us": self.attrs.aggr_interval,
-                 "update_us": self.attrs.update_interval,
-                 "min_nr_regions": self.attrs.min_nr_regions,
-                 "max_nr_regions": self.attrs.max_nr_regions}
+        attrs = attrs_fields(self.attrs)
         if self.kernel.attach and kdamonds and kdamonds[0]["contexts"]:
-            ctx = kdamonds[0]["contexts"][0]
-            attrs = {k: ctx[k] for k in ATTR_KEYS}
+            ctx = kdamonds[0]["contexts"][0]  # the kdamond's own, not the options'
+            attrs = {k: ctx[k] for k in attrs}
         return dict(ops="kernel", attrs=attrs, targets=[], command=None, kdamonds=kdamonds,
                     attach=self.kernel.attach)
-
-    def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
-        return []
-
-    def notes(self) -> list[str]:
-        return []
-
-    def status(self) -> str:
-        return ""
 
     def what(self) -> str:
         names = [f"kdamond {kd['index']} (pid {kd['pid']}, "
