@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hot_objects import isolation_times, objects_workload
-from wss_accuracy import relative_errors
 
 from damo.core.attrs import Attrs
 from damo.recording import Recording
+from damo.workload.hot_objects import isolation_times, objects_workload
+from damo.workload.wss_accuracy import relative_errors
 
 EXAMPLES = Path(__file__).parents[1] / "examples" / "workloads"
 SEEDS = (1, 2, 3)

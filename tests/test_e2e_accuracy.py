@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wss_accuracy import relative_errors
 
 from damo.core.attrs import Attrs
+from damo.workload.wss_accuracy import relative_errors
 
 REPO = Path(__file__).parents[1]
 # workload -> (median error at most, share of snapshots within 10 % at least)

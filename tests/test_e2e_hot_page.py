@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pytest
 from conftest import need_bpf
-from hot_objects import isolation_times
+
+from damo.workload.hot_objects import isolation_times
 
 REPO = Path(__file__).parents[1]
 DAMO = [sys.executable, "-m", "damo.cli"]

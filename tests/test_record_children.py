@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wss_accuracy import relative_errors
 
 from damo.core.attrs import Attrs
 from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
+from damo.workload.wss_accuracy import relative_errors
 
 REPO = Path(__file__).parents[1]
 DAMO = [sys.executable, "-m", "damo.cli"]

@@ -1,4 +1,4 @@
-"""The WSS accuracy method shared by the sim and the real (BPF) accuracy tests.
+"""The WSS accuracy method: of the sim and real (BPF) accuracy tests and bench/narrow.
 
 Measured WSS of a snapshot: bytes of its regions with nr_accesses >= 1,
 counted inside the workload's regions only.  Truth: bytes of the regions the
