@@ -24,7 +24,8 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``max_targets`` say how the run followed children).
 - ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
   last record is the one before this message.
-- ``"budget"`` (``vaddr`` with ``--max-cpu``): ``time_ns``, ``max_cpu``,
+- ``"budget"`` (``vaddr`` with a CPU budget: ``--max-cpu``, 2 % unless 0):
+  ``time_ns``, ``max_cpu``,
   ``level``, ``cpu`` (% of a core measured, or nil), ``sampling_scale``
   (nominal sampling intervals per step), ``saturated_period`` (steps between
   two checks of a saturated region), ``checks_per_region_mean`` and ``_min``
