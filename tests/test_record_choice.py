@@ -167,3 +167,36 @@ def test_not_root(free):
                            env={**os.environ, "PYTHONPATH": str(REPO), "HOME": tmp})
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("damo needs root"), p.stdout
+
+
+@pytest.mark.parametrize("flags", [("--max-cpu", "1"), ("--max-targets", "4")])
+def test_damo_record_keeps_pids_off_kernel_damon_for_an_option(tmp_path, flags):
+    """End to end: with the interface free and vaddr offered, the option alone keeps the sampler."""
+    from tests.conftest import need_bpf
+    from tests.proc_targets import start
+    from tests.test_record_kernel import fake_admin_with_vaddr, run_damo_code
+
+    need_bpf()
+    admin = fake_admin_with_vaddr(tmp_path / "sysfs", 1)
+    assert why_not_kernel(options(), admin) is None, "without the option: kernel DAMON"
+    before = snapshot(admin)
+    code = (f"import pathlib, damo.linux.damon_sysfs as d; d.ADMIN_DIR = pathlib.Path('{admin}')\n"
+            "from damo.cli import main\nmain()")
+    target, _ = start("sleep", 60)
+    try:
+        out = tmp_path / "p.data"
+        proc = run_damo_code(code, "record", str(target.pid), *flags, "--duration", "0.5",
+                             "-o", str(out))
+    finally:
+        target.kill()
+        target.wait()
+    err = proc.stderr.decode()
+    assert proc.returncode == 0, err
+    assert "kernel DAMON" not in err and err.startswith("damo: recorded process"), err
+    assert snapshot(admin) == before
+    from damo.records.meta import read_meta
+
+    start_message = read_meta(str(out))[0]
+    assert start_message["ops"] == "vaddr"
+    if flags[0] == "--max-targets":
+        assert start_message["max_targets"] == 4
