@@ -206,7 +206,8 @@ class Source:
         return None
 
 
-#: `--ops` name -> (module, class).  `None` (no --ops) means DEFAULT_OPS here.
+#: `--ops` name -> (module, class).  Without --ops, `damo record` asks
+#: `damo.sources.choice`; a caller in Python gets DEFAULT_OPS.
 SOURCES = {
     "vaddr": ("damo.sources.process", "ProcessSource"),
     "sim": ("damo.sources.sim", "SimSource"),
