@@ -54,6 +54,9 @@ class Recording:
         self.max_regions = 0
         self._sum_regions = 0
         self._writer = None
+        # How the record file is opened (damo.records.writer.open_record_writer's signature):
+        # `damo record --format/--snapshot` replace it.
+        self.open_writer = None
         self._meta = None
         self._live = None
         self._status_next = 0.0
@@ -144,10 +147,10 @@ class Recording:
         """Create the outputs and monitor until the target ends, the duration, or a signal."""
         from damo.core.kdamond import kdamond_fn
         from damo.records.meta import MetaWriter
-        from damo.records.writer import RecordWriter
+        from damo.records.writer import open_record_writer
 
         try:
-            self._writer = RecordWriter(self.out)
+            self._writer = (self.open_writer or open_record_writer)(self.out, attrs=self.ctx.attrs)
             self._meta = MetaWriter(self.out)
             if self.truth_path is not None:
                 from damo.workload.truth import TruthLog
@@ -233,12 +236,14 @@ class Recording:
             self._writer.write(now, targets)
         except OutputError as err:
             return self._fail(err)
-        self.nr_records += 1
+        written = self._writer.nr_records > self.nr_records  # --snapshot keeps only some
+        self.nr_records = self._writer.nr_records
         nr_regions = sum(len(t.start) for t in targets)
-        self._sum_regions += nr_regions
-        self.max_regions = max(self.max_regions, nr_regions)
-        self.min_regions = nr_regions if self.min_regions is None else \
-            min(self.min_regions, nr_regions)
+        if written:
+            self._sum_regions += nr_regions
+            self.max_regions = max(self.max_regions, nr_regions)
+            self.min_regions = nr_regions if self.min_regions is None else \
+                min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         try:
             self._write_targets(self.ctx)
@@ -251,6 +256,9 @@ class Recording:
             self._show_status(self.ctx, nr_regions)
         if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
             self.reason = "duration"
+            return True
+        if getattr(self._writer, "done", False):  # --snapshot: the last one is written
+            self.reason = "snapshots taken"
             return True
         return self._stopping
 
@@ -471,10 +479,10 @@ class KernelRecording(Recording):
 
     def run(self) -> None:
         from damo.records.meta import MetaWriter
-        from damo.records.writer import RecordWriter
+        from damo.records.writer import open_record_writer
 
         try:
-            self._writer = RecordWriter(self.out)
+            self._writer = (self.open_writer or open_record_writer)(self.out, attrs=self.ctx.attrs)
             self._meta = MetaWriter(self.out)
             with _stop_on_signals(self):
                 self.source.start()

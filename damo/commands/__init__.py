@@ -31,6 +31,7 @@ MODULES = (
     "report_footprints",
     "adjust",
     "validate",
+    "convert",
     "workload",
 )
 

@@ -128,3 +128,57 @@ class RecordWriter(OutputFile):
         """Append one record: `time_ns` is the end of the aggregation window."""
         self._write(encode_record(time_ns, targets))
         self.nr_records += 1
+
+
+FORMATS = ("recfmt", "json_compressed", "json")
+
+
+def open_record_writer(path: str, fmt: str = "recfmt", attrs=None):
+    """A writer of `fmt` (recfmt v2, or upstream damo's json_compressed or json) at `path`.
+
+    Every writer has `RecordWriter`'s interface: ``write(time_ns, targets)``,
+    ``nr_records``, ``failed``, ``close()``.  `attrs` (`damo.core.attrs.Attrs`)
+    gives the JSON formats their monitoring intervals.
+    """
+    if fmt == "recfmt":
+        return RecordWriter(path)
+    from damo.records.json_record import JsonRecordWriter
+
+    intervals = None if attrs is None else {
+        "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
+        "update_us": attrs.update_interval}
+    return JsonRecordWriter(path, fmt, intervals)
+
+
+class SnapshotWriter:
+    """`damo record --snapshot DELAY COUNT`: only COUNT records, DELAY apart, of a writer's.
+
+    Snapshot k (1..COUNT) is the first aggregation ending at least k x DELAY
+    after monitoring started (the start is taken as one aggregation interval
+    before the first record); DELAY 0 keeps COUNT consecutive aggregations.
+    ``done`` turns true with the last one, and the recording then stops.
+    """
+
+    def __init__(self, inner, delay_ns: int, count: int, aggr_ns: int):
+        self.inner = inner
+        self.delay_ns = delay_ns
+        self.count = count
+        self.aggr_ns = aggr_ns
+        self._start_ns: int | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # path, failed, ...
+
+    @property
+    def done(self) -> bool:
+        return self.inner.nr_records >= self.count
+
+    def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None:
+        if self._start_ns is None:
+            self._start_ns = time_ns - self.aggr_ns
+        due = self._start_ns + (self.inner.nr_records + 1) * self.delay_ns
+        if not self.done and time_ns >= due:
+            self.inner.write(time_ns, targets)
+
+    def close(self) -> None:
+        self.inner.close()
