@@ -257,8 +257,9 @@ class Recording:
         if self.duration_ns is not None and self.elapsed_ns >= self.duration_ns:
             self.reason = "duration"
             return True
-        if getattr(self._writer, "done", False):  # --snapshot: the last one is written
-            self.reason = "snapshots taken"
+        done = getattr(self._writer, "done", "")  # why a writer ends the run (--snapshot, monitor)
+        if done:
+            self.reason = done
             return True
         return self._stopping
 

@@ -32,6 +32,9 @@ MODULES = (
     "adjust",
     "validate",
     "convert",
+    "monitor",
+    "version",
+    "setup_cli_completion",
     "workload",
 )
 

@@ -156,7 +156,7 @@ class SnapshotWriter:
     Snapshot k (1..COUNT) is the first aggregation ending at least k x DELAY
     after monitoring started (the start is taken as one aggregation interval
     before the first record); DELAY 0 keeps COUNT consecutive aggregations.
-    ``done`` turns true with the last one, and the recording then stops.
+    ``done`` says "snapshots taken" with the last one, and the recording then stops.
     """
 
     def __init__(self, inner, delay_ns: int, count: int, aggr_ns: int):
@@ -170,8 +170,9 @@ class SnapshotWriter:
         return getattr(self.inner, name)  # path, failed, ...
 
     @property
-    def done(self) -> bool:
-        return self.inner.nr_records >= self.count
+    def done(self) -> str:
+        """Why the recording should end now ("" to go on)."""
+        return "snapshots taken" if self.inner.nr_records >= self.count else ""
 
     def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None:
         if self._start_ns is None:

@@ -1,0 +1,276 @@
+"""`damo monitor`: a recording whose records are also drawn, live, in the terminal.
+
+The monitor is a `damo.recording.Recording` like `damo record`'s (same
+operations, CPU budget, signals, sidecar); only its record writer differs:
+`LiveView` has `RecordWriter`'s interface, passes every record on to the
+real writer when there is an output (``-o``), and draws a frame at most
+every refresh interval of the run's clock, from the aggregation callback
+(no thread of its own).  Per aggregation it only keeps the accessed ranges
+for the idle tracker and looks for a key press; the frame itself (hottest
+and longest-idle ranges named like `report hot`, WSS, RSS, heat strip) is
+computed at the refresh.  Under the default CPU budget the drawing counts
+against the same budget as sampling, since the budget measures the whole
+process.
+
+``q`` (or Ctrl-C, SIGINT, SIGTERM) ends the run at the end of the current
+aggregation: the output, when there is one, ends with a whole record.
+"""
+
+import os
+import select
+import sys
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from damo.reports import live_view
+
+HEAT_ROWS = 6
+
+
+class Terminal:
+    """The alternate screen of a terminal, with keys read without Enter; plain text otherwise."""
+
+    def __init__(self, out=None, keys=None):
+        self.out = out or sys.stdout
+        self.keys = keys if keys is not None else sys.stdin
+        self.tty = self.out.isatty()
+        self._saved = None
+        self._key_fd = None
+        self.last_frame: list[str] = []
+
+    def __enter__(self) -> "Terminal":
+        if self.tty:
+            self._write("\x1b[?1049h\x1b[?25l")  # alternate screen, no cursor
+        try:
+            fd = self.keys.fileno()
+        except (AttributeError, OSError, ValueError):
+            fd = None
+        if fd is not None and os.isatty(fd):
+            import termios
+            import tty
+
+            self._saved = termios.tcgetattr(fd)
+            tty.setcbreak(fd)  # keys without Enter; Ctrl-C still signals
+            self._key_fd = fd
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            import termios
+
+            termios.tcsetattr(self._key_fd, termios.TCSADRAIN, self._saved)
+        if self.tty:
+            self._write("\x1b[?25h\x1b[?1049l")
+            # The last frame stays on the normal screen.
+            self._write("".join(line + "\n" for line in self.last_frame))
+
+    def size(self) -> tuple[int, int]:
+        try:
+            size = os.get_terminal_size(self.out.fileno())
+            return size.columns, size.lines
+        except (OSError, ValueError, AttributeError):
+            return 100, 40
+
+    def quit_pressed(self) -> bool:
+        """Whether q was typed since the last look (never blocks)."""
+        if self._key_fd is None:
+            return False
+        try:
+            ready, _, _ = select.select([self._key_fd], [], [], 0)
+            return bool(ready) and any(c in b"qQ" for c in os.read(self._key_fd, 64))
+        except OSError:
+            return False
+
+    def draw(self, lines: list[str]) -> None:
+        self.last_frame = lines
+        if self.tty:
+            self._write("\x1b[H" + "".join(line + "\x1b[K\n" for line in lines) + "\x1b[J")
+        else:
+            self._write("".join(line + "\n" for line in lines) + "\n")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except (OSError, ValueError):
+            pass  # the terminal went away: the recording goes on
+
+
+class _Names:
+    """Range names of one process from its current /proc/PID/maps (`report hot`'s annotation)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self._text = None
+        self._annotator = None
+
+    def refresh(self) -> None:
+        from damo.errors import TargetError
+        from damo.linux.maps import parse_maps, read_maps_text
+        from damo.reports.annotate import Annotator
+
+        try:
+            text = read_maps_text(self.pid)
+        except TargetError:
+            return
+        if text == self._text:
+            return  # most refreshes: the ELF files parsed stay cached
+        self._text = text
+        maps = [[m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode]
+                for m in parse_maps(text)]
+        self._annotator = Annotator([{"type": "maps", "target_id": self.pid, "time_ns": 0,
+                                      "maps": maps}])
+
+    def name(self, start: int, end: int) -> str:
+        if self._annotator is None:
+            return ""
+        ann = self._annotator.annotate(self.pid, start, end, 0)
+        return "" if ann is None else ann.label()
+
+    def mapped(self, ranges: list[live_view.Range], top: int) -> list[live_view.Range]:
+        """`ranges` (most idle first) cut at mappings, unmapped space left out, named.
+
+        Only as many ranges are cut as give 3 x `top` pieces: naming costs.
+        """
+        if self._annotator is None:
+            return ranges
+        from damo.reports.annotate import UNMAPPED
+
+        out: list[live_view.Range] = []
+        for r in ranges:
+            ann = self._annotator.annotate(self.pid, r.start, r.end, 0)
+            for part in ann.parts if ann is not None else []:
+                if part.mapping != UNMAPPED and part.end - part.start >= 4096:
+                    out.append(live_view.Range(part.start, part.end, 0, r.idle_ns, r.never,
+                                               part.label()))
+            if len(out) >= 3 * top:
+                break
+        return live_view.longest_idle(out, top)
+
+
+class LiveView:
+    """The monitor's record writer: draws the records, passes them on to `inner` (or not)."""
+
+    def __init__(self, inner: Any, terminal: Terminal, attrs: Any, refresh_ns: int, top: int,
+                 processes: bool, header: Any):
+        self.inner = inner
+        self.terminal = terminal
+        self.attrs = attrs
+        self.refresh_ns = refresh_ns
+        self.top = top
+        self.processes = processes
+        self.header = header
+        self.max_nr = max(attrs.aggr_interval // attrs.sample_interval, 1)
+        self.nr_records = 0
+        self.nr_frames = 0
+        self.done = ""
+        self.failed = False
+        self.path = getattr(inner, "path", None)
+        self._trackers: dict[int, live_view.IdleTracker] = {}
+        self._names: dict[int, _Names] = {}
+        self._history: deque = deque(maxlen=200)
+        self._start_ns: int | None = None
+        self._next_ns = 0
+        self._cpu0 = time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID)
+        self._wall0 = time.monotonic()
+
+    def write(self, time_ns: int, targets: Sequence[Any]) -> None:
+        if self.inner is not None:
+            self.inner.write(time_ns, targets)
+            self.failed = self.inner.failed
+        self.nr_records += 1
+        if self._start_ns is None:
+            self._start_ns = time_ns - self.attrs.aggr_interval * 1000
+            self._next_ns = time_ns
+        for t in targets:
+            tracker = self._trackers.get(t.target_id)
+            if tracker is None:
+                tracker = self._trackers[t.target_id] = live_view.IdleTracker(self._start_ns)
+            tracker.saw(t.start, t.end, t.nr_accesses)
+        if self.terminal.quit_pressed():
+            self.done = "quit"
+        if time_ns >= self._next_ns or self.done:
+            self._next_ns = time_ns + self.refresh_ns
+            self.terminal.draw(self.frame(time_ns, targets))
+            self.nr_frames += 1
+
+    def frame(self, now_ns: int, targets: Sequence[Any]) -> list[str]:
+        """The lines of one frame for the snapshot of `targets` at `now_ns`."""
+        width, height = self.terminal.size()
+        width = max(width, 40)
+        many = len(targets) > 1
+        hot: list[live_view.Range] = []
+        idle: list[live_view.Range] = []
+        wss = rss = 0
+        nr_regions = 0
+        column = [0.0] * HEAT_ROWS
+        for t in targets:
+            tracker = self._trackers[t.target_id]
+            tracker.paint(now_ns)
+            nr_regions += len(t.start)
+            wss += live_view.wss_bytes(t.start, t.end, t.nr_accesses)
+            found = live_view.hottest(t.start, t.end, t.nr_accesses, self.top)
+            gone = live_view.longest_idle(tracker.idle(t.start, t.end, t.nr_accesses, now_ns),
+                                          self.top)
+            names = self._names_of(t.target_id)
+            if names is not None:
+                for r in found:
+                    r.name = names.name(r.start, r.end)
+                gone = names.mapped(gone, self.top)
+            for r in found + gone:
+                r.name = (f"[{t.target_id}] " if many else "") + r.name
+            hot += found
+            idle += gone
+            if self.processes:
+                from damo.linux.footprint import read_footprint
+
+                fp = read_footprint(t.target_id)
+                rss += fp[1] if fp is not None else 0
+            cells = live_view.heat_column(t.start, t.end, t.nr_accesses, HEAT_ROWS, self.max_nr)
+            column = [max(a, b) for a, b in zip(column, cells, strict=True)]
+        self._history.append(column)
+        hot.sort(key=lambda r: (-r.nr_accesses, -r.size))
+        idle.sort(key=lambda r: (-r.idle_ns, -r.size))
+        elapsed = (now_ns - (now_ns if self._start_ns is None else self._start_ns)) / 1e9
+        wall = time.monotonic() - self._wall0
+        cpu = (time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID) - self._cpu0) / wall * 100 \
+            if wall > 0 else 0.0
+        size = live_view.format_size
+        lines = [
+            f"damo monitor  {self.header() if callable(self.header) else self.header}"[:width],
+            f"{elapsed:7.1f} s   {nr_regions} regions   aggregation "
+            f"{self.attrs.aggr_interval / 1000:g} ms   damo CPU {cpu:.1f}%   q: quit"[:width],
+            (f"WSS {size(wss)}" + (f"   RSS {size(rss)}" if self.processes else "")
+             + (f"   recording to {self.path}" if self.path else ""))[:width],
+            "",
+            "hottest" + " " * 29 + "size   nr_accesses  name",
+        ]
+        lines += [live_view.range_line(r, f"{r.nr_accesses}/{self.max_nr}", width)
+                  for r in hot[: self.top]] or ["  (nothing accessed in the last aggregation)"]
+        lines += ["", "longest idle" + " " * 24 + "size     idle since  name"]
+        lines += [live_view.range_line(r, live_view.format_idle(r.idle_ns, r.never), width)
+                  for r in idle[: self.top]] or ["  (no idle region)"]
+        strip = max(width - 4, 10)
+        cols = list(self._history)[-strip:]
+        seconds = self.refresh_ns / 1e9
+        lines += ["", f"heat: address space (gaps left out) top to bottom, one column per "
+                      f"{seconds:g} s, newest right (darker: more accesses)"[:width]]
+        for row in range(HEAT_ROWS):
+            lines.append("  |" + "".join(live_view.heat_char(c[row]) for c in cols)
+                         .rjust(strip - 1) + "|")
+        return lines[: max(height - 1, 10)]
+
+    def _names_of(self, target_id: int) -> _Names | None:
+        if not self.processes:
+            return None
+        names = self._names.get(target_id)
+        if names is None:
+            names = self._names[target_id] = _Names(target_id)
+        names.refresh()
+        return names
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
