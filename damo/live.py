@@ -99,12 +99,18 @@ class Terminal:
 
 
 class _Names:
-    """Range names of one process from its current /proc/PID/maps (`report hot`'s annotation)."""
+    """Range names of one process from its current /proc/PID/maps (`report hot`'s annotation).
+
+    Regions change little from one refresh to the next: what a range is cut
+    into and each piece's name are kept until the mappings change.
+    """
 
     def __init__(self, pid: int):
         self.pid = pid
         self._text = None
         self._annotator = None
+        self._parts: dict[tuple[int, int], list] = {}
+        self._labels: dict[tuple[int, int], str] = {}
 
     def refresh(self) -> None:
         from damo.errors import TargetError
@@ -118,6 +124,8 @@ class _Names:
         if text == self._text:
             return  # most refreshes: the ELF files parsed stay cached
         self._text = text
+        self._parts.clear()
+        self._labels.clear()
         maps = [[m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode]
                 for m in parse_maps(text)]
         self._annotator = Annotator([{"type": "maps", "target_id": self.pid, "time_ns": 0,
@@ -126,28 +134,43 @@ class _Names:
     def name(self, start: int, end: int) -> str:
         if self._annotator is None:
             return ""
-        ann = self._annotator.annotate(self.pid, start, end, 0)
-        return "" if ann is None else ann.label()
+        key = (start, end)
+        if key not in self._labels:
+            ann = self._annotator.annotate(self.pid, start, end, 0)
+            self._labels[key] = "" if ann is None else ann.label()
+        return self._labels[key]
 
     def mapped(self, ranges: list[live_view.Range], top: int) -> list[live_view.Range]:
         """`ranges` (most idle first) cut at mappings, unmapped space left out, named.
 
-        Only as many ranges are cut as give 3 x `top` pieces: naming costs.
+        Only as many ranges are cut as give 3 x `top` pieces, and only the
+        `top` pieces kept are named: naming (ELF symbols) is what costs.
         """
         if self._annotator is None:
             return ranges
-        from damo.reports.annotate import UNMAPPED
-
         out: list[live_view.Range] = []
         for r in ranges:
-            ann = self._annotator.annotate(self.pid, r.start, r.end, 0)
-            for part in ann.parts if ann is not None else []:
-                if part.mapping != UNMAPPED and part.end - part.start >= 4096:
-                    out.append(live_view.Range(part.start, part.end, 0, r.idle_ns, r.never,
-                                               part.label()))
+            for start, end, part in self._cut(r.start, r.end):
+                out.append(live_view.Range(start, end, 0, r.idle_ns, r.never, part))
             if len(out) >= 3 * top:
                 break
-        return live_view.longest_idle(out, top)
+        kept = live_view.longest_idle(out, top)
+        for r in kept:
+            key = (r.start, r.end)
+            if key not in self._labels:
+                self._labels[key] = r.name.label()
+            r.name = self._labels[key]
+        return kept
+
+    def _cut(self, start: int, end: int) -> list:
+        key = (start, end)
+        if key not in self._parts:
+            from damo.reports.annotate import UNMAPPED
+
+            ann = self._annotator.annotate(self.pid, start, end, 0)
+            self._parts[key] = [(p.start, p.end, p) for p in (ann.parts if ann else [])
+                                if p.mapping != UNMAPPED and p.end - p.start >= 4096]
+        return self._parts[key]
 
 
 class LiveView:
@@ -230,7 +253,7 @@ class LiveView:
                 rss += fp[1] if fp is not None else 0
             cells = live_view.heat_column(t.start, t.end, t.nr_accesses, HEAT_ROWS, self.max_nr)
             column = [max(a, b) for a, b in zip(column, cells, strict=True)]
-        self._history.append(column)
+        self._history.append([live_view.heat_char(c) for c in column])
         hot.sort(key=lambda r: (-r.nr_accesses, -r.size))
         idle.sort(key=lambda r: (-r.idle_ns, -r.size))
         elapsed = (now_ns - (now_ns if self._start_ns is None else self._start_ns)) / 1e9
@@ -258,8 +281,7 @@ class LiveView:
         lines += ["", f"heat: address space (gaps left out) top to bottom, one column per "
                       f"{seconds:g} s, newest right (darker: more accesses)"[:width]]
         for row in range(HEAT_ROWS):
-            lines.append("  |" + "".join(live_view.heat_char(c[row]) for c in cols)
-                         .rjust(strip - 1) + "|")
+            lines.append("  |" + "".join([c[row] for c in cols]).rjust(strip - 1) + "|")
         return lines[: max(height - 1, 10)]
 
     def _names_of(self, target_id: int) -> _Names | None:
