@@ -3,12 +3,14 @@
 The monitor is a `damo.recording.Recording` like `damo record`'s (same
 operations, CPU budget, signals, sidecar); only its record writer differs:
 `LiveView` has `RecordWriter`'s interface, passes every record on to the
-real writer when there is an output (``-o``), and draws a frame at most
-every refresh interval of the run's clock, from the aggregation callback
-(no thread of its own).  Per aggregation it only keeps the accessed ranges
-for the idle tracker and looks for a key press; the frame itself (hottest
-and longest-idle ranges named like `report hot`, WSS, RSS, heat strip) is
-computed at the refresh.  Under the default CPU budget the drawing counts
+real writer when there is an output (``-o``), and hands a copy of the
+snapshot to the view's thread every refresh interval of the run's clock.
+Per aggregation the recording only keeps the accessed ranges for the idle
+tracker; the frame (hottest and longest-idle ranges named like `report hot`,
+WSS, RSS, heat strip) is computed and drawn by the thread, which also
+watches the keys, so drawing (a first frame parses ELF files: tens of ms)
+never delays an aggregation: the thread runs while the sampling loop
+sleeps with the GIL released.  Under the default CPU budget the drawing counts
 against the same budget as sampling, since the budget measures the whole
 process.
 
@@ -17,8 +19,10 @@ aggregation: the output, when there is one, ends with a whole record.
 """
 
 import os
+import queue
 import select
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -72,6 +76,15 @@ class Terminal:
             return size.columns, size.lines
         except (OSError, ValueError, AttributeError):
             return 100, 40
+
+    def wait(self, fds: list[int]) -> list[int]:
+        """Sleep until one of `fds` or the keys can be read; the readable fds."""
+        watched = fds + ([self._key_fd] if self._key_fd is not None else [])
+        try:
+            ready, _, _ = select.select(watched, [], [])
+        except InterruptedError:
+            return []
+        return ready
 
     def quit_pressed(self) -> bool:
         """Whether q was typed since the last look (never blocks)."""
@@ -196,6 +209,11 @@ class LiveView:
         self._history: deque = deque(maxlen=200)
         self._start_ns: int | None = None
         self._next_ns = 0
+        self._lock = threading.Lock()  # the trackers: fed by the recording, read by the view
+        self._frames: queue.Queue = queue.Queue()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self._cpu0 = time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID)
         self._wall0 = time.monotonic()
 
@@ -207,17 +225,53 @@ class LiveView:
         if self._start_ns is None:
             self._start_ns = time_ns - self.attrs.aggr_interval * 1000
             self._next_ns = time_ns
-        for t in targets:
-            tracker = self._trackers.get(t.target_id)
-            if tracker is None:
-                tracker = self._trackers[t.target_id] = live_view.IdleTracker(self._start_ns)
-            tracker.saw(t.start, t.end, t.nr_accesses)
-        if self.terminal.quit_pressed():
-            self.done = "quit"
-        if time_ns >= self._next_ns or self.done:
+            self._thread = threading.Thread(target=self._draw_loop, name="damo-view",
+                                            daemon=True)
+            self._thread.start()
+        with self._lock:
+            for t in targets:
+                tracker = self._trackers.get(t.target_id)
+                if tracker is None:
+                    tracker = self._trackers[t.target_id] = live_view.IdleTracker(self._start_ns)
+                tracker.saw(t.start, t.end, t.nr_accesses)
+        if time_ns >= self._next_ns:
             self._next_ns = time_ns + self.refresh_ns
-            self.terminal.draw(self.frame(time_ns, targets))
-            self.nr_frames += 1
+            # The engine reuses its arrays: the frame gets copies (a few hundred regions).
+            self._queue((time_ns, [_Snapshot(t.target_id, t.start.copy(), t.end.copy(),
+                                                  t.nr_accesses.copy()) for t in targets]))
+
+    def _draw_loop(self) -> None:
+        """The view's thread: frames as the records come, keys as they are typed.
+
+        It sleeps in select() on the keys and a pipe the recording writes a
+        byte to with each frame queued: no wake-up of its own between frames.
+        """
+        try:
+            while True:
+                ready = self.terminal.wait([self._wake_r])
+                if self._wake_r in ready:
+                    os.read(self._wake_r, 4096)
+                while True:
+                    try:
+                        item = self._frames.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        return
+                    self.terminal.draw(self.frame(*item))
+                    self.nr_frames += 1
+                if not self.done and self.terminal.quit_pressed():
+                    self.done = "quit"  # the recording ends at its next aggregation
+        except BaseException as err:  # noqa: BLE001 - handed to the main thread at close
+            self._error = err
+            self.done = "an error of the view"
+
+    def _queue(self, item: Any) -> None:
+        self._frames.put(item)
+        try:
+            os.write(self._wake_w, b"f")
+        except BlockingIOError:
+            pass  # the pipe is full of wake-ups already
 
     def frame(self, now_ns: int, targets: Sequence[Any]) -> list[str]:
         """The lines of one frame for the snapshot of `targets` at `now_ns`."""
@@ -231,7 +285,8 @@ class LiveView:
         column = [0.0] * HEAT_ROWS
         for t in targets:
             tracker = self._trackers[t.target_id]
-            tracker.paint(now_ns)
+            with self._lock:
+                tracker.paint(now_ns)
             nr_regions += len(t.start)
             wss += live_view.wss_bytes(t.start, t.end, t.nr_accesses)
             found = live_view.hottest(t.start, t.end, t.nr_accesses, self.top)
@@ -294,5 +349,26 @@ class LiveView:
         return names
 
     def close(self) -> None:
+        if self._thread is not None:
+            self._queue(_STOP)  # after the frames queued: each is drawn
+            self._thread.join()
+            self._thread = None
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
         if self.inner is not None:
             self.inner.close()
+        if self._error is not None:
+            raise self._error
+
+
+class _Snapshot:
+    __slots__ = ("target_id", "start", "end", "nr_accesses")
+
+    def __init__(self, target_id, start, end, nr_accesses):
+        self.target_id, self.start, self.end, self.nr_accesses = target_id, start, end, \
+            nr_accesses
+
+
+_STOP = object()
