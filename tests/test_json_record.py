@@ -400,3 +400,30 @@ def test_json_record_of_a_killed_run_is_valid(tmp_path):
     assert len(snaps) >= 10  # 5 s of 100 ms aggregations
     temps = [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
     assert len(temps) <= 1  # a kill in the middle of a rewrite leaves its temporary file
+
+
+def test_outputs_to_a_device_or_fifo_are_written_not_replaced(tmp_path):
+    """`-o /dev/null`: renaming the device away (to keep it as .old) would break the machine."""
+    import stat
+    import threading
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make a device node")
+    null = tmp_path / "null"
+    os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    for fmt in ("recfmt", "json", "json_compressed"):
+        assert run_damo("convert", str(ZIGZAG), str(null), "-f", fmt).returncode == 0
+        _, result = sim_record(tmp_path, "null", "--format", fmt, "--duration", "1")
+        assert stat.S_ISCHR(os.lstat(null).st_mode), fmt
+    assert not (tmp_path / "null.old").exists()
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
+    reader.start()
+    assert run_damo("convert", str(ZIGZAG), str(fifo), "-f", "json").returncode == 0
+    reader.join(timeout=60)
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    back = tmp_path / "back.json"
+    back.write_bytes(got[0])
+    assert len(read_snapshots(back)) == len(read_snapshots(ZIGZAG))

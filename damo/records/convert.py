@@ -76,8 +76,15 @@ def _to_json(record, dst: str, fmt: str) -> tuple[int, bool]:
 
 
 def _to_recfmt(record, dst: str) -> tuple[int, bool]:
-    from damo.records.writer import RecordWriter, TargetRegions
+    from damo.records.writer import RecordWriter, is_stream
 
+    if is_stream(dst):  # /dev/null, a FIFO: nothing to rename, written as read
+        aged = True
+        with RecordWriter(dst) as writer:
+            for chunk in record.chunks():
+                aged = aged and chunk.columns().age is not None
+                _write_chunk(writer, chunk)
+        return writer.nr_records, aged
     folder = os.path.dirname(dst) or "."
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(dst) + ".", suffix=".tmp",
                                dir=folder)
@@ -87,17 +94,23 @@ def _to_recfmt(record, dst: str) -> tuple[int, bool]:
     try:
         with RecordWriter(tmp) as writer:
             for chunk in record.chunks():
-                snaps = chunk.columns()
-                aged = aged and snaps.age is not None
-                for time_ns, idx in chunk.record_groups():
-                    writer.write(time_ns, [
-                        TargetRegions(int(snaps.target_id[i]), *snaps.regions(i)) for i in idx])
+                aged = aged and chunk.columns().age is not None
+                _write_chunk(writer, chunk)
         _install(tmp, dst)
     except BaseException:
         if os.path.lexists(tmp):
             os.unlink(tmp)
         raise
     return writer.nr_records, aged
+
+
+def _write_chunk(writer, chunk) -> None:
+    from damo.records.writer import TargetRegions
+
+    snaps = chunk.columns()
+    for time_ns, idx in chunk.record_groups():
+        writer.write(time_ns, [TargetRegions(int(snaps.target_id[i]), *snaps.regions(i))
+                               for i in idx])
 
 
 def _install(tmp: str, dst: str) -> None:
@@ -112,9 +125,9 @@ def _install(tmp: str, dst: str) -> None:
 
 def _copy_sidecar(src: str, dst: str) -> None:
     from damo.records.meta import meta_path
-    from damo.records.writer import open_output
+    from damo.records.writer import is_stream, open_output
 
-    if not os.path.isfile(meta_path(src)):
+    if not os.path.isfile(meta_path(src)) or is_stream(dst):
         return
     try:
         with open(meta_path(src), "rb") as f_in:

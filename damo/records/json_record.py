@@ -438,7 +438,7 @@ class JsonRecordWriter:
     def __init__(self, path: str, fmt: str = "json_compressed",
                  intervals: dict[str, float] | None = None,
                  flush_seconds: float | None = FLUSH_SECONDS):
-        from damo.records.writer import open_output
+        from damo.records.writer import is_stream, open_output
 
         if fmt not in FORMATS:
             raise ValueError(f"unknown JSON record format {fmt!r}")
@@ -454,12 +454,15 @@ class JsonRecordWriter:
         self._nr_snaps = 0
         self._closed = False
         self._dirty = False
-        fd = open_output(path)
-        try:
-            self._write_fd(fd, self._payload("[]\n"))
-            self._ino = os.fstat(fd).st_ino
-        finally:
-            os.close(fd)
+        # A device or FIFO (-o /dev/null) cannot be renamed over: written once, at close.
+        self._stream_fd = open_output(path) if is_stream(path) else -1
+        if self._stream_fd < 0:
+            fd = open_output(path)
+            try:
+                self._write_fd(fd, self._payload("[]\n"))
+                self._ino = os.fstat(fd).st_ino
+            finally:
+                os.close(fd)
         self._next_flush = time.monotonic() + (flush_seconds or 0)
 
     def write(self, time_ns: int, targets: Sequence[Any]) -> None:
@@ -476,7 +479,8 @@ class JsonRecordWriter:
             self._nr_snaps += 1
         self.nr_records += 1
         self._dirty = True
-        if self.flush_seconds is not None and time.monotonic() >= self._next_flush:
+        if self.flush_seconds is not None and self._stream_fd < 0 \
+                and time.monotonic() >= self._next_flush:
             self.flush()
 
     def write_snapshots(self, snaps: Snapshots) -> None:
@@ -489,6 +493,9 @@ class JsonRecordWriter:
         if self.failed:
             raise OutputError(f"cannot write {self.path}: an earlier write failed")
         cpu0, wall0 = time.process_time(), time.monotonic()
+        if self._stream_fd >= 0:
+            self._flush_stream()
+            return
         self._check_still_ours()
         data = self._payload(encode(self._targets, self.intervals))
         folder = os.path.dirname(self.path) or "."
@@ -521,6 +528,17 @@ class JsonRecordWriter:
             self._next_flush = time.monotonic() + max(self.flush_seconds,
                                                       took / FLUSH_COST_SHARE)
 
+    def _flush_stream(self) -> None:
+        try:
+            self._write_fd(self._stream_fd, self._payload(encode(self._targets, self.intervals)))
+        except OSError as err:
+            self.failed = True
+            raise OutputError(f"cannot write {self.path}: {err.strerror}") from None
+        finally:
+            os.close(self._stream_fd)
+            self._stream_fd = -2  # written: never again
+        self._dirty = False
+
     def _check_still_ours(self) -> None:
         try:
             st = os.lstat(self.path)
@@ -546,7 +564,7 @@ class JsonRecordWriter:
         if self._closed:
             return
         self._closed = True
-        if self._dirty and not self.failed:
+        if (self._dirty or self._stream_fd >= 0) and not self.failed:
             self.flush()
 
     def __enter__(self) -> "JsonRecordWriter":

@@ -32,8 +32,15 @@ def open_output(path: str, mode: int = 0o600) -> int:
     """Create `path` for writing without losing or following anything.
 
     An existing file (or symlink) at `path` is renamed to `<path>.old`; the new
-    file is created exclusively, 0600, and never through a symlink.
+    file is created exclusively, 0600, and never through a symlink.  A
+    character device or a FIFO (``-o /dev/null``, a pipe to a reader) is
+    written as it is: renaming it would replace the device node itself.
     """
+    if is_stream(path):
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise DamoError(f"cannot write {path}: {err.strerror}") from None
     if os.path.lexists(path):
         if os.path.isdir(path):
             raise DamoError(f"cannot write {path}: it is a directory")
@@ -46,6 +53,17 @@ def open_output(path: str, mode: int = 0o600) -> int:
         return os.open(path, flags, mode)
     except OSError as err:
         raise DamoError(f"cannot create {path}: {err.strerror}") from None
+
+
+def is_stream(path: str) -> bool:
+    """Whether `path` is a character device or a FIFO (not through a symlink)."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def encode_record(time_ns: int, targets: Sequence[TargetRegions]) -> bytes:
