@@ -155,6 +155,34 @@ def test_several_kdamonds_contexts_and_targets(tmp_path):
     assert snaps.age.tolist() == [2, 5, 1, 900, 2, 1]
 
 
+def test_fast_and_general_parsing_agree(tmp_path):
+    """The regular-expression path and json.loads' give the same columns, or it is not taken."""
+    from damo.records import json_record
+
+    stat_only = [r for r in several_records() if r["data_source"] == "damon_stat"]
+    for records in (traced_records(), several_records(), stat_only):
+        text = up_file(records, compressed=False)
+        fast = json_record._Fast.decode(text)
+        general = json_record.JsonRecords(json.loads(text, object_hook=json_record._hook),
+                                          "json").snapshots
+        if fast is None:
+            continue
+        got = json_record.JsonRecords(fast, "json").snapshots
+        for field in ("end_ns", "target_id", "record", "offsets", "start", "end",
+                      "nr_accesses", "age"):
+            assert np.array_equal(getattr(got, field), getattr(general, field)), field
+    # Upstream's layout and damo's take the fast path; an age in usec only does not.
+    assert json_record._Fast.decode(up_file(traced_records(), compressed=False)) is not None
+    assert json_record._Fast.decode(up_file(stat_only, compressed=False)) is None
+    assert read_snapshots_of(tmp_path, stat_only).age.tolist() == [900, 2]
+
+
+def read_snapshots_of(tmp_path, records):
+    path = tmp_path / "r.data"
+    path.write_bytes(up_file(records))
+    return read_snapshots(path)
+
+
 @pytest.mark.parametrize("report", [["raw"], ["wss"], ["nr_regions"], ["heats"],
                                     ["heats", "--guide"], ["hot"], ["raw", "--json"]])
 def test_every_report_reads_it(traced, report):
