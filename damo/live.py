@@ -199,6 +199,11 @@ class LiveView:
         self.processes = processes
         self.header = header
         self.max_nr = max(attrs.aggr_interval // attrs.sample_interval, 1)
+        if processes:
+            # Imported with the rest of the start-up, not in the first frame.
+            import damo.linux.footprint  # noqa: F401
+            import damo.linux.maps  # noqa: F401
+            import damo.reports.annotate  # noqa: F401
         self.nr_records = 0
         self.nr_frames = 0
         self.done = ""
