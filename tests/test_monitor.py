@@ -178,7 +178,9 @@ def test_monitor_in_a_terminal_real_process(tmux, tmp_path):
     finally:
         target.kill()
         target.wait()
-    assert "RSS" in after and "[anon]" in after and "[heap]" in after
+    # The hot 100 MiB regions are anonymous; idle ranges are named by mapping.
+    assert "RSS" in after and "[anon]" in after
+    assert any(name in after for name in ("[heap]", "[stack]", "python", ".so"))
     err = (tmp_path / "err").read_text()
     assert "ended by quit" in err and f"process {target.pid}" in err
     result = run_damo("validate", "-i", str(out))
