@@ -22,10 +22,14 @@ Any number may also come as a JSON number; times may carry units ("5 ms").
 A snapshot of one region 0-0 with nr_accesses and age -1 is the filler
 upstream adds after a lone snapshot, and is dropped.
 
-Reading: `parse` turns the whole text into one `Snapshots` in time order
-(JSON cannot be walked a record at a time: one upstream record holds every
-snapshot of its target, so the whole file is decoded first; a region becomes
-a tuple as soon as it is decoded, to keep memory near 100 bytes a region).
+Reading: `JsonRecords.from_bytes` turns the whole text into one `Snapshots`
+in time order (JSON cannot be walked a record at a time: one upstream record
+holds every snapshot of its target, so the whole file is decoded first), and
+`chunks_of` hands it out in chunks of whole records.  The region lists in
+the writers' layout are parsed by regular expressions straight into numpy
+columns (`_Fast`); anything else goes through `json.loads`, each region made
+a tuple as soon as it is decoded.  The content is recognised by
+`damo.records.reader` (a zlib stream, or text starting with ``[``).
 Records are told apart by (kdamond, context, scheme, target); their
 ``target_id`` is kept when it tells them apart, else they are numbered 0, 1, ...
 in file order.  Snapshots of different targets ending at the same time form
