@@ -73,19 +73,23 @@ _TIME_PART = re.compile(r"\s*(-?[\d,]+(?:\.\d+)?)\s*(ns|us|ms|s|m|h|d)\s*")
 
 # ---- reading
 
-def decode(data: bytes, kind: str) -> Any:
-    """The JSON document of a file's bytes, regions already compacted (see `_hook`)."""
-    if kind == "json_compressed":
-        try:
-            data = zlib.decompress(data)
-        except zlib.error as err:
-            raise RecordFormatError(
-                f"json_compressed: the zlib stream is corrupt or cut off ({err})") from None
+def decode(data: bytes, kind: str, piece: int = 1 << 20) -> Any:
+    """The JSON document of a file's bytes, regions already in columns or compacted.
+
+    The fast path (`_Fast`) reads the text a `piece` at a time as it is
+    decompressed, so the whole text is never held; the general path
+    (`json.loads`) needs it whole.
+    """
     try:
-        fast = _Fast.decode(data)
+        fast = _Fast.decode_pieces(_pieces(data, kind, piece))
         if fast is not None:
             return fast
+        if kind == "json_compressed":
+            data = zlib.decompress(data)
         return json.loads(data, object_hook=_hook)
+    except zlib.error as err:
+        raise RecordFormatError(
+            f"json_compressed: the zlib stream is corrupt or cut off ({err})") from None
     except UnicodeDecodeError:
         raise RecordFormatError(f"{kind}: not UTF-8 text") from None
     except json.JSONDecodeError as err:
@@ -93,6 +97,21 @@ def decode(data: bytes, kind: str) -> Any:
                                 f"column {err.colno}; cut off?)") from None
     except _RegionError as err:
         raise RecordFormatError(f"{kind}: region {err}") from None
+
+
+def _pieces(data: bytes, kind: str, size: int) -> Iterator[bytes]:
+    """The text of a file's bytes, `size` bytes at a time (decompressed as it goes)."""
+    if kind != "json_compressed":
+        for at in range(0, len(data), size):
+            yield data[at : at + size]
+        return
+    d = zlib.decompressobj()
+    out = d.decompress(data, size)
+    while out:
+        yield out
+        out = d.decompress(d.unconsumed_tail, size)
+    if not d.eof:
+        raise zlib.error("incomplete or truncated stream")
 
 
 class _RegionError(ValueError):
@@ -132,23 +151,52 @@ class _Fast:
     class _Miss(Exception):
         pass
 
+    KEY = b'"regions":'
+
     @classmethod
     def decode(cls, data: bytes) -> Any:
+        """`decode_pieces` of text held whole."""
+        return cls.decode_pieces(iter([data]))
+
+    @classmethod
+    def decode_pieces(cls, pieces: Iterator[bytes]) -> Any:
+        """The document from its text in pieces, or None for the general path.
+
+        Each region list is cut out of the text as soon as it is whole and
+        replaced by its index; only the rest of the text (records, snapshot
+        times: small) is kept for `json.loads`.
+        """
         parsed: list[_Columns] = []
-
-        def one(match: re.Match) -> bytes:
-            body = match.group(1)
-            rows = cls.REGION.findall(body)
-            if len(rows) != body.count(b'"start"'):
-                raise cls._Miss
-            parsed.append(cls._columns(rows))
-            return b'"regions": %d' % (len(parsed) - 1)
-
+        rest: list[bytes] = []
+        buf = b""
         try:
-            text = cls.LIST.sub(one, data)
+            for piece in pieces:
+                buf += piece
+                pos = 0
+                while True:
+                    k = buf.find(cls.KEY, pos)
+                    if k < 0:
+                        keep = max(pos, len(buf) - len(cls.KEY))  # a key cut in two stays
+                        rest.append(buf[pos:keep])
+                        buf = buf[keep:]
+                        break
+                    m = cls.LIST.match(buf, k)
+                    rest.append(buf[pos:k])
+                    if m is None:  # the list goes on in the next piece (or is not ours)
+                        buf = buf[k:]
+                        break
+                    rows = cls.REGION.findall(m.group(1))
+                    if len(rows) != m.group(1).count(b'"start"'):
+                        raise cls._Miss
+                    parsed.append(cls._columns(rows))
+                    rest.append(b'"regions": %d' % (len(parsed) - 1))
+                    pos = m.end()
         except (cls._Miss, ValueError, OverflowError):
             return None
-        doc = json.loads(text)
+        if cls.KEY in buf:
+            return None  # a list that never closed the way the writers close it
+        rest.append(buf)
+        doc = json.loads(b"".join(rest))
         if not isinstance(doc, list):
             return doc
         for record in doc:
