@@ -5,6 +5,7 @@ and are printed here, once, as one line with an exit code.
 """
 
 import sys
+from typing import Annotated
 
 import click
 import typer
@@ -23,15 +24,26 @@ def build_app() -> typer.Typer:
         name="damo",
         help="Data access monitor: record a process's memory access pattern and report it.",
         no_args_is_help=True,
-        add_completion=False,
+        add_completion=True,  # --install-completion, --show-completion (typer)
         pretty_exceptions_enable=False,
         # Plain click help: rich's formatting costs ~90 ms of imports a `--help`.
         rich_markup_mode=None,
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
+    def _version(value: bool) -> None:
+        if value:
+            from damo.commands.version import text
+
+            print(text())
+            raise typer.Exit()
+
     @app.callback()
-    def _root() -> None:
+    def _root(
+        version: Annotated[bool, typer.Option(
+            "--version", is_eager=True, callback=_version,
+            help="Print damo's version and exit.")] = False,
+    ) -> None:
         # A callback keeps typer from promoting a lone command to the whole program.
         pass
 

@@ -104,11 +104,11 @@ class Recording:
     def run(self) -> None:
         """Create the outputs and record until the source ends, the duration, or a signal."""
         from damo.records.meta import MetaWriter
-        from damo.records.writer import RecordWriter
+        from damo.records.writer import open_record_writer
 
         try:
             try:
-                self._writer = (self.make_writer or RecordWriter)(self.out)
+                self._writer = (self.make_writer or open_record_writer)(self.out)
                 self._meta = MetaWriter(self.out)
             except BaseException:
                 self.source.discard()
@@ -173,12 +173,14 @@ class Recording:
             self._writer.write(now, targets)
         except OutputError as err:
             return self._fail(err)
-        self.nr_records += 1
+        written = self._writer.nr_records > self.nr_records  # --snapshot keeps only some
+        self.nr_records = self._writer.nr_records
         nr_regions = sum(len(t.start) for t in targets)
-        self._sum_regions += nr_regions
-        self.max_regions = max(self.max_regions, nr_regions)
-        self.min_regions = nr_regions if self.min_regions is None else \
-            min(self.min_regions, nr_regions)
+        if written:
+            self._sum_regions += nr_regions
+            self.max_regions = max(self.max_regions, nr_regions)
+            self.min_regions = nr_regions if self.min_regions is None else \
+                min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         try:
             self._write_messages(now, "record")
@@ -191,6 +193,10 @@ class Recording:
                 print(f"damo: {note}", file=sys.stderr)
         if self._live is not None:
             self._show_status(nr_regions)
+        done = getattr(self._writer, "done", "")  # why a writer ends the run (--snapshot, monitor)
+        if done and not self._done:
+            self.reason = done
+            self._done = True
         self._done = self._done or self._duration_over(self.elapsed_ns) or self._stopping
         return self._done
 

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(bpftool gnuplot-nox python3-bpfcc python3-venv)
+apt_packages=(bpftool gnuplot-nox python3-bpfcc python3-venv tmux)
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

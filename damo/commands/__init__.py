@@ -31,6 +31,10 @@ MODULES = (
     "report_footprints",
     "adjust",
     "validate",
+    "convert",
+    "monitor",
+    "version",
+    "setup_cli_completion",
     "workload",
 )
 

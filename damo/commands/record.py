@@ -57,6 +57,23 @@ def run(
     minr: Annotated[int, typer.Option("-n", "--minr", help="Minimum number of regions.")] = 10,
     maxr: Annotated[int, typer.Option("-m", "--maxr", help="Maximum number of regions.")] = 1000,
     out: Annotated[str, typer.Option("-o", "--out", help="Record file to write.")] = "damon.data",
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", "--output_type", metavar="recfmt|json_compressed|json",
+            help="Record file format: DAMON's recfmt v2, or upstream damo's json_compressed "
+            "(zlib) or json (rewritten whole every few seconds and at the end).",
+        ),
+    ] = "recfmt",
+    snapshot: Annotated[
+        tuple[float, int] | None,
+        typer.Option(
+            "--snapshot", metavar="DELAY COUNT",
+            help="Keep only COUNT snapshots, DELAY seconds apart (the first DELAY after the "
+            "start; 0: consecutive aggregations), then stop: a quick look at a running process.",
+            show_default=False,
+        ),
+    ] = None,
     duration: Annotated[
         float | None,
         typer.Option("--duration", help="Stop after this many seconds.", show_default=False),
@@ -129,8 +146,13 @@ def run(
     from damo.sources import RecordOptions
     from damo.sources.choice import why_not_kernel
 
+    attrs = Attrs(sample, aggr, updr, minr, maxr)
+    make_writer = _writer_opener(format, snapshot, attrs)
+    if snapshot is not None and duration is None:
+        # A bound for the run; the last snapshot normally ends it first.
+        duration = snapshot[1] * max(snapshot[0], aggr / 1e6) + 10 * aggr / 1e6
     options = RecordOptions(
-        target or [], Attrs(sample, aggr, updr, minr, maxr), out=out, ops=ops,
+        target or [], attrs, out=out, ops=ops,
         duration=duration, attach=attach, seed=seed, truth=truth, max_cpu=max_cpu,
         colocate=colocate, include_child_tasks=include_child_tasks, max_targets=max_targets,
         adjust=adjust)
@@ -142,7 +164,27 @@ def run(
                   file=sys.stderr)
     rec = Recording.open(options)
     rec.status = sys.stderr.isatty()
+    rec.make_writer = make_writer
     rec.run()
     print(rec.summary(), file=sys.stderr)
     if rec.fault is not None:
         raise rec.fault  # after the summary: the error is the last line, exit status 1
+
+
+def _writer_opener(fmt: str, snapshot: "tuple[float, int] | None", attrs):
+    """What opens the record file: its format, and the --snapshot filter."""
+    import math
+
+    from damo.errors import UsageError
+    from damo.records.writer import FORMATS, SnapshotWriter, open_record_writer
+
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, not {fmt!r}")
+    if snapshot is None:
+        return lambda path: open_record_writer(path, fmt, attrs)
+    delay, count = snapshot
+    if not (0 <= delay < math.inf) or count < 1:
+        raise UsageError(f"--snapshot: DELAY must be >= 0 seconds and COUNT >= 1, "
+                         f"not {delay:g} {count}")
+    return lambda path: SnapshotWriter(open_record_writer(path, fmt, attrs),
+                                       round(delay * 1e9), count, attrs.aggr_interval * 1000)

@@ -29,6 +29,8 @@ The content decides the format, never the file name:
 
 - ``damon_recfmt_ver`` magic and an int32 version: recfmt v1 or v2;
 - text with ``damon:damon_aggregated:`` events: ``perf script`` output;
+- upstream damo's ``json_compressed`` (a zlib stream of JSON) or ``json``
+  (text starting with ``[``) records: `damo.records.json_record`;
 - otherwise recfmt v0 (no header) if the bytes are a plausible sequence of
   records up to the end of the file.
 
@@ -85,6 +87,7 @@ class RecordFile:
         self.warn = warn
         self.warnings: list[str] | None = None
         self._spool = None
+        self._json = None  # the parsed document of a JSON record
         with self._errors():
             with _open(self.path) as f:
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
@@ -95,6 +98,7 @@ class RecordFile:
             self.kind, self.version = _sniff(head)
         # A chunk never needs to be bigger than the file (one more byte sees its end).
         self.chunk_bytes = max(min(int(chunk_bytes), self.size + 1), 64)
+        self._json_chunk_bytes = int(chunk_bytes)  # a JSON file's size says nothing of its data
 
     def _errors(self):
         return _Prefix(self.path)
@@ -108,6 +112,9 @@ class RecordFile:
 
     def chunks(self) -> Iterator[Any]:
         with self._errors(), self._open() as f:
+            if self.kind in ("json", "json_compressed"):
+                yield from self._json_chunks(f)
+                return
             if self.kind == "perf":
                 from damo.records import perf_script
 
@@ -143,6 +150,18 @@ class RecordFile:
             if self.warn:
                 for message in warnings:
                     print(f"damo: warning: {self.path}: {message}", file=sys.stderr)
+
+    def _json_chunks(self, f) -> Iterator[Any]:
+        # A JSON document is decoded whole (see json_record), once per RecordFile.
+        from damo.records import json_record
+
+        if self._json is None:
+            self._json = json_record.JsonRecords.from_bytes(f.read(), self.kind)
+            self.warnings = []
+        for chunk in json_record.chunks_of(self._json.snapshots,
+                                              self._json_chunk_bytes // 20):
+            chunk.path = self.path
+            yield chunk
 
     def columns(self) -> Iterator[Any]:
         """The chunks as numpy `Snapshots`."""
@@ -195,7 +214,28 @@ def _sniff(head: bytes) -> tuple[str, int]:
         return "recfmt", version
     if b"\0" not in head and PERF_SCRIPT_EVENT in head:
         return "perf", 0
+    kind = _sniff_json(head)
+    if kind is not None:
+        return kind, 0
     return "recfmt", 0
+
+
+def _sniff_json(head: bytes) -> str | None:
+    """"json_compressed", "json" (upstream damo's records, a list of records) or None."""
+    import zlib
+
+    def listing(text: bytes) -> bool:
+        return text.lstrip(b" \t\r\n").startswith(b"[") and b"\0" not in text[:4096]
+
+    # A zlib stream: deflate, a 32 KiB window at most, a header check that divides by 31.
+    if len(head) >= 2 and head[0] & 0x0F == 8 and head[0] >> 4 <= 7 \
+            and (head[0] << 8 | head[1]) % 31 == 0:
+        try:
+            text = zlib.decompressobj().decompress(head, 64)
+        except zlib.error:
+            return None
+        return "json_compressed" if listing(text) else None
+    return "json" if listing(head) else None
 
 
 def read_snapshots(path: str | os.PathLike, warn: bool = True,

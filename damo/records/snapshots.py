@@ -35,6 +35,9 @@ class Snapshots:
     warnings: list[str] = field(default_factory=list)
     first_snapshot: int = 0  # index in the file of the first snapshot, for a chunk
     path: str | None = None  # the file, for messages about a chunk
+    # Per region, aggregation intervals the access frequency stayed about the same
+    # (uint32, parallel to nr_accesses), when the file holds it (upstream's JSON records).
+    age: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.end_ns)
@@ -122,6 +125,8 @@ def concat(parts: Sequence[Snapshots]) -> Snapshots:
         nr_accesses=np.concatenate([p.nr_accesses for p in parts]),
         source=parts[0].source,
         first_snapshot=parts[0].first_snapshot,
+        age=np.concatenate([p.age for p in parts])
+        if all(p.age is not None for p in parts) else None,
     )
 
 

@@ -32,8 +32,15 @@ def open_output(path: str, mode: int = 0o600) -> int:
     """Create `path` for writing without losing or following anything.
 
     An existing file (or symlink) at `path` is renamed to `<path>.old`; the new
-    file is created exclusively, 0600, and never through a symlink.
+    file is created exclusively, 0600, and never through a symlink.  A
+    character device or a FIFO (``-o /dev/null``, a pipe to a reader) is
+    written as it is: renaming it would replace the device node itself.
     """
+    if is_stream(path):
+        try:
+            return os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as err:
+            raise DamoError(f"cannot write {path}: {err.strerror}") from None
     if os.path.lexists(path):
         if os.path.isdir(path):
             raise DamoError(f"cannot write {path}: it is a directory")
@@ -46,6 +53,17 @@ def open_output(path: str, mode: int = 0o600) -> int:
         return os.open(path, flags, mode)
     except OSError as err:
         raise DamoError(f"cannot create {path}: {err.strerror}") from None
+
+
+def is_stream(path: str) -> bool:
+    """Whether `path` is a character device or a FIFO (not through a symlink)."""
+    import stat
+
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
 
 
 def encode_record(time_ns: int, targets: Sequence[TargetRegions]) -> bytes:
@@ -128,3 +146,58 @@ class RecordWriter(OutputFile):
         """Append one record: `time_ns` is the end of the aggregation window."""
         self._write(encode_record(time_ns, targets))
         self.nr_records += 1
+
+
+FORMATS = ("recfmt", "json_compressed", "json")
+
+
+def open_record_writer(path: str, fmt: str = "recfmt", attrs=None):
+    """A writer of `fmt` (recfmt v2, or upstream damo's json_compressed or json) at `path`.
+
+    Every writer has `RecordWriter`'s interface: ``write(time_ns, targets)``,
+    ``nr_records``, ``failed``, ``close()``.  `attrs` (`damo.core.attrs.Attrs`)
+    gives the JSON formats their monitoring intervals.
+    """
+    if fmt == "recfmt":
+        return RecordWriter(path)
+    from damo.records.json_record import JsonRecordWriter
+
+    intervals = None if attrs is None else {
+        "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
+        "update_us": attrs.update_interval}
+    return JsonRecordWriter(path, fmt, intervals)
+
+
+class SnapshotWriter:
+    """`damo record --snapshot DELAY COUNT`: only COUNT records, DELAY apart, of a writer's.
+
+    Snapshot k (1..COUNT) is the first aggregation ending at least k x DELAY
+    after monitoring started (the start is taken as one aggregation interval
+    before the first record); DELAY 0 keeps COUNT consecutive aggregations.
+    ``done`` says "snapshots taken" with the last one, and the recording then stops.
+    """
+
+    def __init__(self, inner, delay_ns: int, count: int, aggr_ns: int):
+        self.inner = inner
+        self.delay_ns = delay_ns
+        self.count = count
+        self.aggr_ns = aggr_ns
+        self._start_ns: int | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.inner, name)  # path, failed, ...
+
+    @property
+    def done(self) -> str:
+        """Why the recording should end now ("" to go on)."""
+        return "snapshots taken" if self.inner.nr_records >= self.count else ""
+
+    def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None:
+        if self._start_ns is None:
+            self._start_ns = time_ns - self.aggr_ns
+        due = self._start_ns + (self.inner.nr_records + 1) * self.delay_ns
+        if not self.done and time_ns >= due:
+            self.inner.write(time_ns, targets)
+
+    def close(self) -> None:
+        self.inner.close()

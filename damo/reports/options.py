@@ -10,7 +10,8 @@ Input = Annotated[
     str,
     typer.Option(
         "--input", "-i", metavar="FILE",
-        help="Record file: recfmt v0/v1/v2 or perf-script text (sniffed from the content).",
+        help="Record file: recfmt v0/v1/v2, perf-script text or upstream damo's json(_compressed) "
+        "(sniffed from the content).",
     ),
 ]
 Range = Annotated[
