@@ -224,7 +224,7 @@ class Recording:
         now = ctx.clock.now_ns()
         self._write_truth(now, final=False)
         return self._record(
-            now, [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets]
+            now, [TargetRegions(t.id, t.start, t.end, t.nr_accesses, t.age) for t in ctx.targets]
         )
 
     def _record(self, now: int, targets: "list[TargetRegions]") -> bool:
@@ -241,6 +241,10 @@ class Recording:
             min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         try:
+            if targets and all(t.age is not None for t in targets):
+                from damo.records import ages
+
+                self._meta.write("ages", time_ns=now, **ages.encode([t.age for t in targets]))
             self._write_targets(self.ctx)
             self._write_maps(self.ctx)
             self._write_footprints(now)
