@@ -24,7 +24,22 @@ import numpy as np
 from damo.core.age import changed
 from damo.records.snapshots import Snapshots, flat_ranges
 
+try:  # the derivation's inner loop in C (damo/records/_ages.c), built at install
+    from damo.records import _ages as _native
+except ImportError as _err:  # not built, or for another Python: numpy does it, slower
+    _native = None
+    _why = str(_err).splitlines()[0] if str(_err) else type(_err).__name__
+
 AGE_MAX = (1 << 32) - 1
+
+
+def native_unavailable() -> str | None:
+    """None when the C derivation loaded; else one line saying what to do."""
+    if _native is not None:
+        return None
+    return ("damo's native age derivation (damo/records/_ages.c) is not built or does not "
+            f"load ({_why}): install gcc and python3-dev and reinstall damo "
+            "(bash scripts/setup.sh); numpy derives the ages meanwhile, several times slower")
 
 
 def encode(ages: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -140,7 +155,7 @@ class _Last:
 
 def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray,
            nr_snapshots: int, known: Sequence[np.ndarray | None],
-           last: _Last | None) -> tuple[np.ndarray, _Last]:
+           last: _Last | None, use_native: bool = True) -> tuple[np.ndarray, _Last]:
     """Ages of one target's consecutive snapshots, by the kernel's rule at snapshot level.
 
     `start`, `end`, `nr` are the snapshots' regions flat, `owner` the snapshot
@@ -156,11 +171,13 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     size-weighted age of its pieces.  The merges and splits between two
     snapshots are not in the record, so this follows the kernel's ages only
     approximately.  Returns the ages (int64, flat as the input) and the last
-    snapshot, for the next call.
+    snapshot, for the next call.  The work is done by the C loop when it is
+    built (`use_native`), else by numpy (all pairs of a chunk at once, then a
+    short pass per snapshot); both give the same ages.
     """
-    start = start.astype(np.int64)
-    end = end.astype(np.int64)
-    nr = nr.astype(np.int64)
+    start = np.ascontiguousarray(start, dtype=np.int64)
+    end = np.ascontiguousarray(end, dtype=np.int64)
+    nr = np.ascontiguousarray(nr, dtype=np.int64)
     n = len(start)
     if nr_snapshots == 0:
         return np.zeros(0, dtype=np.int64), last
@@ -175,6 +192,23 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
         k0 = owner == 0
         last = _Last(start[k0], end[k0], np.zeros(int(k0.sum()), dtype=np.int64),
                      np.zeros(int(k0.sum()), dtype=np.int64))
+    mx = np.zeros(nr_snapshots, dtype=np.int64)
+    full = np.flatnonzero(counts)
+    if len(full):
+        mx[full] = np.maximum.reduceat(nr, cstart[full])
+    thres = mx // 10
+    if _native is not None and use_native:
+        ages = np.zeros(n, dtype=np.int64)
+        mask = np.zeros(nr_snapshots, dtype=np.uint8)
+        for k, a in enumerate(known):
+            if a is not None:
+                ages[cstart[k]:cstart[k + 1]] = a
+                mask[k] = 1
+        _native.derive(start, end, nr, cstart, thres, mask,
+                       *(np.ascontiguousarray(x, dtype=np.int64)
+                         for x in (last.start, last.end, last.nr, last.age)), ages)
+        k = owner == nr_snapshots - 1
+        return ages, _Last(start[k], end[k], nr[k], ages[k])
     nc = len(last.start)
     # Previous regions of pair k: the last snapshot for k = 0, snapshot k - 1 after.
     p_start = np.concatenate((last.start, start[:cstart[-2]]))
@@ -190,9 +224,6 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     base = int(min(start.min(), p_start.min() if len(p_start) else start.min()))
     span = int(max(end.max(), p_end.max() if len(p_end) else end.max())) - base + 1
     band = max((1 << 62) // span, 1)
-    mx = np.zeros(nr_snapshots, dtype=np.int64)
-    np.maximum.at(mx, owner, nr)
-    thres = mx // 10
     size = np.maximum(end - start, 1)
     for b0 in range(0, nr_snapshots, band):
         b1 = min(b0 + band, nr_snapshots)
