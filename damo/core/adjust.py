@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from damo.core.age import merged_age, remember_counts
+from damo.core.age import merged_age, merged_ages, remember_counts, weighted_ages
 from damo.core.target import COUNT_DTYPE, Target
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
     if t.nr_regions < 2:
         return
     starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    ages = t.age.tolist()  # age
+    wages = weighted_ages(t)  # age
     # `keep[i]` is the index of the region that region i ended up in.
     keep = [0]
     for i in range(1, len(starts)):
@@ -58,7 +58,7 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
         if ends[p] == starts[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
             nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
-            ages[p] = merged_age(ages[p], sz_p, ages[i], sz_r)  # age
+            wages[p] += wages[i]  # age
             ends[p] = ends[i]
         else:
             keep.append(i)
@@ -68,7 +68,7 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
     sampling = t.sampling_addr[idx]
     t.set_regions(np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx],
                   parent=idx)
-    t.age = np.array(ages, dtype=t.age.dtype)[idx]  # age
+    t.age = merged_ages(wages, idx, t)  # age
     t.sampling_addr = sampling
 
 
@@ -211,14 +211,14 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
     if UNACCESSED_APART:
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
     may = may.tolist()
-    ages = t.age.tolist()  # age
+    wages = weighted_ages(t)  # age
     keep = [0]
     for i in range(1, len(starts)):
         p = keep[-1]
         sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
         if may[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
             nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
-            ages[p] = merged_age(ages[p], sz_p, ages[i], sz_r)  # age
+            wages[p] += wages[i]  # age
             ends[p] = ends[i]
         else:
             keep.append(i)
@@ -232,7 +232,7 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
             np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx],
             parent=idx,
         )
-        t.age = np.array(ages, dtype=t.age.dtype)[idx]  # age
+        t.age = merged_ages(wages, idx, t)  # age
         t.sampling_addr = sampling
         t.hold = np.where(lo < 0, lo, hi)
     t.last_nr_accesses = t.nr_accesses.copy()

@@ -9,10 +9,18 @@ every aggregation before the merge:
   addition to the kernel's rule: a region going idle, or waking up, starts a
   new age even when the threshold is wide);
 - otherwise it grows by one;
-- merged regions take the size-weighted age of their parts (integer
-  division, as the kernel's), split pieces keep their region's age and last
-  count (`Target.set_regions(parent=...)`), new regions start at 0;
+- merged regions take the size-weighted age of their parts, split pieces
+  keep their region's age and last count (`Target.set_regions(parent=...)`),
+  new regions start at 0;
 - the merged counts become `last_nr_accesses` at the reset that follows.
+
+One difference, in the rounding: the kernel divides at each pairwise merge
+(`damon_merge_two_regions`), so a region merged from k parts is rounded
+down up to k - 1 times; damo divides once per merged region, rounding down
+once.  With the seed's two or three pieces a region the two hardly differ;
+with `narrow`'s dense cover of small cold pieces the kernel's repeated
+rounding would wipe the ages of idle memory out (37 pieces of an idle region
+aged 3, merged one by one into a piece aged 0, stay at 0).
 
 So an unaccessed region's age, in aggregations, is how long it has been idle
 (the report's idle time, `damo.reports.access`).
@@ -49,6 +57,18 @@ def age_regions(ctx: "Context", threshold: int) -> None:
 def remember_counts(t: "Target") -> None:
     """At the reset: the merged counts are what the next aggregation is compared with."""
     t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def weighted_ages(t: "Target") -> list[int]:
+    """Each region's age times its size: what a merge adds up (`merged_ages`)."""
+    return (t.age * (t.end - t.start)).tolist()
+
+
+def merged_ages(weighted: list[int], keep: np.ndarray, t: "Target") -> np.ndarray:
+    """The ages of the merged regions `keep` of `t` (already merged: their new sizes),
+    from the summed `weighted_ages` of their parts: rounded down once."""
+    sums = np.array([weighted[k] for k in keep.tolist()], dtype=np.int64)
+    return sums // np.maximum(t.end - t.start, 1)
 
 
 def merged_age(age_l: int, sz_l: int, age_r: int, sz_r: int) -> int:
