@@ -55,7 +55,7 @@ def idle_record(tmp_path_factory):
 def test_every_style_on_the_conformance_record(conformance_dir, style):
     text = report("--style", style, cwd=conformance_dir)
     lines = text.splitlines()
-    assert lines[-2].startswith("monitoring intervals: sample 5 ms, aggr 103.994 ms")
+    assert lines[-2].startswith("monitoring intervals: sample 5 ms, aggr 103.991 ms")
     assert lines[-1].startswith("# ages: derived from the snapshots")
     assert "total size: 229.121 MiB" in text
     if style in ("detailed", "simple-boxes", "hot", "cold"):

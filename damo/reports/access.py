@@ -449,6 +449,8 @@ class Walk:
         from damo.records.ages import RecordAges
 
         given = sidecar_intervals(self.path) if self.path is not None else None
+        if given is None:
+            self.intervals = spacing_intervals(self.record)
         ages = RecordAges(self.path)
         last: dict[int, Shot] = {}
         last_end: dict[int, int] = {}
@@ -458,7 +460,8 @@ class Walk:
                 if not len(snaps):
                     continue
                 if self.intervals is None:
-                    self.intervals = _intervals(given, snaps)
+                    self.intervals = Intervals(given[0], given[1], "sidecar")
+                if not self.rec_start_ns:
                     self.rec_start_ns = int(snaps.end_ns[0]) - self.intervals.aggr_us * 1000
                 aggr_ns = self.intervals.aggr_us * 1000
                 age = ages.for_chunk(snaps)
@@ -498,12 +501,25 @@ class Walk:
             self.ages_from = "sidecar" if ages.from_sidecar else "derived"
 
 
-def _intervals(given: tuple[int, int] | None, snaps: Any) -> Intervals:
-    if given is not None:
-        return Intervals(given[0], given[1], "sidecar")
-    # The aggregation interval from the spacing of the first target's snapshots.
-    idx = snaps.of_target(int(snaps.target_id[0]))
-    gaps = np.diff(snaps.end_ns[idx])
+SPACING_SNAPSHOTS = 50
+
+
+def spacing_intervals(record: Any) -> Intervals:
+    """Without a sidecar: the aggregation interval is the median spacing of the first
+    target's first `SPACING_SNAPSHOTS` snapshots (read ahead; the same however the
+    file is chunked), the sampling interval DAMON's default."""
+    ends: list[int] = []
+    first: int | None = None
+    for chunk in record.chunks():
+        snaps = chunk.columns()
+        if not len(snaps):
+            continue
+        if first is None:
+            first = int(snaps.target_id[0])
+        ends += snaps.end_ns[snaps.of_target(first)].tolist()
+        if len(ends) > SPACING_SNAPSHOTS:
+            break
+    gaps = np.diff(np.array(ends[:SPACING_SNAPSHOTS + 1], dtype=np.int64))
     gaps = gaps[gaps > 0]
     aggr_us = int(round(float(np.median(gaps)) / 1000)) if len(gaps) else 100_000
     return Intervals(DEFAULT_SAMPLE_US, max(aggr_us, 1), "record")
