@@ -47,7 +47,12 @@ static void sweep(const int64_t *cs, const int64_t *ce, const int64_t *cn, int64
 			if (hi > lo && alike(cn[i], pn[k], thres))
 				sum += (__int128)(pa[k] + 1) * (hi - lo);
 		}
-		ca[i] = size > 0 ? (int64_t)(sum / size) : 0;
+		if (size <= 0)
+			ca[i] = 0;
+		else if (sum <= INT64_MAX)  /* the usual case: a 64-bit division is much cheaper */
+			ca[i] = (int64_t)sum / size;
+		else
+			ca[i] = (int64_t)(sum / size);
 	}
 }
 

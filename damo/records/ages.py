@@ -153,13 +153,15 @@ class _Last:
         self.start, self.end, self.nr, self.age = start, end, nr, age
 
 
-def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray,
+def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray | None,
            nr_snapshots: int, known: Sequence[np.ndarray | None],
-           last: _Last | None, use_native: bool = True) -> tuple[np.ndarray, _Last]:
+           last: _Last | None, use_native: bool = True,
+           offsets: np.ndarray | None = None) -> tuple[np.ndarray, _Last]:
     """Ages of one target's consecutive snapshots, by the kernel's rule at snapshot level.
 
     `start`, `end`, `nr` are the snapshots' regions flat, `owner` the snapshot
-    (0 .. nr_snapshots - 1) of each; `known[k]`, when not None, is snapshot
+    (0 .. nr_snapshots - 1) of each (or None and `offsets`, each snapshot's
+    first region and the end); `known[k]`, when not None, is snapshot
     k's ages from the sidecar (taken as they are); `last` is the snapshot
     before the first (None at the target's start: as the kernel's first
     aggregation, everything was unaccessed and of age 0 before it).
@@ -181,17 +183,28 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     n = len(start)
     if nr_snapshots == 0:
         return np.zeros(0, dtype=np.int64), last
+    if offsets is not None:  # `owner` as offsets, already known
+        cstart = np.ascontiguousarray(offsets, dtype=np.int64)
+        counts = np.diff(cstart)
+    else:
+        counts = np.bincount(owner, minlength=nr_snapshots)
+        cstart = np.zeros(nr_snapshots + 1, dtype=np.int64)
+        np.cumsum(counts, out=cstart[1:])
+
+    def last_of(ages: np.ndarray) -> _Last:
+        # Copies: the last snapshot must not keep the whole chunk alive.
+        k = slice(int(cstart[-2]), int(cstart[-1]))
+        return _Last(start[k].copy(), end[k].copy(), nr[k].copy(), ages[k].copy())
+
     if all(k is not None for k in known):  # all from the sidecar: nothing to derive
         ages = np.concatenate([np.asarray(k, dtype=np.int64) for k in known])
-        k = owner == nr_snapshots - 1
-        return ages, _Last(start[k], end[k], nr[k], ages[k])
-    counts = np.bincount(owner, minlength=nr_snapshots)
-    cstart = np.zeros(nr_snapshots + 1, dtype=np.int64)
-    np.cumsum(counts, out=cstart[1:])
+        return ages, last_of(ages)
+    if owner is None:  # given as `offsets`
+        owner = np.repeat(np.arange(nr_snapshots), counts)
     if last is None:
-        k0 = owner == 0
-        last = _Last(start[k0], end[k0], np.zeros(int(k0.sum()), dtype=np.int64),
-                     np.zeros(int(k0.sum()), dtype=np.int64))
+        k0 = slice(int(cstart[0]), int(cstart[1]))
+        last = _Last(start[k0], end[k0], np.zeros(int(counts[0]), dtype=np.int64),
+                     np.zeros(int(counts[0]), dtype=np.int64))
     mx = np.zeros(nr_snapshots, dtype=np.int64)
     full = np.flatnonzero(counts)
     if len(full):
@@ -207,8 +220,7 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
         _native.derive(start, end, nr, cstart, thres, mask,
                        *(np.ascontiguousarray(x, dtype=np.int64)
                          for x in (last.start, last.end, last.nr, last.age)), ages)
-        k = owner == nr_snapshots - 1
-        return ages, _Last(start[k], end[k], nr[k], ages[k])
+        return ages, last_of(ages)
     nc = len(last.start)
     # Previous regions of pair k: the last snapshot for k = 0, snapshot k - 1 after.
     p_start = np.concatenate((last.start, start[:cstart[-2]]))
@@ -252,9 +264,7 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
             carried = (ages[j[r0:r1]] + 1) * weight[r0:r1]
             total = np.bincount(i[r0:r1] - c0, carried, minlength=c1 - c0)
             ages[nc + c0:nc + c1] = total // size[c0:c1]
-    k = owner == nr_snapshots - 1
-    new_last = _Last(start[k], end[k], nr[k], ages[nc:][k])
-    return ages[nc:], new_last
+    return ages[nc:], last_of(ages[nc:])
 
 
 class RecordAges:
@@ -273,6 +283,17 @@ class RecordAges:
     def for_chunk(self, snaps: Snapshots) -> np.ndarray:
         """Ages (int64, aggregations) aligned with the chunk's flat region arrays."""
         known = self.sidecar.for_chunk(snaps)
+        if len(snaps) and (snaps.target_id == snaps.target_id[0]).all():
+            # One target (the usual record): its regions are the whole chunk, no gather.
+            tid = int(snaps.target_id[0])
+            found = sum(a is not None for a in known)
+            self.from_sidecar += found
+            self.derived += len(known) - found
+            base = snaps.offsets[0]
+            ages, self._last[tid] = derive(
+                snaps.start.view(np.int64), snaps.end.view(np.int64), snaps.nr_accesses, None,
+                len(snaps), known, self._last.get(tid), offsets=snaps.offsets - base)
+            return ages
         out = np.zeros(len(snaps.start), dtype=np.int64)
         for tid in snaps.target_ids():
             idx = snaps.of_target(tid)
