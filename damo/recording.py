@@ -183,6 +183,10 @@ class Recording:
                 min(self.min_regions, nr_regions)
         self.elapsed_ns = now - self.start_ns
         try:
+            if written and targets and all(t.age is not None for t in targets):
+                from damo.records import ages
+
+                self._meta.write("ages", time_ns=now, **ages.encode([t.age for t in targets]))
             self._write_messages(now, "record")
         except OutputError as err:
             return self._fail(err)

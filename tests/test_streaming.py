@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from damo.errors import UsageError
 from damo.records.reader import RecordFile, read_snapshots
 from damo.records.writer import RecordWriter, TargetRegions
-from damo.reports import adjust, dist, heats, nr_regions, raw, validate, wss
+from damo.reports import access, adjust, dist, heats, nr_regions, raw, validate, wss
 
 WHOLE = 1 << 40  # a chunk size no test file reaches
 CHUNK_SIZES = (64, 200, 999, 4096, 65536)
@@ -45,6 +45,10 @@ def reports(path, chunk_bytes, tmp_path) -> dict[str, bytes]:
         "wss_json": dist.table_json("wss", wss.per_target(src, 2, 4096, 1, 0), [10, 90],
                                     True).encode(),
     }
+    # Ages derived across chunk boundaries (no sidecar): the same however it is chunked.
+    out["access"] = text_of(access.text_report(src, None, access.Options(all_snapshots=True)))
+    out["access_json"] = json.dumps(access.json_report(
+        src, "x", access.Options(style="recency-percentiles"), "recency-percentiles")).encode()
     guides = heats.guides(src)
     out["guide"] = heats.guide_text(guides).encode()
     out["guide_json"] = heats.guide_json(guides).encode()
@@ -227,6 +231,7 @@ def test_memory_stays_bounded(tmp_path):
     assert path.stat().st_size > 115e6
     for args in (["report", "raw"], ["report", "wss"], ["report", "nr_regions"],
                  ["report", "heats"], ["report", "heats", "--guide"], ["validate"],
+                 ["report", "access"], ["report", "access", "--style", "recency-percentiles"],
                  ["adjust", "1000000", "-o", str(tmp_path / "adj.data")]):
         peak_kib = int(subprocess.run(
             [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "damo.cli", *args,
@@ -247,6 +252,7 @@ def test_corrupt_file_prints_and_creates_nothing(tmp_path, at_snapshot):
     (tmp_path / "out.data").write_bytes(b"kept")
     for args in (["report", "raw"], ["report", "raw", "--json"], ["report", "wss"],
                  ["report", "nr_regions"], ["report", "heats"], ["report", "heats", "--guide"],
+                 ["report", "access"], ["report", "access", "--style", "cold-memory-tail"],
                  ["adjust", "1000000", "-o", str(tmp_path / "out.data")]):
         proc = subprocess.run([sys.executable, "-m", "damo.cli", *args, "-i", str(path)],
                               capture_output=True, check=False)

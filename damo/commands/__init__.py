@@ -23,8 +23,10 @@ from types import ModuleType
 # Order is the order of `damo --help`.
 MODULES = (
     "record",
+    "report_access",
     "report_raw",
     "report_heats",
+    "report_heatmap",
     "report_hot",
     "report_wss",
     "report_nr_regions",

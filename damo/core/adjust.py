@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core.age import merged_age, merged_ages, remember_counts, weighted_ages
 from damo.core.target import COUNT_DTYPE, Target
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ def merge_two_regions(t: Target, index: int) -> None:
     _, r_end, r_nr = t.region(index + 1)
     sz_l, sz_r = l_end - l_start, r_end - l_end
     t.nr_accesses[index] = (l_nr * sz_l + r_nr * sz_r) // (sz_l + sz_r)
+    t.age[index] = merged_age(int(t.age[index]), sz_l, int(t.age[index + 1]), sz_r)  # age
     t.end[index] = r_end
     t.del_region(index + 1)
 
@@ -48,6 +50,7 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
     if t.nr_regions < 2:
         return
     starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
+    wages = weighted_ages(t)  # age
     # `keep[i]` is the index of the region that region i ended up in.
     keep = [0]
     for i in range(1, len(starts)):
@@ -55,6 +58,7 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
         if ends[p] == starts[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
             nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
+            wages[p] += wages[i]  # age
             ends[p] = ends[i]
         else:
             keep.append(i)
@@ -62,7 +66,9 @@ def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         return
     idx = np.array(keep)
     sampling = t.sampling_addr[idx]
-    t.set_regions(np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx])
+    t.set_regions(np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx],
+                  parent=idx)
+    t.age = merged_ages(wages, idx, t)  # age
     t.sampling_addr = sampling
 
 
@@ -70,7 +76,8 @@ def split_region_at(t: Target, index: int, sz_r: int) -> None:
     """Cut region `index` so that its first part is `sz_r` long; the rest follows it."""
     start, end, _ = t.region(index)
     t.end[index] = start + sz_r
-    t.insert_region(index + 1, start + sz_r, end)
+    t.insert_region(index + 1, start + sz_r, end, age=int(t.age[index]))
+    t.last_nr_accesses[index + 1] = t.last_nr_accesses[index]
 
 
 def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_region: int) -> None:
@@ -102,7 +109,7 @@ def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_regi
     # The first piece keeps the region's count; new pieces start at zero, as new regions do.
     parent = np.searchsorted(starts, new_starts, side="right") - 1
     nrs = np.where(new_starts == starts[parent], t.nr_accesses[parent], 0)
-    t.set_regions(new_starts, new_ends, nrs)
+    t.set_regions(new_starts, new_ends, nrs, parent=parent)
 
 
 def narrowing(ctx: "Context") -> bool:
@@ -143,6 +150,7 @@ def kdamond_split_regions(ctx: "Context") -> None:
 
 def kdamond_reset_aggregated(ctx: "Context") -> None:
     for t in ctx.targets:
+        remember_counts(t)
         t.nr_accesses[:] = 0
 
 
@@ -203,12 +211,14 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
     if UNACCESSED_APART:
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
     may = may.tolist()
+    wages = weighted_ages(t)  # age
     keep = [0]
     for i in range(1, len(starts)):
         p = keep[-1]
         sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
         if may[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
             nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
+            wages[p] += wages[i]  # age
             ends[p] = ends[i]
         else:
             keep.append(i)
@@ -219,8 +229,10 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
         # (negative) hold spreads over what it merges with.
         lo, hi = np.minimum.reduceat(t.hold, idx), np.maximum.reduceat(t.hold, idx)
         t.set_regions(
-            np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx]
+            np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx],
+            parent=idx,
         )
+        t.age = merged_ages(wages, idx, t)  # age
         t.sampling_addr = sampling
         t.hold = np.where(lo < 0, lo, hi)
     t.last_nr_accesses = t.nr_accesses.copy()
@@ -372,5 +384,5 @@ def narrow_split_regions(ctx: "Context") -> None:
             continue
         new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
-        t.set_regions(new_starts, new_ends, nrs)
+        t.set_regions(new_starts, new_ends, nrs, parent=parent)
         t.hold = hold[sl][parent].astype(t.hold.dtype)

@@ -3,8 +3,8 @@
 Per sample: prepare access checks, after_sampling, sleep one sampling
 interval, check accesses; or, when the operations have `run_samples`, that
 one call runs every sample up to the next aggregation or update deadline
-(after_sampling is then not called per sample).  When an aggregation interval has passed: merge,
-after_aggregation, reset the counts, split.  When an update interval has
+(after_sampling is then not called per sample).  When an aggregation interval has passed: age
+(`damo.core.age`), merge, after_aggregation, reset the counts, split.  When an update interval has
 passed: let the operations update the regions and recompute the size limit.
 The loop ends when a callback returns true, `Context.request_stop` is called,
 or no target is valid any more.
@@ -16,6 +16,7 @@ from damo.core.adjust import (
     kdamond_split_regions,
     region_sz_limit,
 )
+from damo.core.age import age_regions
 from damo.core.context import Callback, Context
 
 
@@ -95,6 +96,7 @@ def kdamond_fn(ctx: Context) -> None:
                 last_update = now
 
         if aggregate:
+            age_regions(ctx, max_nr_accesses // 10)
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
             kdamond_reset_aggregated(ctx)

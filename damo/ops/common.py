@@ -86,6 +86,9 @@ def evenly_split_region(t: Target, index: int, nr_pieces: int, min_region: int) 
     piece_starts = np.arange(start, orig_end - sz_piece + 1, sz_piece, dtype=ADDR_DTYPE)
     piece_ends = piece_starts + sz_piece
     piece_ends[-1] = orig_end
+    parent = np.arange(t.nr_regions + len(piece_starts) - 1)
+    parent[index : index + len(piece_starts)] = index  # the pieces keep the region's history
+    parent[index + len(piece_starts):] -= len(piece_starts) - 1
     t.set_regions(
         np.concatenate((t.start[:index], piece_starts, t.start[index + 1 :])),
         np.concatenate((t.end[:index], piece_ends, t.end[index + 1 :])),
@@ -97,6 +100,7 @@ def evenly_split_region(t: Target, index: int, nr_pieces: int, min_region: int) 
                 t.nr_accesses[index + 1 :],
             )
         ),
+        parent=parent,
     )
     return True
 
@@ -126,16 +130,18 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
     intersecting regions are stretched to its bounds; a big region no region
     touches gets a new region of its own.
     """
+    # Each kept region keeps its history (the kernel's damon_set_regions()
+    # resizes regions in place): its index goes along as `p`.
     regions = [
-        [s, e, n, a, h]
-        for s, e, n, a, h in zip(
+        [s, e, n, a, h, p]
+        for p, (s, e, n, a, h) in enumerate(zip(
             t.start.tolist(),
             t.end.tolist(),
             t.nr_accesses.tolist(),
             t.sampling_addr.tolist(),
             t.hold.tolist(),
             strict=True,
-        )
+        ))
         if any(_intersect(s, e, br) for br in bregions)
     ]
     for br in bregions:
@@ -146,9 +152,9 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
         else:
             at = next((i for i, r in enumerate(regions) if r[0] >= br[1]), len(regions))
             start = align_down(br[0], min_region)
-            regions.insert(at, [start, align_up(br[1], min_region), 0, start, 0])
-    columns = list(zip(*regions, strict=True)) if regions else [(), (), (), (), ()]
-    t.set_regions(*columns[:3])
+            regions.insert(at, [start, align_up(br[1], min_region), 0, start, 0, -1])
+    columns = list(zip(*regions, strict=True)) if regions else [(), (), (), (), (), ()]
+    t.set_regions(*columns[:3], parent=np.array(columns[5], dtype=np.int64))
     t.sampling_addr = np.array(columns[3], dtype=ADDR_DTYPE)
     # A search in progress survives the update (the adjustment's own state).
     t.hold = np.array(columns[4], dtype=t.hold.dtype)

@@ -107,7 +107,7 @@ class AggregatedRing:
             raise ValueError("nr_slots must be a power of two")
         preflight.check_root()
         preflight.check_tracefs()
-        has_age = " age;" in tracepoint_format(preflight.TRACEFS)
+        has_age = self.has_age = " age;" in tracepoint_format(preflight.TRACEFS)
         bcc = bcc_env.setup()
         cflags = [f"-DNR_SLOTS={nr_slots}"] + (["-DHAS_AGE"] if has_age else [])
         try:
@@ -157,6 +157,8 @@ class SnapshotAssembler:
         # its own events, not those of kdamonds outside sysfs (DAMON_RECLAIM).
         self.only = only
         self.dropped_snapshots = 0
+        # Whether the events carry the kernel's region age (kernels since 2021 do).
+        self.has_age = False
         self._streams: dict[int, _KdamondStream] = {}
 
     def feed(self, batch: np.ndarray, lost: int = 0) -> list[Record]:
@@ -205,7 +207,8 @@ class SnapshotAssembler:
                 stream.record_time = int(run["time_ns"][f])
             sl = slice(f, f + c)
             stream.record.append(
-                TargetRegions(target_id, start[sl].copy(), end[sl].copy(), run["nr_accesses"][sl])
+                TargetRegions(target_id, start[sl].copy(), end[sl].copy(), run["nr_accesses"][sl],
+                              run["age"][sl].copy() if self.has_age else None)
             )
             if len(stream.record) == self.nr_targets.get(pid):
                 done.append(self._close(stream))
@@ -318,6 +321,7 @@ class KernelSource:
             kd.pid: sum(len(ctx.target_pids) for ctx in kd.contexts)
             for kd in self.kdamonds if kd.pid is not None
         }, only=None if self.own is None or self.own.pid is None else {self.own.pid})
+        self.assembler.has_age = getattr(self.ring, "has_age", False)
 
     def running(self) -> bool:
         """Whether any recorded kdamond is still on (sysfs is read, never written)."""

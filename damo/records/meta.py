@@ -32,6 +32,11 @@ run cut short leaves every message whole.  Every message has a ``type``:
   (effective checks per region per aggregation), ``nominal_checks``; written
   at the start, at each change and, with ``run_checks_per_region_mean``
   (the mean over the run), at the end.
+- ``"ages"``: ``time_ns``, ``nr``, ``width``, ``ages``: the regions' ages of
+  the record at ``time_ns`` (recfmt has no field for them), in aggregations,
+  ``nr`` unsigned integers of ``width`` bytes (`damo.records.ages`); one per
+  record, when the source knows ages (damo's own monitor; kernel DAMON
+  whose tracepoint carries them).
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   ``error`` (the write that failed, when one did), ``cpu_s`` (damo's own CPU
   from its exec), ``peak_rss_bytes`` (its VmHWM), and source-specific

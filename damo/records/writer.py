@@ -20,12 +20,17 @@ from damo.records import recfmt
 
 
 class TargetRegions(NamedTuple):
-    """One target's regions for one record; the arrays are parallel."""
+    """One target's regions for one record; the arrays are parallel.
+
+    `age` (aggregations, `damo.core.age`) is not in recfmt: the recording
+    writes it to the sidecar (`damo.records.ages`); None where unknown.
+    """
 
     target_id: int
     start: np.ndarray
     end: np.ndarray
     nr_accesses: np.ndarray
+    age: np.ndarray | None = None
 
 
 def open_output(path: str, mode: int = 0o600) -> int:

@@ -83,7 +83,7 @@ class EngineSource(Source):
 
         return self._sink.record(
             ctx.clock.now_ns(),
-            [TargetRegions(t.id, t.start, t.end, t.nr_accesses) for t in ctx.targets])
+            [TargetRegions(t.id, t.start, t.end, t.nr_accesses, t.age) for t in ctx.targets])
 
     def _before_terminate(self, ctx: "Context") -> None:
         self._sink.end(ctx.clock.now_ns())

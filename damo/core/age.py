@@ -1,0 +1,76 @@
+"""Region age: for how many aggregations a region's access count has stayed about the same.
+
+The kernel's rule (mm/damon/core.c, `damon_merge_regions_of`), applied at
+every aggregation before the merge:
+
+- a region's age goes back to 0 when its `nr_accesses` differs from the count
+  of the last aggregation (`last_nr_accesses`) by more than the merge
+  threshold, or when one of the two is zero and the other is not (a later
+  addition to the kernel's rule: a region going idle, or waking up, starts a
+  new age even when the threshold is wide);
+- otherwise it grows by one;
+- merged regions take the size-weighted age of their parts, split pieces
+  keep their region's age and last count (`Target.set_regions(parent=...)`),
+  new regions start at 0;
+- the merged counts become `last_nr_accesses` at the reset that follows.
+
+One difference, in the rounding: the kernel divides at each pairwise merge
+(`damon_merge_two_regions`), so a region merged from k parts is rounded
+down up to k - 1 times; damo divides once per merged region, rounding down
+once.  With the seed's two or three pieces a region the two hardly differ;
+with `narrow`'s dense cover of small cold pieces the kernel's repeated
+rounding would wipe the ages of idle memory out (37 pieces of an idle region
+aged 3, merged one by one into a piece aged 0, stay at 0).
+
+So an unaccessed region's age, in aggregations, is how long it has been idle
+(the report's idle time, `damo.reports.access`).
+"""
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+    from damo.core.target import Target
+
+
+def changed(nr: np.ndarray, last: np.ndarray, threshold: int) -> np.ndarray:
+    """Which regions start a new age: their count moved by more than `threshold`,
+    or between zero and non-zero."""
+    nr = nr.astype(np.int64, copy=False)
+    last = last.astype(np.int64, copy=False)
+    return (np.abs(nr - last) > threshold) | ((nr == 0) != (last == 0))
+
+
+def next_ages(age: np.ndarray, nr: np.ndarray, last: np.ndarray, threshold: int) -> np.ndarray:
+    """The ages after one aggregation with counts `nr` (before any merge)."""
+    return np.where(changed(nr, last, threshold), 0, age + 1)
+
+
+def age_regions(ctx: "Context", threshold: int) -> None:
+    """Step every region's age for the aggregation now closing (before its merge)."""
+    for t in ctx.targets:
+        t.age = next_ages(t.age, t.nr_accesses, t.last_nr_accesses, threshold).astype(t.age.dtype)
+
+
+def remember_counts(t: "Target") -> None:
+    """At the reset: the merged counts are what the next aggregation is compared with."""
+    t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def weighted_ages(t: "Target") -> list[int]:
+    """Each region's age times its size: what a merge adds up (`merged_ages`)."""
+    return (t.age * (t.end - t.start)).tolist()
+
+
+def merged_ages(weighted: list[int], keep: np.ndarray, t: "Target") -> np.ndarray:
+    """The ages of the merged regions `keep` of `t` (already merged: their new sizes),
+    from the summed `weighted_ages` of their parts: rounded down once."""
+    sums = np.array([weighted[k] for k in keep.tolist()], dtype=np.int64)
+    return sums // np.maximum(t.end - t.start, 1)
+
+
+def merged_age(age_l: int, sz_l: int, age_r: int, sz_r: int) -> int:
+    """The age of two regions merged into one, size-weighted as the kernel's."""
+    return (age_l * sz_l + age_r * sz_r) // (sz_l + sz_r)
