@@ -10,9 +10,12 @@ is `damo.recording`.
 """
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from damo.recording import Recording
 
 NAME = "record"
 GROUP = None
@@ -150,5 +153,23 @@ def run(
     print(rec.summary(), file=sys.stderr)
     if rec.fault is not None:
         raise rec.fault  # after the summary: the error is the last line, exit status 1
+    failed = failed_before_any_record(rec)
+    if failed is not None:
+        from damo.errors import TargetError
+
+        raise TargetError(failed)
+
+
+def failed_before_any_record(rec: "Recording") -> str | None:
+    """Why the run recorded nothing because the started command failed (exec or exit), or None.
+
+    A command that fails at once (a broken executable, `false`) leaves no region in any
+    record: that run is a failure of the command, and damo's exit status says so.
+    """
+    status = getattr(rec.ctx.ops, "command_status", None)
+    if status in (None, 0) or rec.reason != "target exit" or rec.max_regions > 0:
+        return None
+    how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    return f"the command {rec.ctx.ops.command!r} {how} before anything was recorded"
 
 
