@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 if TYPE_CHECKING:
+    from damo.linux.observers import TargetLocks
     from damo.recording import Recording
 
 NAME = "record"
@@ -110,6 +111,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Record pids another damo record is recording (both then read low counts: "
+            "each clears the Accessed bits the other is about to read).",
+        ),
+    ] = False,
     adjust: Annotated[
         str,
         typer.Option(
@@ -149,8 +158,16 @@ def run(
                                 include_child_tasks=include_child_tasks,
                                 max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
     rec.status = sys.stderr.isatty()
-    rec.run()
-    print(rec.summary(), file=sys.stderr)
+    locks, note = observe_alone(rec, force)
+    try:
+        rec.run()
+    finally:
+        if locks is not None:
+            locks.release()
+    summary = rec.summary()
+    if note is not None:
+        summary = f"{summary.removesuffix('.')}; {note}."
+    print(summary, file=sys.stderr)
     if rec.fault is not None:
         raise rec.fault  # after the summary: the error is the last line, exit status 1
     failed = failed_before_any_record(rec)
@@ -158,6 +175,24 @@ def run(
         from damo.errors import TargetError
 
         raise TargetError(failed)
+
+
+def observe_alone(rec: "Recording", force: bool) -> "tuple[TargetLocks | None, str | None]":
+    """Lock the pids damo samples against a second recorder; whether kernel DAMON samples too.
+
+    Returns the locks (None with --force, or for a command damo starts: it is new, so no
+    other recorder can be on it yet) and the summary's clause on kernel DAMON, if any.
+    Only damo's own sampler (vaddr) clears the target's Accessed bits.
+    """
+    ops = rec.ctx.ops
+    if ops is None or ops.name != "vaddr":
+        return None, None
+    from damo.linux.observers import TargetLocks, kdamond_note
+
+    locks = None
+    if not force and getattr(ops, "command", None) is None:
+        locks = TargetLocks(list(ops.pids))
+    return locks, kdamond_note()
 
 
 def failed_before_any_record(rec: "Recording") -> str | None:
