@@ -33,9 +33,9 @@ class Footprints:
         self.series: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         for tid, values in rows.items():
             values.sort()
-            arr = np.array(values, dtype=np.int64).reshape(-1, 3)
-            self.series[tid] = (arr[:, 0], arr[:, 1].astype(np.uint64),
-                                arr[:, 2].astype(np.uint64))
+            times, vsz, rss = zip(*values, strict=True)
+            self.series[tid] = (np.array(times, dtype=np.int64), np.array(vsz, dtype=np.uint64),
+                                np.array(rss, dtype=np.uint64))
 
     @classmethod
     def of_record(cls, record_path: str) -> Footprints:
