@@ -259,8 +259,11 @@ def test_the_budget_holds_on_a_busy_many_region_target(tmp_path):
 def test_without_a_budget_every_interval_is_checked(tmp_path):
     cpu, switches, err = _record_many(tmp_path, "--max-cpu", "0", seconds=8, skip=3)
     print(f"damo CPU without a budget: {cpu:.2f}%, {switches:.0f} wake-ups/s ({err.strip()})")
-    # One sleep per 5 ms sampling interval (and a few more for the writes).
-    assert measured("record_wakeups_per_s", switches) >= 190, switches
+    # One sleep per 5 ms sampling interval (and a few more for the writes): ~200 a second.
+    # Loaded (bench/spread, 20 runs beside a CPU hog) 144.7-201.5, median 196: late wake-ups
+    # are skipped, not made up. A budget would check ~1.6 times an aggregation (~16 a
+    # second), so half the nominal rate still tells the two apart (docs/testing.md).
+    assert measured("record_wakeups_per_s", switches) >= 100, switches
     assert "budget" not in err
     meta = read_meta(str(tmp_path / "damon.data"))
     assert not [m for m in meta if m["type"] == "budget"]
