@@ -78,6 +78,25 @@ def test_the_lock_of_a_killed_recorder_is_taken_over(tmp_path):
         target.wait()
 
 
+def test_lock_files_of_ended_targets_are_swept(tmp_path):
+    target, _ = start("sleep", 30)
+    holder = hold(target.pid, tmp_path)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    target.kill()
+    target.wait()
+    [stale] = list(tmp_path.iterdir())
+    held = tmp_path / "pid-1-1.lock"  # an ended target whose recorder still runs: kept
+    other = hold(1, tmp_path)
+    os.rename(next(p for p in tmp_path.iterdir() if p != stale), held)
+    try:
+        with TargetLocks([], tmp_path):
+            assert not stale.exists() and held.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_reused_pid_is_another_target(tmp_path, monkeypatch):
     # The lock's name holds the process's start time: a new process with an old pid is free.
     target, _ = start("sleep", 30)

@@ -58,12 +58,31 @@ class TargetLocks:
     def __init__(self, pids: list[int], directory: Path | None = None):
         self.directory = directory if directory is not None else lock_dir()
         self._held: list[tuple[Path, int]] = []
+        self._sweep()
         try:
             for pid in pids:
                 self._take(pid)
         except BaseException:
             self.release()
             raise
+
+    def _sweep(self) -> None:
+        """Remove the lock files of ended targets that no recorder holds (SIGKILLed ones)."""
+        for path in self.directory.glob("pid-*-*.lock"):
+            try:
+                _, pid, start = path.stem.split("-")
+                if process_start_ticks(int(pid)) == int(start):
+                    continue  # the target lives: its lock stays (held or not)
+                fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            except (ValueError, OSError):
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                path.unlink()
+            except OSError:
+                pass  # held: its recorder removes it
+            finally:
+                os.close(fd)
 
     def _path(self, pid: int) -> Path:
         return self.directory / f"pid-{pid}-{process_start_ticks(pid) or 0}.lock"
