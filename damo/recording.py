@@ -389,7 +389,7 @@ class Recording:
                 f"(mean {self._sum_regions / self.nr_records:.0f})"
             )
         text += f"; ended by {self.reason}"
-        if _ops_name(ctx) == "vaddr" and self.nr_records:  # no CPU share over nothing
+        if _ops_name(ctx) == "vaddr" and self.max_regions:  # no CPU share over nothing
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
             text += _budget_summary(getattr(ops, "budget", None))
         text += self._summary_extra()

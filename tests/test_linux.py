@@ -191,8 +191,8 @@ def test_child_pids_processes_not_threads():
     try:
         main_child = int(p.stdout.readline())
         kids = child_pids(p.pid)
-        for _ in range(200):  # the thread's fork may come a moment later
-            if len(kids) == 2:
+        for _ in range(1000):  # the thread's fork, and both execs, may come a moment later
+            if len(kids) == 2 and all(command_name(k) == "sleep" for k in kids):
                 break
             time.sleep(0.01)
             kids = child_pids(p.pid)

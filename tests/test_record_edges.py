@@ -64,18 +64,40 @@ def test_a_command_that_succeeds_at_once_is_not_a_failure(tmp_path):
     assert "the command exited with status 0" in p.stderr and "error" not in p.stderr
 
 
+def started(data: Path, p: subprocess.Popen, timeout: float = 60) -> None:
+    """Wait until `damo record` monitors (its sidecar exists: the start message is written)."""
+    meta = Path(str(data) + ".meta")
+    deadline = time.monotonic() + timeout
+    while not meta.exists() and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+    assert meta.exists(), p.stderr.read() if p.poll() is not None else "no sidecar"
+
+
+def record_bg(*args: str, cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "damo.cli", "record", *args], cwd=cwd,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+
+
 def test_pid_that_exits_mid_record(tmp_path):
     need_bpf()
-    target, _ = start("half", 16, 3)
+    target, _ = start("half", 16, 60)
     waiter = reap(target)
-    t0 = time.monotonic()
-    p = record(str(target.pid), cwd=tmp_path)
-    took = time.monotonic() - t0
-    waiter.join(10)
-    assert p.returncode == 0, p.stderr
-    assert "ended by target exit" in p.stderr and "error" not in p.stderr
-    assert took < 3 + 10  # ended by the exit, not hanging on
     data = tmp_path / "damon.data"
+    p = record_bg(str(target.pid), cwd=tmp_path)
+    try:
+        started(data, p)
+        time.sleep(2)  # recorded for a while (~20 aggregations), then it exits
+        target.kill()
+        t0 = time.monotonic()
+        _, err = p.communicate(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        p.kill()
+        target.kill()
+        waiter.join(10)
+    assert p.returncode == 0, err
+    assert "ended by target exit" in err and "error" not in err
+    assert took < 10  # ended by the exit, not hanging on
     snaps = read_snapshots(str(data))
     assert not snaps.warnings and len(snaps) >= 10
     assert set(snaps.target_id.tolist()) == {target.pid}
@@ -89,18 +111,24 @@ def test_pid_that_exits_mid_record(tmp_path):
 
 def test_several_pids_one_exits(tmp_path):
     need_bpf()
-    short, _ = start("half", 16, 1.5)
+    short, _ = start("half", 16, 60)
     long_, _ = start("half", 16, 60)
     waiter = reap(short)
+    data = tmp_path / "damon.data"
+    p = record_bg(str(short.pid), str(long_.pid), "--duration", "6", cwd=tmp_path)
     try:
-        p = record(str(short.pid), str(long_.pid), "--duration", "4", cwd=tmp_path)
+        started(data, p)
+        time.sleep(2)
+        short.kill()
+        _, err = p.communicate(timeout=60)
     finally:
+        p.kill()
+        short.kill()
         long_.kill()
         long_.wait()
         waiter.join(10)
-    assert p.returncode == 0, p.stderr
-    assert "ended by duration" in p.stderr and "error" not in p.stderr
-    data = tmp_path / "damon.data"
+    assert p.returncode == 0, err
+    assert "ended by duration" in err and "error" not in err
     snaps = read_snapshots(str(data))
     assert not snaps.warnings
     ends_short = snaps.end_ns[snaps.target_id == short.pid]
