@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import tempfile
 from pathlib import Path
 
 from damo.errors import TargetError
@@ -28,7 +29,7 @@ def lock_dir() -> Path:
     """Where target locks live: /run/damo (root), else the user's runtime directory."""
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     candidates = [*LOCK_DIRS, *([Path(runtime) / "damo"] if runtime else []),
-                  Path(f"/tmp/damo-{os.geteuid()}")]
+                  Path(tempfile.gettempdir()) / f"damo-{os.geteuid()}"]
     for d in candidates:
         try:
             d.mkdir(mode=0o755, parents=True, exist_ok=True)
@@ -37,7 +38,7 @@ def lock_dir() -> Path:
         if os.access(d, os.W_OK | os.X_OK):
             return d
     raise TargetError("no directory for target locks is writable (/run/damo, "
-                      "$XDG_RUNTIME_DIR/damo, /tmp): use --force to record without a lock")
+                      "$XDG_RUNTIME_DIR/damo, the temporary directory): use --force to record without a lock")
 
 
 def process_start_ticks(pid: int) -> int | None:
