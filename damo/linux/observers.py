@@ -38,7 +38,8 @@ def lock_dir() -> Path:
         if os.access(d, os.W_OK | os.X_OK):
             return d
     raise TargetError("no directory for target locks is writable (/run/damo, "
-                      "$XDG_RUNTIME_DIR/damo, the temporary directory): use --force to record without a lock")
+                      "$XDG_RUNTIME_DIR/damo, the temporary directory): use --force to "
+                      "record without a lock")
 
 
 def process_start_ticks(pid: int) -> int | None:
