@@ -6,13 +6,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from conftest import need_bpf, running_kdamond
 from proc_targets import start
 from test_damon_sysfs import make_tree, snapshot
+from test_record_edges import record_bg as record
+from test_record_edges import started
 
 from damo.errors import TargetError
 from damo.linux import damon_sysfs
@@ -125,20 +126,12 @@ def test_kdamond_on_physical_memory_is_noted_read_only(tmp_path):
     assert kdamond_note(tmp_path / "nothing") is None
 
 
-def record(*args: str, cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "damo.cli", "record", *args], cwd=cwd,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-
-
 def test_a_second_damo_record_of_a_pid_says_so_and_exits_1(tmp_path):
     need_bpf()
     target, _ = start("half", 16, 60)
     first = record(str(target.pid), "--duration", "6", "-o", "first.data", cwd=tmp_path)
     try:
-        meta = tmp_path / "first.data.meta"
-        deadline = time.monotonic() + 30
-        while not meta.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
+        started(tmp_path / "first.data", first)
         second = record(str(target.pid), "--duration", "1", "-o", "second.data", cwd=tmp_path)
         _, err = second.communicate(timeout=60)
         assert second.returncode == 1, err
