@@ -108,6 +108,7 @@ class Recording:
 
         try:
             try:
+                self.source.claim()
                 self._writer = (self.make_writer or open_record_writer)(self.out)
                 self._meta = MetaWriter(self.out)
             except BaseException:
@@ -262,7 +263,9 @@ class Recording:
         if self.nr_records:
             text += (f"; {self.min_regions}-{self.max_regions} regions "
                      f"(mean {self._sum_regions / self.nr_records:.0f})")
-        return text + f"; ended by {self.reason}" + self.source.summary(self.cpu_share) + "."
+        # No CPU share over nothing recorded (a command that failed at once).
+        cpu_share = self.cpu_share if self.max_regions else None
+        return text + f"; ended by {self.reason}" + self.source.summary(cpu_share) + "."
 
 
 def _damo_version() -> str:

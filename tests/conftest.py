@@ -33,8 +33,33 @@ def damo_cli():
     return run_damo
 
 
+def setup_provides_bpf() -> bool:
+    """Whether this run is one where scripts/setup.sh installed the BPF stack (bcc, BTF access).
+
+    Under CI (CI=true), or as root from the venv setup.sh makes (REPO/.venv), a missing bcc is a
+    broken install, so it must fail the tests that need it rather than skip them.
+    """
+    import os
+    import sys
+
+    if os.environ.get("CI", "").lower() == "true":
+        return True
+    venv = REPO / ".venv"
+    return os.geteuid() == 0 and venv.is_dir() and Path(sys.prefix).resolve() == venv.resolve()
+
+
+def missing(reason: str) -> None:
+    """A component the tests need is absent: a failure where setup provides it, else a skip."""
+    if setup_provides_bpf():
+        pytest.fail(f"{reason} (setup.sh provides it here: a broken install, not a skip)")
+    pytest.skip(reason)
+
+
 def need_bpf() -> None:
-    """Skip, with the reason, unless this process can load BPF programs and advise others."""
+    """Skip, with the reason, unless this process can load BPF programs and advise others.
+
+    Not root is always a skip; bcc missing where setup provides it is a failure (`missing`).
+    """
     import os
 
     if os.geteuid() != 0:
@@ -45,7 +70,7 @@ def need_bpf() -> None:
     try:
         bcc_env.import_bcc()
     except PlatformError as e:
-        pytest.skip(str(e))
+        missing(str(e))
 
 
 def running_kdamond():
@@ -56,3 +81,21 @@ def running_kdamond():
         return next((kd for kd in damon_sysfs.read_kdamonds() if kd.running), None)
     except Exception:  # noqa: BLE001 - no DAMON sysfs at all, or not readable
         return None
+
+
+def measured(name: str, value: float) -> float:
+    """Note a figure a timing-dependent bound is checked against; returns it.
+
+    Printed (pytest -s shows it) and, when DAMO_MEASURE_LOG names a file, appended there as
+    one JSON line: bench/spread runs the tests many times under load and reports each
+    figure's spread, which is where these tests' margins come from.
+    """
+    import json
+    import os
+
+    print(f"measured {name} = {value:.6g}")
+    log = os.environ.get("DAMO_MEASURE_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(json.dumps({"name": name, "value": value}) + "\n")
+    return value

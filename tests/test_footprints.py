@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import run_damo
 
-from damo.records.meta import MetaWriter
+from damo.records.meta import MetaWriter, read_meta
 from damo.records.writer import RecordWriter, TargetRegions
 
 MiB = 1 << 20
@@ -77,3 +77,48 @@ def test_missing_footprints_are_one_line(tmp_path, setup, args, message, code):
     assert proc.returncode == code and message in err and len(err.splitlines()) == 1, err
     assert proc.stdout == b""
     assert path.exists()
+
+
+def cut_sidecar_in_half(path) -> None:
+    meta = path.with_name(path.name + ".meta")
+    blob = meta.read_bytes()
+    meta.write_bytes(blob[: len(blob) // 2])
+
+
+def test_sidecar_cut_in_half_says_what_is_missing_and_pairs_nothing_stale(tmp_path):
+    path = write(tmp_path)
+    cut_sidecar_in_half(path)
+    kept = [m for m in read_meta(str(path)) if m["type"] == "footprints"]
+    assert 2 <= len(kept) < 10
+    proc = run_damo("report", "wss", "--footprints", "-s", "time", "-r", "0", "101", "10",
+                    cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr.decode()
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and err.startswith("damo: warning: ")
+    assert f"no footprint for {10 - len(kept)} of 10 snapshots" in err
+    assert "none after" in err and "cut short" in err
+    rows = [line.split("\t") for line in proc.stdout.decode().splitlines()[3:]]
+    assert len(rows) == 11
+    for p, wss, rss, ratio in rows:
+        k = min(int(p) // 10, 9)  # snapshot k: WSS k MiB, RSS (10 + k) MiB when read
+        assert int(wss) == (k * MiB if k else 0)
+        if k < len(kept):
+            assert int(rss) == (10 + k) * MiB
+        else:  # never the last surviving reading
+            assert (rss, ratio) == ("-", "-")
+    # The mean RSS is over the snapshots that have one.
+    avr = proc.stdout.decode().splitlines()[2].split("\t")
+    assert int(avr[2]) == int(sum((10 + k) * MiB for k in range(len(kept))) / len(kept))
+
+    fp = run_damo("report", "footprints", "rss", cwd=tmp_path)
+    assert fp.returncode == 0
+    assert fp.stderr.decode() == err  # the same line: what is missing
+    assert f"# avr:\t{int(sum((10 + k) * MiB for k in range(len(kept))) / len(kept))}" in \
+        fp.stdout.decode()
+
+
+def test_whole_sidecar_no_warning(tmp_path):
+    write(tmp_path)
+    for args in (("wss", "--footprints"), ("footprints", "rss")):
+        proc = run_damo("report", *args, cwd=tmp_path)
+        assert proc.returncode == 0 and proc.stderr == b"", proc.stderr.decode()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import measured
 from proc_targets import start
 from test_sample_program import lay_out
 from test_sampler import PAGE, sampler_for  # noqa: F401  (a fixture)
@@ -129,7 +130,9 @@ def test_periods_and_scale_keep_counts_in_nominal_intervals(busy_half):
         w._config[CFG_SCALE] = 1
         r.flags[:4] = 0
     assert reason == native.R_DONE
-    assert 0.09 <= took <= 0.3  # absolute deadlines: 10 steps of 10 ms
+    # Absolute deadlines: 10 steps of 10 ms take at least 0.09 s; the upper bound is the
+    # loaded spread's maximum (bench/spread) with a margin: docs/testing.md.
+    assert 0.09 <= measured("native_10x10ms_s", took) <= 0.3
     counts = r.nr_accesses[:4].tolist()
     assert counts[0] in (18, 20) and counts[1] in (8, 16) and counts[2] in (10, 20), counts
     assert counts[3] == 0
@@ -150,7 +153,7 @@ def test_an_exited_target_ends_the_loop_at_once(sampler_for):  # noqa: F811
         s.close()
         target.wait()
     assert (reason, index) == (native.R_GONE, 0)
-    assert took < 1.5
+    assert measured("native_exit_s", took) < 1.5
 
 
 def test_a_signal_interrupts_the_loop_with_the_next_samples_drawn(busy_half):
@@ -177,7 +180,8 @@ def test_a_signal_interrupts_the_loop_with_the_next_samples_drawn(busy_half):
         returned.set()
         sender.join()
         signal.signal(signal.SIGUSR1, old)
-    assert (reason, ahead) == (native.R_INTR, 1) and took < 1.0 and got, (reason, took, got)
+    assert (reason, ahead) == (native.R_INTR, 1) and got, (reason, took, got)
+    assert measured("native_signal_s", took) < 1.0
     assert 5 <= step <= 200 and r.nr_accesses[0] >= step - 2
     # Called again, it goes on from the drawn samples to the deadline.
     reason, *_ = run(s, 1, 5 * MS, 4, ahead=True, step=step)
@@ -255,8 +259,11 @@ def test_the_budget_holds_on_a_busy_many_region_target(tmp_path):
 def test_without_a_budget_every_interval_is_checked(tmp_path):
     cpu, switches, err = _record_many(tmp_path, "--max-cpu", "0", seconds=8, skip=3)
     print(f"damo CPU without a budget: {cpu:.2f}%, {switches:.0f} wake-ups/s ({err.strip()})")
-    # One sleep per 5 ms sampling interval (and a few more for the writes).
-    assert switches >= 190, switches
+    # One sleep per 5 ms sampling interval (and a few more for the writes): ~200 a second.
+    # Loaded (bench/spread, 20 runs beside a CPU hog) 144.7-201.5, median 196: late wake-ups
+    # are skipped, not made up. A budget would check ~1.6 times an aggregation (~16 a
+    # second), so half the nominal rate still tells the two apart (docs/testing.md).
+    assert measured("record_wakeups_per_s", switches) >= 100, switches
     assert "budget" not in err
     meta = read_meta(str(tmp_path / "damon.data"))
     assert not [m for m in meta if m["type"] == "budget"]

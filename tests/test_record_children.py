@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import measured
 
 from damo.core.attrs import Attrs
 from damo.records.meta import read_meta
@@ -129,19 +130,23 @@ def test_fifty_short_lived_children(tmp_path):
     snaps = read_snapshots(str(data))
     assert not snaps.warnings
     recorded = set(snaps.target_id.tolist())
-    assert set(sleeps) <= recorded, sorted(set(sleeps) - recorded)
+    # 50 of 50 in each of 20 runs beside a CPU hog (bench/spread); a boundary delayed past a
+    # child's whole life by the scheduler may miss one: 2 are allowed (docs/testing.md).
+    seen = set(sleeps) & recorded
+    caught = measured("children_caught_of_50", len(seen))
+    assert caught >= 48, sorted(set(sleeps) - recorded)
     meta = read_meta(str(data))
     ended = {m["id"] for m in meta if m["type"] == "target_end"}
-    assert set(sleeps) <= ended
+    assert seen <= ended
     # An ended child is in no later record; at most a few processes at once.
-    last = {tid: snaps.end_ns[snaps.target_id == tid].max() for tid in sleeps}
+    last = {tid: snaps.end_ns[snaps.target_id == tid].max() for tid in seen}
     ends = {m["id"]: m["time_ns"] for m in meta if m["type"] == "target_end"}
-    assert all(last[tid] <= ends[tid] for tid in sleeps)
+    assert all(last[tid] <= ends[tid] for tid in seen)
     per_record = np.unique(snaps.end_ns, return_counts=True)[1]
     assert per_record.max() <= 4
     # damo kept up: one record per aggregation interval throughout, at a bounded CPU cost.
     gaps = np.diff(np.unique(snaps.end_ns)) / 1e9
-    assert np.percentile(gaps, 99) < 0.15, np.percentile(gaps, 99)
+    assert measured("children_gap_p99_s", np.percentile(gaps, 99)) < 0.15
     share = cpu_share(p.stderr)
     print(f"50 children: damo CPU {share:.1%} of one core over {wall:.1f} s "
           f"({summary_line(p.stderr)})")

@@ -32,9 +32,11 @@ ENGINE_OPTIONS = {
     "max_targets": ("--max-targets", "2"),
     "max_cpu": ("--max-cpu", "2"),
     "adjust": ("--adjust", "seed"),
+    "force": ("--force",),
 }
 VALUES = {"seed": 1, "truth": "t.jsonl", "colocate": True, "include_child_tasks": True,
-          "max_targets": 2, "max_cpu": 2.0, "adjust": "seed", "attach": True}
+          "max_targets": 2, "max_cpu": 2.0, "adjust": "seed", "attach": True,
+          "force": True}
 
 
 @pytest.mark.parametrize("option", sorted(ENGINE_OPTIONS))

@@ -46,9 +46,12 @@ def test_attach_records_whole_snapshots(tmp_path):
     assert first["ops"] == "kernel" and first["attach"] is True
     assert first["attrs"]["aggr_us"] == ctx.aggr_us
     assert last["type"] == "end" and last["nr_records"] == len(snaps)
-    if last["lost_events"] == 0 and last["dropped_snapshots"] == 0:
-        # Every event went into the file: each snapshot has exactly its nr_regions.
-        assert last["events"] == int(snaps.nr_regions.sum())
+    # The ring holds ~13 s of events at kernel DAMON's defaults: a run of a few aggregations
+    # loses none. Every event then went into the file, except those of the snapshots cut
+    # short at the start or the end (dropped whole, each fewer than max_nr_regions events).
+    assert last["lost_events"] == 0, last
+    written = int(snaps.nr_regions.sum())
+    assert written <= last["events"] <= written + last["dropped_snapshots"] * ctx.max_nr_regions
     for report in ("raw", "wss"):
         got = run_damo("report", report, "-i", str(out))
         assert got.returncode == 0 and got.stdout, got.stderr.decode()

@@ -14,7 +14,7 @@ import pytest
 
 from damo.workload.load import parse
 from damo.workload.truth import read_truth
-from tests.conftest import need_bpf
+from tests.conftest import measured, need_bpf
 
 PAGE = 4096
 MIB = 1 << 20
@@ -154,7 +154,7 @@ def test_layout_pages_and_truth(tmp_path):
     assert [r.phase for r in runs] == ["a warm", "b hot", "idle"]
     assert runs[0].start_ns > started
     for run, ms in zip(runs, (300, 400, 200), strict=True):
-        assert abs((run.end_ns - run.start_ns) / 1e6 - ms) < 50, run
+        assert measured("phase_error_ms", abs((run.end_ns - run.start_ns) / 1e6 - ms)) < 50, run
     for prev, run in zip(runs, runs[1:], strict=False):
         assert run.start_ns == prev.end_ns
     # real addresses, page-rounded sizes, gaps, file order
@@ -188,11 +188,11 @@ def test_signal_ends_with_a_complete_truth(tmp_path, sig):
     for prev, run in zip(runs, runs[1:], strict=False):
         assert run.start_ns == prev.end_ns
     for run in runs[:-1]:
-        assert abs((run.end_ns - run.start_ns) / 1e6 - 150) < 50, run
+        assert measured("phase_error_ms", abs((run.end_ns - run.start_ns) / 1e6 - 150)) < 50, run
     last = runs[-1]
     # the interrupted phase is cut where the signal arrived
     assert 0 < last.end_ns - last.start_ns < 150e6
-    assert abs(last.end_ns - sent) < 50e6
+    assert measured("signal_cut_error_ms", abs(last.end_ns - sent) / 1e6) < 50
 
 
 BAD_TOML = '[[regions]]\nname = "a"\nsize = "1 MiB"\n[[phases]]\nname = "p"\n' \
@@ -332,7 +332,7 @@ def test_accessed_regions_are_touched_and_others_not(tmp_path):
         a, b, c = young[:n], young[n : 2 * n], young[2 * n :]
         assert a.mean() > 0.99
         # each page with chance 0.5 per tick; the window holds one or two ticks
-        assert 0.35 < b.mean() < 0.9, b.mean()
+        assert 0.35 < measured("half_b_young_mean", b.mean()) < 0.9, b.mean()
         assert not c.any()
     # fresh draws each tick: the two windows saw different pages of b
     b1, b2 = windows[0][n : 2 * n], windows[1][n : 2 * n]

@@ -129,6 +129,14 @@ def run(
             show_default=False,
         ),
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Record pids another damo record is recording (both then read low counts: "
+            "each clears the Accessed bits the other is about to read).",
+        ),
+    ] = False,
     adjust: Annotated[
         str | None,
         typer.Option(
@@ -155,7 +163,7 @@ def run(
         target or [], attrs, out=out, ops=ops,
         duration=duration, attach=attach, seed=seed, truth=truth, max_cpu=max_cpu,
         colocate=colocate, include_child_tasks=include_child_tasks, max_targets=max_targets,
-        adjust=adjust)
+        adjust=adjust, force=force)
     if ops is None:
         options.ops = "kernel" if why_not_kernel(options) is None else "vaddr"
         if options.ops == "kernel":
@@ -169,6 +177,11 @@ def run(
     print(rec.summary(), file=sys.stderr)
     if rec.fault is not None:
         raise rec.fault  # after the summary: the error is the last line, exit status 1
+    failed = rec.source.failure() if not rec.max_regions else None
+    if failed is not None:
+        from damo.errors import TargetError
+
+        raise TargetError(failed)
 
 
 def _writer_opener(fmt: str, snapshot: "tuple[float, int] | None", attrs):

@@ -1,5 +1,6 @@
 """`damo report footprints vsz|rss`: percentiles of the targets' VSZ or RSS over the record."""
 
+import os
 from typing import Annotated
 
 import typer
@@ -27,5 +28,13 @@ def run(
     check_kind(kind)
     by_size = sort_by_size(sortby)
     points = dist.percentiles([parse_int(v, "--range") for v in range_] if range_ else None)
-    per_target = Footprints.of_record(input).per_target(kind)
+    found = Footprints.of_record(input)
+    per_target = found.per_target(kind)
+    if os.path.exists(input):
+        # Say which of the record's snapshots have no footprint (a sidecar cut short).
+        from damo.records.reader import RecordFile
+        from damo.reports.footprints import warn_missing, wss_times
+
+        times = wss_times(RecordFile(input), 0, 0)
+        warn_missing(input, found, {tid: t for tid, t in times.items() if tid in found.series})
     dist.emit("footprints", kind, per_target, points, by_size, plot, kind.upper(), sizes=True)

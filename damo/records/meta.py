@@ -88,9 +88,71 @@ def _unpack(data: bytes, path: str) -> Iterator[dict[str, Any]]:
     unpacker = msgpack.Unpacker(raw=False, strict_map_key=False)
     unpacker.feed(data)
     try:
-        for message in unpacker:
+        for index, message in enumerate(unpacker):
             if not isinstance(message, dict) or "type" not in message:
                 raise RecordFormatError(f"{path}: not a damo metadata file")
+            why = malformed(message)
+            if why is not None:
+                raise RecordFormatError(f"{path}: message {index} ({str(message['type'])[:20]}) "
+                                        f"is malformed: {why}")
             yield message
-    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError) as err:
+    except (msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, ValueError,
+            TypeError) as err:  # TypeError: a map key that cannot be one (a list)
         raise RecordFormatError(f"{path}: corrupt metadata ({err})") from None
+
+
+_U64 = range(0, 2**64)
+
+
+def _is_u64(value: Any) -> bool:
+    return type(value) is int and value in _U64
+
+
+def _row_of_u64(row: Any, n: int) -> bool:
+    return isinstance(row, list) and len(row) >= n and all(_is_u64(v) for v in row[:n])
+
+
+def malformed(message: dict[str, Any]) -> str | None:
+    """What is wrong with the fields reports read from a message of a known type, or None.
+
+    Unknown types and fields are left alone (a newer damo may write more); the fields
+    reports use must have the shapes the module docstring gives.
+    """
+    kind = message["type"]
+    if "time_ns" in message and not (type(message["time_ns"]) is int
+                                     and 0 <= message["time_ns"] < 2**63):
+        return "time_ns is not a time"
+    if kind in ("maps", "footprints", "target", "target_end") and "time_ns" not in message:
+        return "no time_ns"
+    if kind == "maps":
+        if not _is_u64(message.get("target_id")):
+            return "target_id is not an id"
+        maps = message.get("maps")
+        if not isinstance(maps, list):
+            return "maps is not a list"
+        for m in maps:
+            if not (isinstance(m, list) and len(m) >= 5 and all(_is_u64(m[i]) for i in (0, 1, 3))
+                    and isinstance(m[2], str) and isinstance(m[4], str)
+                    and all(isinstance(v, str) for v in m[5:6])
+                    and all(_is_u64(v) for v in m[6:7])):
+                return "a mapping is not [start, end, perms, offset, path, dev, inode]"
+    elif kind == "footprints":
+        rows = message.get("targets")
+        if not isinstance(rows, list) or not all(_row_of_u64(r, 3) for r in rows):
+            return "targets is not a list of [target_id, vsz, rss]"
+    elif kind in ("target", "target_end"):
+        if not _is_u64(message.get("id")):
+            return "id is not an id"
+    elif kind == "start":
+        attrs = message.get("attrs")
+        if attrs is not None and not (isinstance(attrs, dict) and all(
+                _is_u64(v) for k, v in attrs.items() if k in _ATTRS)):
+            return "attrs is not a map of intervals and region counts"
+        targets = message.get("targets")
+        if targets is not None and not (isinstance(targets, list) and all(
+                isinstance(t, dict) and _is_u64(t.get("id", 0)) for t in targets)):
+            return "targets is not a list of maps with ids"
+    return None
+
+
+_ATTRS = ("sample_us", "aggr_us", "update_us", "min_nr_regions", "max_nr_regions")

@@ -21,6 +21,9 @@ from damo.records import events
 from damo.records.snapshots import Snapshots
 from damo.records.tracepoint import PERF_SCRIPT_EVENT as EVENT
 
+_U64_MAX = 2**64 - 1
+_I64_MAX = 2**63 - 1
+
 
 def _timestamp_ns(token: bytes) -> int:
     """Exact nanoseconds of a ``sec.frac:`` perf timestamp (no float rounding)."""
@@ -50,6 +53,9 @@ def _parse_lines(lines: list[bytes], first_lineno: int) -> list[tuple[int, ...]]
             ))
         except (ValueError, IndexError):
             raise RecordFormatError(f"line {lineno}: not a damon_aggregated event") from None
+        if not all(0 <= v <= _U64_MAX for v in rows[-1]) or rows[-1][0] > _I64_MAX:
+            # The columns are uint64 (the time int64): a value beyond is no kernel's output.
+            raise RecordFormatError(f"line {lineno}: a number out of range")
         if rows[-1][2] <= 0:
             raise RecordFormatError(f"line {lineno}: nr_regions={rows[-1][2]}")
     return rows

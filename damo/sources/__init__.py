@@ -51,6 +51,7 @@ SOURCE_OPTIONS = {
     "include_child_tasks": "--include_child_tasks",
     "max_targets": "--max-targets",
     "adjust": "--adjust",
+    "force": "--force",
 }
 
 #: Who takes each of them, for the one-line refusal (`{flag} {home}, not {ops}`).
@@ -63,6 +64,7 @@ HOMES = {
     "include_child_tasks": "goes with the vaddr operations",
     "max_targets": "goes with the vaddr operations",
     "adjust": "goes with damo's region engine (sim, vaddr): kernel DAMON adjusts its own",
+    "force": "goes with the vaddr operations (only damo's sampler clears Accessed bits)",
 }
 
 
@@ -83,6 +85,7 @@ class RecordOptions:
     include_child_tasks: bool = False
     max_targets: int | None = None
     adjust: str | None = None
+    force: bool = False
 
     def given(self) -> list[str]:
         """The names (in SOURCE_OPTIONS) of the source options given."""
@@ -175,6 +178,10 @@ class Source:
         """What was recorded, for the summary ("process 42 ('make')")."""
         raise NotImplementedError
 
+    def claim(self) -> None:
+        """Take what the source must hold alone, before any output is created (a target's
+        lock); raises a DamoError if another holds it."""
+
     def discard(self) -> None:
         """Let go of what building the source took; it will not run (no outputs)."""
 
@@ -193,9 +200,14 @@ class Source:
         """What the status line adds after the recording's own figures ("" for nothing)."""
         return ""
 
-    def summary(self, cpu_share: float) -> str:
-        """Clauses the summary adds ("; ..."), given damo's CPU share of the run."""
+    def summary(self, cpu_share: float | None) -> str:
+        """Clauses the summary adds ("; ..."), given damo's CPU share of the run (None: not
+        worth saying, nothing was recorded)."""
         return ""
+
+    def failure(self) -> str | None:
+        """Why a run that recorded no region failed (the command damo started), or None."""
+        return None
 
     def end_fields(self) -> dict[str, Any]:
         """The sidecar end message's fields that only the source knows."""

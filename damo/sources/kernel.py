@@ -63,7 +63,7 @@ class KernelDamonSource(Source):
                  for kd in self.kernel.describe()]
         return "kernel DAMON's " + ", ".join(names)
 
-    def summary(self, cpu_share: float) -> str:
+    def summary(self, cpu_share: float | None) -> str:
         extra = self.end_fields()
         return (f"; {extra['events']} events, {extra['lost_events']} lost, "
                 f"{extra['dropped_snapshots']} incomplete snapshots dropped")

@@ -14,15 +14,17 @@ from damo.sources import END, RECORD, START
 from damo.sources.engine import EngineSource
 
 if TYPE_CHECKING:
+    from damo.linux.observers import TargetLocks
     from damo.ops.vaddr import VaddrBpfOperations
-    from damo.sources import RecordOptions
+    from damo.sources import RecordOptions, Sink
 
 #: `--max-cpu` when not given: % of one core.
 DEFAULT_MAX_CPU = 2.0
 
 
 class ProcessSource(EngineSource):
-    TAKES = EngineSource.TAKES | {"max_cpu", "colocate", "include_child_tasks", "max_targets"}
+    TAKES = EngineSource.TAKES | {"max_cpu", "colocate", "include_child_tasks", "max_targets",
+                                  "force"}
 
     def __init__(self, options: "RecordOptions"):
         from damo.ops import vaddr
@@ -44,7 +46,44 @@ class ProcessSource(EngineSource):
         ops.children.max_targets = max_targets
         ops.max_cpu = DEFAULT_MAX_CPU if options.max_cpu is None else options.max_cpu
         self.ops = ops
+        self.force = options.force
+        self._locks: TargetLocks | None = None
+        self._kdamond_note: str | None = None
         super().__init__(self.context(options, ops, setup.target_ids, setup.clock))
+
+    def claim(self) -> None:
+        """Lock the pids given against a second recorder (not with --force, nor for a command
+        damo starts: it is new, so no recorder can be on it yet), and see whether kernel
+        DAMON samples physical memory beside us: both clear the bits the other reads."""
+        from damo.linux.observers import TargetLocks, kdamond_note
+
+        if not self.force and self.ops.command is None:
+            self._locks = TargetLocks(list(self.ops.pids))
+        self._kdamond_note = kdamond_note()
+
+    def _release(self) -> None:
+        if self._locks is not None:
+            self._locks.release()
+            self._locks = None
+
+    def run(self, sink: "Sink") -> None:
+        try:
+            super().run(sink)
+        finally:
+            self._release()
+
+    def discard(self) -> None:
+        try:
+            super().discard()
+        finally:
+            self._release()
+
+    def failure(self) -> str | None:
+        status = self.ops.command_status
+        if status in (None, 0) or self.ended_by() != "target exit":
+            return None
+        how = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+        return f"the command {self.ops.command!r} {how} before anything was recorded"
 
     def target_info(self, target_id: int) -> dict[str, Any]:
         """The target's pid and, while it runs, its command line."""
@@ -116,10 +155,10 @@ class ProcessSource(EngineSource):
                          f"--max-targets {children.max_targets})")
         return what
 
-    def summary(self, cpu_share: float) -> str:
-        text = f"; damo used {cpu_share:.1%} of one CPU"
+    def summary(self, cpu_share: float | None) -> str:
+        text = "" if cpu_share is None else f"; damo used {cpu_share:.1%} of one CPU"
         budget = self.ops.budget
-        if budget is not None:
+        if budget is not None and cpu_share is not None:
             nominal, mean = budget.samples_per_aggr, budget.run_checks_mean
             text += (f" (budget {budget.max_cpu:g}%: every sample taken)" if mean >= nominal else
                      f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
@@ -128,4 +167,6 @@ class ProcessSource(EngineSource):
         if status is not None:
             text += (f"; the command was killed by signal {-status}" if status < 0
                      else f"; the command exited with status {status}")
+        if self._kdamond_note is not None:
+            text += f"; {self._kdamond_note}"
         return text
