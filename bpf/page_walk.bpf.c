@@ -37,7 +37,6 @@
 #define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
 #define CFG_MM_USERS 19       /* sample: mm_struct.mm_users after the walks (0: exited or exec'ed) */
 #define CFG_STEP 20           /* sample: index of the step being checked (the CPU budget's clock) */
-#define CFG_SCALE 21          /* sample: nominal sampling intervals per step (0 or 1: nominal) */
 #define NR_CFG 32
 
 #define ST_OK 0
@@ -125,11 +124,21 @@ BPF_F_TABLE("array", u32, u64, sampling_addr, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, nr_accesses, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
 /*
+ * The checks made of each region since userspace zeroed it: the low 32 bits
+ * count checks with evidence (the page's bit was cleared when drawn), the
+ * high 32 bits checks without (a shared page kept its bit).  nr_accesses
+ * counts the young ones among the former; userspace turns the two into a
+ * count in units of the aggregation's samples (damo/ops/vaddr), so a region
+ * checked fewer times than planned (a late step, the CPU budget) reads what
+ * its checks found, not less.
+ */
+BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
+#define NO_EVIDENCE_CHECK (1ULL << 32)
+/*
  * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
  * Bits 8-15: the CPU budget's period p (0 or 1: every step), bits 16-23 its
  * phase: the region is checked on the steps s with (s + phase) % p == 0, its
- * sample drawn one step before, and a young check counts p * CFG_SCALE, so
- * counts stay in nominal sampling intervals.
+ * sample drawn one step before.
  */
 #define REGION_MAY_SHARE 1
 #define REGION_PERIOD(f) ((f) >> 8 & 0xff)
@@ -322,8 +331,10 @@ int walk(void *ctx)
  * One sampling step of the regions [CFG_BASE, CFG_BASE + CFG_NR) of one target,
  * the seed's check and prepare of the vaddr primitives in one pass:
  *
- * - SAMPLE_CHECK: a region whose sampling page is young, and whose bit was
- *   cleared when it was chosen, counts an access; CFG_MAX gets the highest count.
+ * - SAMPLE_CHECK: of the regions due a check this step (their period), one
+ *   whose sampling page's bit was cleared when it was chosen counts a check,
+ *   and an access when the page is young again; one whose bit could not be
+ *   cleared counts a check without evidence.  CFG_MAX gets the highest count.
  * - SAMPLE_AHEAD: draw the region's next sampling address, uniform in the
  *   region (damon_rand), and walk it.  Old pages need nothing.  A young page
  *   known to be shared cannot be cleared: it is marked uncleared (no
@@ -346,14 +357,13 @@ int sample(void *ctx)
 	u64 *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT), *basep = cfg(CFG_BASE);
 	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
 	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
-	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP), *scalep = cfg(CFG_SCALE);
-	u64 pgd, page_offset, n, start, base, step, scale;
+	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP);
+	u64 pgd, page_offset, n, start, base, step;
 
 	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
-	    !still || !gen || !bytes || !nr_verify || !stepp || !scalep)
+	    !still || !gen || !bytes || !nr_verify || !stepp)
 		return 0;
 	step = *stepp;
-	scale = *scalep > 1 ? *scalep : 1;
 	pgd = target_pgd(mm_out);
 	if (!pgd)
 		return 0;
@@ -380,7 +390,7 @@ int sample(void *ctx)
 		 */
 		u64 mode = *modep;
 		int five = *levels == 5;
-		u64 *sa, *acc, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
+		u64 *sa, *acc, *chk, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
 		u64 leaf, shift, addr, size, period = 1, phase = 0;
 		u32 r, k0, k1;
 
@@ -414,11 +424,17 @@ int sample(void *ctx)
 		}
 		if ((mode & SAMPLE_CHECK) && (step + phase) % period == 0) {
 			acc = nr_accesses.lookup(&r);
-			if (!acc)
+			chk = nr_checks.lookup(&r);
+			if (!acc || !chk)
 				break;
-			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
-			if ((leaf & PAGE_ACCESSED) && !*unc)
-				*acc += period * scale;
+			if (*unc) {
+				*chk += NO_EVIDENCE_CHECK;
+			} else {
+				leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
+				*chk += 1;
+				if (leaf & PAGE_ACCESSED)
+					*acc += 1;
+			}
 			if (*acc > *maxp)
 				*maxp = *acc;
 		}

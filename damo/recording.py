@@ -79,7 +79,7 @@ class Recording:
         include_child_tasks: bool = False,
         max_targets: int | None = None,
         adjust: str = "narrow",
-        max_cpu: float = 2.0,
+        max_cpu: float = 1.0,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np

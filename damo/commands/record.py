@@ -76,11 +76,12 @@ def run(
         float,
         typer.Option(
             "--max-cpu",
-            help="CPU budget: keep damo within this % of one core by checking saturated "
-            "regions, then every region, less often (never under once per aggregation; "
-            "counts keep their meaning); 0: no budget, every sample (docs/recording.md).",
+            help="CPU budget: keep damo within this % of one core by checking steady "
+            "regions less often (never under 3 times an aggregation), then lengthening "
+            "the sampling and aggregation intervals together (counts keep their meaning); "
+            "0: no budget, every sample (docs/recording.md).",
         ),
-    ] = 2.0,
+    ] = 1.0,
     colocate: Annotated[
         bool,
         typer.Option(

@@ -2,31 +2,39 @@
 
 Every aggregation the budget reads the monitor's own CPU time (all its
 threads, `CLOCK_PROCESS_CPUTIME_ID`: the scheduler's exact runtime, not
-sampled ticks) and, over the last few aggregation intervals, compares it with
-PCT of one core.  Over budget it moves one level (or more, far over) down a
-ladder of cheaper settings; well under it, back up towards the nominal one:
+sampled ticks, which includes the sample program's runs in its syscalls) and,
+over the last few aggregation intervals, compares it with PCT of one core.
+Over budget it moves one level (or more, far over) down a ladder of cheaper
+settings; well under it, back up towards the nominal one:
 
-1. check the *saturated* regions (found accessed on nearly every sample of
-   the last aggregation) on every 2nd, 4th, ... step, up to once per
-   aggregation interval.  Their pages are young at every check, so they are
-   the ones whose Accessed bit costs a clear (a TLB flush) every time, and
-   the ones whose count a few checks estimate best;
-2. then lengthen the sampling interval of every region (2x, 4x, ... the
-   nominal one), the saturated ones staying at one check per aggregation.
+1. check the *steady* regions (found accessed on every sample, or on none,
+   in each of the last two aggregations) on every 2nd, 3rd, ... step, down to
+   `SAMPLE_FLOOR` checks per aggregation.  A saturated region's page is
+   young at every check, so it costs a clear (a TLB flush) every time; a cold
+   one costs a page-table walk.  Either count a few checks estimate well;
+2. then lengthen the aggregation interval together with the sampling
+   interval (2x, 4x, ...: DAMON's intervals auto-tuning does the same), their
+   ratio kept, so every snapshot keeps its meaning and its counts their
+   units; only the time resolution coarsens.
 
-A region is never checked less than once per aggregation interval.  Counts
-stay in units of the nominal sampling interval: a check that finds the page
-accessed counts its period times the interval's multiple (a region checked 5
-times out of 20, accessed each time, records 20).  The operations apply a
-`Plan`: per region its period (in steps) and phase, and the step's length.
+A region is never checked fewer than `SAMPLE_FLOOR` times per aggregation
+(below that the count of a region straddling hot and cold memory reads like
+a pure neighbour's, and merge and split cannot find the boundaries: see
+docs/sampler.md).  Counts are of the checks made: the operations turn a
+region's young checks into a count in units of the aggregation's samples.
 """
 
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from damo.core.attrs import Attrs
+
+# Checks per region per aggregation, never fewer (whatever the budget, late
+# steps or stalls: the operations let the aggregation wait for them).
+SAMPLE_FLOOR = 3
 # Aggregations of CPU history a decision looks at, and the least time at a
 # level before the next decision (the window must show the level's cost).
 WINDOW = 4
@@ -36,42 +44,47 @@ SATURATED = 0.9
 # found over budget only after this many aggregations (the target may change).
 LOWER = 0.7
 RETRY_AFTER = 50
-
-
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
-@dataclass(frozen=True)
-class Level:
-    scale: int  # nominal sampling intervals per step
-    hot_period: int  # steps between two checks of a saturated region
-
-
+# The longest the intervals get: 16x the nominal ones (1.6 s aggregations at
+# the defaults).  Longer, the regions take minutes to resolve a change.
+MAX_SCALE = 16
 # The sample program keeps a region's period in 8 bits.
 MAX_PERIOD = 255
 
 
-def _period(steps: int) -> int:
-    """The longest period (at most MAX_PERIOD) that divides `steps`."""
-    return max(d for d in _divisors(steps) if d <= MAX_PERIOD)
+@dataclass(frozen=True)
+class Level:
+    scale: int  # the nominal intervals' multiple (sampling and aggregation alike)
+    steady_period: int  # steps between two checks of a steady region
 
 
-def ladder(samples_per_aggr: int) -> list[Level]:
-    """Cheaper and cheaper settings, nominal first; each keeps one check per aggregation."""
+def ladder(samples_per_aggr: int, floor: int = SAMPLE_FLOOR) -> list[Level]:
+    """Cheaper and cheaper settings, nominal first; every one keeps `floor` checks per region."""
     s = max(samples_per_aggr, 1)
-    levels = [Level(1, p) for p in _divisors(s) if p <= MAX_PERIOD]
-    levels += [Level(m, _period(s // m)) for m in _divisors(s)[1:]]
+    longest = max(1, min(s // floor, MAX_PERIOD))
+    periods = [1]
+    p = 2
+    while p < longest:
+        periods.append(p)
+        p *= 2
+    if longest > 1:
+        periods.append(longest)
+    levels = [Level(1, p) for p in periods]
+    m = 2
+    while m <= MAX_SCALE:
+        levels.append(Level(m, longest))
+        m *= 2
     return levels
 
 
 class CpuBudget:
     """Chooses the sampling level that keeps the monitor's CPU within `max_cpu` % of a core."""
 
-    def __init__(self, max_cpu: float, samples_per_aggr: int, clock=time.clock_gettime_ns):
+    def __init__(self, max_cpu: float, nominal: Attrs, clock=time.clock_gettime_ns):
         self.max_cpu = max_cpu
-        self.samples_per_aggr = max(samples_per_aggr, 1)
-        self.levels = ladder(self.samples_per_aggr)
+        self.nominal = nominal
+        self.samples_per_aggr = max(nominal.aggr_interval // nominal.sample_interval, 1)
+        self.floor = min(SAMPLE_FLOOR, self.samples_per_aggr)
+        self.levels = ladder(self.samples_per_aggr, self.floor)
         self.level = 0
         self._clock = clock
         self._history: deque[tuple[int, int]] = deque(maxlen=WINDOW + 1)
@@ -80,16 +93,26 @@ class CpuBudget:
         # level -> (usage measured there, aggregation it was measured at)
         self._cost: dict[int, tuple[float, int]] = {}
         self.usage: float | None = None  # % of a core over the last window
-        # What the budget did, for the sidecar and the summary.
-        self.changes: list[dict] = []
+        # What the budget did, for the sidecar and the summary: checks made
+        # per region per aggregation (the last one's, and the run's mean).
         self._checks_sum = 0.0
         self._checks_n = 0
+        self._scale_sum = 0
         self.checks_min = float(self.samples_per_aggr)
         self.checks_mean = float(self.samples_per_aggr)
+        self.makeup_steps = 0  # steps the aggregations waited for, over the run
 
     @property
     def current(self) -> Level:
         return self.levels[self.level]
+
+    def attrs(self) -> Attrs:
+        """The attributes in force: the nominal intervals times the level's scale."""
+        m = self.current.scale
+        if m == 1:
+            return self.nominal
+        return replace(self.nominal, sample_interval=self.nominal.sample_interval * m,
+                       aggr_interval=self.nominal.aggr_interval * m)
 
     def _sample_cpu(self) -> None:
         self._history.append((self._clock(time.CLOCK_MONOTONIC),
@@ -125,31 +148,44 @@ class CpuBudget:
         self._history.append(last)
         return True
 
-    def periods(self, counts: np.ndarray) -> np.ndarray:
-        """Each region's period in steps, from its count in the last aggregation."""
-        saturated = counts >= SATURATED * self.samples_per_aggr
-        return np.where(saturated, self.current.hot_period, 1).astype(np.int64)
+    def steady(self, counts: np.ndarray, before: np.ndarray) -> np.ndarray:
+        """Which regions read all-or-nothing in both of their last two aggregations."""
+        full = SATURATED * self.samples_per_aggr
+        return ((counts == 0) & (before == 0)) | ((counts >= full) & (before >= full))
 
-    def note_checks(self, periods: np.ndarray) -> None:
-        """Record the checks per region per aggregation that these periods give."""
-        steps = self.samples_per_aggr / self.current.scale
-        if len(periods):
-            checks = steps / periods
+    def periods(self, counts: np.ndarray, before: np.ndarray | None = None) -> np.ndarray:
+        """Each region's period in steps, from its counts in the last two aggregations."""
+        if before is None:
+            before = counts
+        return np.where(self.steady(counts, before), self.current.steady_period,
+                        1).astype(np.int64)
+
+    def note_checks(self, checks: np.ndarray) -> None:
+        """Record the checks each region got in the aggregation that ended (the ones made)."""
+        if len(checks):
             self.checks_mean = float(checks.mean())
             self.checks_min = float(checks.min())
         self._checks_sum += self.checks_mean
         self._checks_n += 1
+        self._scale_sum += self.current.scale
 
     @property
     def run_checks_mean(self) -> float:
         """Checks per region per aggregation, averaged over the run so far."""
         return self._checks_sum / self._checks_n if self._checks_n else self.checks_mean
 
+    @property
+    def run_scale_mean(self) -> float:
+        """The intervals' multiple, averaged over the run's aggregations."""
+        return self._scale_sum / self._checks_n if self._checks_n else 1.0
+
     def describe(self) -> dict:
-        """The current level, for the sidecar."""
-        lv = self.current
+        """The current level and the intervals in force, for the sidecar."""
+        lv, attrs = self.current, self.attrs()
         return {"max_cpu": self.max_cpu, "level": self.level, "cpu": self.usage,
-                "sampling_scale": lv.scale, "saturated_period": lv.hot_period,
+                "sampling_scale": lv.scale, "steady_period": lv.steady_period,
+                "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
                 "checks_per_region_mean": self.checks_mean,
                 "checks_per_region_min": self.checks_min,
+                "sample_floor": self.floor, "makeup_steps": self.makeup_steps,
                 "nominal_checks": self.samples_per_aggr}

@@ -64,10 +64,9 @@ class Context:
         # Set by kdamond before each check: merge/split or an update follows it,
         # so a sample the operations prepared ahead during the check would be stale.
         self.regions_change_next = False
-        # Nominal sampling intervals per check in the last aggregation: more
-        # than 1 when the operations' CPU budget lengthened the interval (each
-        # access a check finds then counts that many, in nominal units).
-        self.sample_scale = 1
+        # Set by kdamond before each check (or run of samples): whether an
+        # aggregation ends with it, so the operations finish its counts.
+        self.aggregating = False
 
     def set_targets(self, ids: Iterable[int]) -> None:
         """Replace the targets with new, region-less ones of the given ids."""

@@ -59,7 +59,7 @@ from damo.ops.common import (
 )
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
-    CFG_SCALE,
+    CHECKS_NO_EVIDENCE_SHIFT,
     MAX_REGIONS,
     REGION_MAY_SHARE,
     REGION_PERIOD_SHIFT,
@@ -180,10 +180,19 @@ class VaddrBpfOperations(VaddrOperations):
         self.step = 0  # the native loop's step within the aggregation interval
         self._done_at: int | None = None  # when the last deadline's check ran
         self._next_ns = 0  # the pending step's time, after an interrupted run
-        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (start, count)
-        self._plan_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # id -> (start, count) of the last aggregation's regions, and of the one before
+        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._counts_before: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Samples per aggregation at the nominal attributes (what counts are in units of),
+        # and the least checks per region per aggregation.
+        self._samples = 1
+        self._floor = 1
         self._replan = True
         self._budget_started = False
+        self._laid_out_regions = 0  # regions in the program's arrays, all targets
+        # target id -> (checks with evidence, checks made) per region, of the
+        # regions of the last aggregation before merge: what its counts rest on.
+        self.last_checks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -203,11 +212,12 @@ class VaddrBpfOperations(VaddrOperations):
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
-        if self._native is not None and self.max_cpu > 0:
-            from damo.core.budget import CpuBudget
+        from damo.core.budget import SAMPLE_FLOOR, CpuBudget
 
-            self.budget = CpuBudget(self.max_cpu,
-                                    ctx.attrs.aggr_interval // ctx.attrs.sample_interval)
+        self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
+        self._floor = min(SAMPLE_FLOOR, self._samples)
+        if self._native is not None and self.max_cpu > 0:
+            self.budget = CpuBudget(self.max_cpu, ctx.attrs)
 
     def _start_command(self, ctx: Context) -> None:
         """Run the command through /bin/sh and sample it from its exec on."""
@@ -248,7 +258,6 @@ class VaddrBpfOperations(VaddrOperations):
                 if p is not None and p.valid:
                     p.sampler.send_signal(signal.SIGTERM)
         # The walker outlives this run (one per process): leave no budget behind in it.
-        self.walker._config[CFG_SCALE] = 1
         self.walker.regions.flags[:] = 0
         for p in self.procs.values():
             p.close()
@@ -420,23 +429,46 @@ class VaddrBpfOperations(VaddrOperations):
         live = [(t, self.procs[t.id]) for t in ctx.targets
                 if self.procs.get(t.id) is not None and self.procs[t.id].valid and t.nr_regions]
         # Copies first: a slice may move over another target's old one.
-        columns = [(t, p, np.array(t.start), np.array(t.end), np.array(t.nr_accesses))
+        columns = [(t, p, np.array(t.start), np.array(t.end), np.array(t.nr_accesses),
+                    self._old_checks(p, t.start, t.end))
                    for t, p in live]
         if sum(t.nr_regions for t, _ in live) > len(self.walker.regions.start):
             raise PlatformError(f"more than {len(self.walker.regions.start)} regions to sample")
         arrays, base = self.walker.regions, 0
-        for t, p, start, end, nr_accesses in columns:
+        for t, p, start, end, nr_accesses, checks in columns:
             n = len(start)
             views = tuple(a[base:base + n] for a in (arrays.start, arrays.end,
                                                      arrays.sampling_addr, arrays.nr_accesses))
             views[0][:] = start
             views[1][:] = end
             views[3][:] = nr_accesses
+            arrays.nr_checks[base:base + n] = checks
             arrays.flags[base:base + n] = np.where(
                 overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
             t.start, t.end, t.sampling_addr, t.nr_accesses = views
             p.views, p.base = views, base
             base += n
+        self._laid_out_regions = base
+        for p in self.procs.values():
+            if all(p is not q for _, q in live):  # its old slice is another's now
+                p.views = ()
+
+    def _old_checks(self, p: Process, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """The checks made so far of each region [start, end), from the process's old slice.
+
+        Between two aggregations only an update changes the regions: it drops,
+        stretches or adds regions at the mappings' edges, keeping the others'
+        counts.  A region keeps the checks of the old one it overlaps first
+        (itself, when kept); a new one has none yet.
+        """
+        if len(p.views) != 4 or not len(p.views[0]) or not len(start):
+            return np.zeros(len(start), dtype=np.int64)
+        old_start, old_end = p.views[0], p.views[1]
+        old = self.walker.regions.nr_checks[p.base:p.base + len(old_start)]
+        i = np.searchsorted(old_end, start, side="right")
+        i_ok = np.minimum(i, len(old_end) - 1)
+        keep = (i < len(old_end)) & (old_start[i_ok] < end)
+        return np.where(keep, old[i_ok], 0)
 
     def _sample(self, p: Process, mode: int, n: int) -> int:
         """One sample-program pass over the process's regions, then the clearing it staged."""
@@ -480,6 +512,8 @@ class VaddrBpfOperations(VaddrOperations):
         # Nothing changes the regions before the next prepare_access_checks
         # unless an aggregation or update comes first, and then ahead is false.
         self.ahead = ahead
+        if ctx.aggregating:
+            return self._to_counts(ctx)
         return max_nr_accesses
 
     # the native loop
@@ -489,22 +523,40 @@ class VaddrBpfOperations(VaddrOperations):
                 if (p := self.procs.get(t.id)) is not None and p.valid and t.nr_regions]
 
     def run_samples(self, ctx: Context, deadline_ns: int) -> int:
-        """Every sample up to `deadline_ns`, whose check runs alone, through the native loop."""
+        """Every sample up to `deadline_ns`, whose check runs alone, through the native loop.
+
+        At an aggregation's deadline the aggregation waits, a few steps at a
+        time, for the regions checked fewer than the floor's times (a stalled
+        monitor, late wake-ups); then the checks become counts (`_to_counts`).
+        """
         if not self.ahead:  # a deadline passed: the regions may be new
             if not self._laid_out(ctx):
                 self._lay_out(ctx)
             self._plan(ctx)
-        scale = self.budget.current.scale if self.budget is not None else 1
-        ctx.sample_scale = scale
-        interval = ctx.attrs.sample_interval * 1000 * scale
+        interval = ctx.attrs.sample_interval * 1000  # in force: the budget may lengthen it
         now = ctx.clock.now_ns()
         next_ns = self._next_ns if self.ahead else \
-            (self._done_at if self._done_at is not None else now) + interval
-        w = self.walker
+            max(self._done_at if self._done_at is not None else now, now) + interval
         live = self._live(ctx)
         if not live:  # nothing to sample (yet): the deadline's update may find regions
             time.sleep(max(0, deadline_ns - now) / 1e9)
             return 0
+        next_ns = self._run(ctx, live, next_ns, interval, deadline_ns)
+        self._next_ns = next_ns
+        if self.ahead:  # interrupted: kdamond calls again
+            return 0
+        # The last step ran at next_ns - interval: at the deadline, or up to
+        # an interval after it when wake-ups came late.
+        self._done_at = max(deadline_ns, next_ns - interval)
+        if not ctx.aggregating:
+            return 0
+        self._make_up(ctx, interval)
+        return self._to_counts(ctx)
+
+    def _run(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
+             interval: int, deadline_ns: int) -> int:
+        """The native loop to the deadline, finishing in Python the steps it hands back."""
+        w = self.walker
         while live:
             reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
                 self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
@@ -518,14 +570,91 @@ class VaddrBpfOperations(VaddrOperations):
             if not self.ahead:
                 break
             live = self._live(ctx)
-        self._next_ns = next_ns
         if self.colocate:
             self.cpu.follow(w.owner_cpu)
-        if self.ahead:  # interrupted: kdamond calls again
-            return 0
-        self._done_at = deadline_ns
-        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in live}
-        return max((int(t.nr_accesses.max()) for t, _ in self._live(ctx)), default=0)
+        return next_ns
+
+    def _checks(self, p: Process, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """A process's regions' checks with evidence, and all checks made, so far."""
+        raw = self.walker.regions.nr_checks[p.base:p.base + n]
+        evidence = raw & ((1 << CHECKS_NO_EVIDENCE_SHIFT) - 1)
+        return evidence, evidence + (raw >> CHECKS_NO_EVIDENCE_SHIFT)
+
+    def _make_up(self, ctx: Context, interval: int) -> None:
+        """Let the aggregation wait for the checks its regions miss under the floor.
+
+        Regions checked fewer than the floor's times (steps lost to a stalled
+        monitor or late wake-ups) are checked at every step until they have
+        them, for at most one more aggregation's steps.  A region whose checks
+        were made but gave no evidence (its page shared, its bit kept) is not
+        waited for.
+        """
+        flags = self.walker.regions.flags
+        waited = 0
+        while waited < self._samples and not ctx.stop_requested:
+            short_any, need = False, 0
+            for t, p in self._live(ctx):
+                _, made = self._checks(p, t.nr_regions)
+                short = made < self._floor
+                if short.any():
+                    short_any = True
+                    need = max(need, self._floor - int(made[short].min()))
+                    f = flags[p.base:p.base + t.nr_regions]
+                    f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
+            if not short_any:
+                break
+            need = min(need, self._samples - waited)
+            now = ctx.clock.now_ns()
+            self.ahead = False  # draw afresh for the steps to come
+            self._run(ctx, self._live(ctx), now + interval, interval, now + need * interval)
+            waited += need
+            if self.ahead:  # interrupted (a signal): count what was checked
+                break
+        self.ahead = False
+        if waited:
+            self._done_at = max(self._done_at or 0, ctx.clock.now_ns())
+            if self.budget is not None:
+                self.budget.makeup_steps += waited
+
+    def _to_counts(self, ctx: Context) -> int:
+        """Turn each region's young checks into its count for the aggregation; the highest.
+
+        A count is in units of the aggregation's samples at the nominal
+        attributes (its maximum their ratio, as in DAMON whatever the
+        budget did): young checks times samples over checks made.  A region
+        checked fewer than the floor's times gets its missing checks from its
+        last count, never read as unaccessed for lack of checks.
+        """
+        n, floor, highest = self._samples, self._floor, 0
+        all_checks = []
+        self.last_checks = {}
+        for t, p in self._live(ctx):
+            checks, _ = self._checks(p, t.nr_regions)
+            hits = t.nr_accesses
+            before = self._count_before(self._counts, t)
+            full = hits * n / np.maximum(checks, 1)
+            filled = (hits * n + before * np.maximum(floor - checks, 0)) / floor
+            counts = np.rint(np.where(checks >= floor, full, filled)).astype(hits.dtype)
+            np.minimum(counts, n, out=counts)
+            hits[:] = counts
+            self.last_checks[t.id] = self._checks(p, t.nr_regions)
+            if len(counts):
+                highest = max(highest, int(counts.max()))
+            all_checks.append(self.last_checks[t.id][1])
+        self._counts_before = self._counts
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
+        if self.budget is not None:
+            self.budget.note_checks(np.concatenate(all_checks) if all_checks else np.zeros(0))
+        return highest
+
+    @staticmethod
+    def _count_before(counts: dict[int, tuple[np.ndarray, np.ndarray]], t: Target) -> np.ndarray:
+        """Each region's count in an earlier aggregation: that of the region holding its start."""
+        old = counts.get(t.id)
+        if old is None or not len(old[0]):
+            return np.zeros(t.nr_regions, dtype=np.int64)
+        idx = np.searchsorted(old[0], t.start, side="right") - 1
+        return old[1][np.clip(idx, 0, len(old[0]) - 1)].astype(np.int64)
 
     def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
                      mode: int, staged: int, nbytes: int) -> None:
@@ -553,37 +682,35 @@ class VaddrBpfOperations(VaddrOperations):
 
     def reset_aggregated(self, ctx: Context) -> None:
         self.step = 0
-        self._plan_counts, self._replan = self._counts, True
-        if self.budget is not None and self.budget.after_aggregation():
-            self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
+        self.walker.regions.nr_checks[:self._laid_out_regions] = 0
+        self._replan = True
+        if self.budget is not None:
+            if self.budget.after_aggregation():
+                self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
+            ctx.attrs = self.budget.attrs()
         # Targets that ended leave and new children join between two windows.
         self.children.step(ctx)
 
     def _plan(self, ctx: Context) -> None:
-        """Each region's period and phase (region_flags), and the step's length, for the budget."""
+        """Each region's period and phase (region_flags): the budget checks steady ones less."""
         b = self.budget
-        if b is None or not self._replan:
+        if not self._replan:
             return
         self._replan = False
-        self.walker._config[CFG_SCALE] = b.current.scale
         flags = self.walker.regions.flags
-        all_periods = []
         for t, p in self._live(ctx):
             n = t.nr_regions
-            old = self._plan_counts.get(t.id)
-            if old is None or not len(old[0]):
-                counts = np.zeros(n, dtype=np.int64)
-            else:
-                idx = np.searchsorted(old[0], t.start, side="right") - 1
-                counts = old[1][np.clip(idx, 0, len(old[0]) - 1)]
-            periods = b.periods(counts)
-            phases = np.arange(n) % periods
             f = flags[p.base:p.base + n]
+            if b is None or b.current.steady_period <= 1:
+                f[:] = f & REGION_MAY_SHARE
+                continue
+            periods = b.periods(self._count_before(self._counts, t),
+                                self._count_before(self._counts_before, t))
+            # Phases spread a period's checks over the steps (and so the clears).
+            phases = np.arange(n) % periods
             f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
                 (phases << REGION_PHASE_SHIFT)
-            all_periods.append(periods)
-        b.note_checks(np.concatenate(all_periods) if all_periods else np.zeros(0))
-        if not self._budget_started:  # the sidecar gets the starting level too
+        if b is not None and not self._budget_started:  # the sidecar gets the start too
             self._budget_started = True
             self.budget_log.append({"time_ns": ctx.clock.now_ns(), **b.describe()})
 

@@ -179,7 +179,7 @@ PyDoc_STRVAR(run_doc,
 "run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
 "\n"
 "Sample every interval_ns (CLOCK_MONOTONIC, absolute) from next_ns until the\n"
-"step at deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
+"first step at or after deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
 "and clear the samples of step `step` (an AHEAD pass).  Returns (reason,\n"
 "index, mode, step, next_ns, ahead, staged, staged_bytes, steps): reason 0\n"
 "the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
@@ -227,7 +227,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 	}
 	while (ahead) {
 		struct timespec ts;
-		uint64_t when = next < deadline ? next : deadline;
+		uint64_t when = next, now;
 		int err;
 
 		ts.tv_sec = (time_t)(when / 1000000000ULL);
@@ -245,10 +245,20 @@ static PyObject *run(PyObject *self, PyObject *args)
 				break;
 		}
 		step++;
+		/*
+		 * After a late wake-up (a stalled monitor, a busy CPU) the next
+		 * step still comes a whole interval after this one: run at once,
+		 * its check would see only the moments since this step's clears
+		 * and read cold.  The steps lost are not made up here: counts
+		 * are of the checks made, and Python lets the aggregation wait
+		 * for a region checked fewer times than the floor.  The step
+		 * that reaches the deadline is the last: the aggregation ends at
+		 * most one interval late, never with a short last window.
+		 */
+		now = now_ns();
 		next = when + interval;
-		/* A late wake-up does not make up for lost steps by running them back to back. */
-		if (next < now_ns() && next < deadline)
-			next = now_ns();
+		if (next < now)
+			next = now + interval;
 		ahead = mode & SAMPLE_AHEAD ? 1 : 0;
 		if (index < l.nr_targets)
 			break;

@@ -37,18 +37,20 @@ SAMPLE_CHUNK = 16
 # What the loader checks a cached entry has (the C source defines them).
 PROGRAMS = ("walk", "sample", "peek")
 MAPS = ("config", "addrs", "leaves", "shifts", "peekbuf", "region_start", "region_end",
-        "sampling_addr", "nr_accesses", "uncleared", "region_flags", "iov_region", "iov_verify",
-        "iovecs", "shared", "walk_chain", "sample_chain")
+        "sampling_addr", "nr_accesses", "nr_checks", "uncleared", "region_flags", "iov_region",
+        "iov_verify", "iovecs", "shared", "walk_chain", "sample_chain")
 
 # Slots of the config array (see the C source).
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
 CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
-CFG_STEP, CFG_SCALE = 20, 21
+CFG_STEP = 20
 # region_flags bits; the CPU budget's period and phase of a region (see the C source)
 REGION_MAY_SHARE = 1
 REGION_PERIOD_SHIFT, REGION_PHASE_SHIFT = 8, 16
+# nr_checks: checks whose page's bit could not be cleared count in the high half
+CHECKS_NO_EVIDENCE_SHIFT = 32
 NR_CFG = 32
 # What one run of the sample program does (see the C source).
 SAMPLE_CHECK, SAMPLE_AHEAD, SAMPLE_VERIFY = 1, 2, 4
@@ -96,7 +98,8 @@ class RegionArrays(NamedTuple):
     start: np.ndarray
     end: np.ndarray
     sampling_addr: np.ndarray
-    nr_accesses: np.ndarray
+    nr_accesses: np.ndarray  # young checks (with evidence)
+    nr_checks: np.ndarray  # checks with evidence | checks without << CHECKS_NO_EVIDENCE_SHIFT
     uncleared: np.ndarray  # nonzero: the sampled page's bit could not be cleared
     flags: np.ndarray  # REGION_* bits, set by the caller
     iov_region: np.ndarray  # the region of each staged iovec
@@ -143,7 +146,7 @@ class Walker:
         self.regions = RegionArrays(*(
             np.frombuffer(views[name], dtype=np.int64, count=MAX_REGIONS)
             for name in ("region_start", "region_end", "sampling_addr", "nr_accesses",
-                         "uncleared", "region_flags", "iov_region")
+                         "nr_checks", "uncleared", "region_flags", "iov_region")
         ))
         self.iovecs = np.frombuffer(views["iovecs"], dtype=np.uint64,
                                     count=2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)
