@@ -359,7 +359,7 @@ class Recording:
         )
         budget = getattr(ctx.ops, "budget", None)
         if budget is not None:
-            line += f"   checks {budget.checks_mean:.1f}/{budget.samples_per_aggr} per aggr"
+            line += budget.status()
         rss = getattr(ctx.ops, "rss_bytes", None)
         if rss is not None:
             sizes = [rss(t.id) for t in ctx.targets]
@@ -550,14 +550,7 @@ def _check_run_args(attrs: "Attrs", out: str, duration: float | None, truth: str
 
 def _budget_summary(budget: object) -> str:
     """What the CPU budget did, for the summary ("" without one)."""
-    if budget is None:
-        return ""
-    nominal = budget.samples_per_aggr
-    mean = budget.run_checks_mean
-    if mean >= nominal:
-        return f" (budget {budget.max_cpu:g}%: every sample taken)"
-    return (f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
-            f"on average, of {nominal})")
+    return "" if budget is None else budget.summary()
 
 
 def _ops_name(ctx: "Context") -> str:

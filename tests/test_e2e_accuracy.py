@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from wss_accuracy import relative_errors
+from wss_accuracy import accuracy
 
 from damo.core.attrs import Attrs
 
 REPO = Path(__file__).parents[1]
-# workload -> (median error at most, share of snapshots within 10 % at least)
-BOUNDS = {"zigzag": (0.05, 0.85), "stairs": (0.20, 0.30), "many": (0.25, 0.20)}
+# workload -> (median WSS error, median hot+ and median missed bytes, at most)
+BOUNDS = {"zigzag": (0.02, 0.05), "stairs": (0.02, 0.05), "many": (0.02, 0.05)}
 EXAMPLES = REPO / "examples" / "workloads"
 DAMO = [sys.executable, "-m", "damo.cli"]
 
@@ -64,13 +64,14 @@ def test_wss_accuracy_real(tmp_path, workload, snapshots):
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert p.returncode == 0, p.stderr
     assert "the command exited with status 0" in p.stderr
-    errors = relative_errors(str(tmp_path / "damon.data"), str(truth), Attrs(),
-                             check_nr_regions=False)
-    # all phases but the warm-up and the snapshots spanning a phase change
-    assert len(errors) > snapshots * 0.8
-    median, within = np.median(errors), np.mean(errors <= 0.10)
-    print(f"{workload}: median {median:.2%}, within 10% {within:.1%}, "
-          f"90th percentile {np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
-    max_median, min_within = BOUNDS[workload]
-    assert median <= max_median
-    assert within >= min_within
+    acc = accuracy(str(tmp_path / "damon.data"), str(truth), Attrs(), check_nr_regions=False)
+    errors = acc.errors
+    # all phases but the warm-up and the snapshots spanning a phase change; the
+    # budget may lengthen the aggregation interval up to 4x at the default 1 %
+    assert len(errors) > snapshots * 0.8 / 4
+    print(f"{workload}: {acc.summary()}, {len(errors)} snapshots, 90th percentile "
+          f"{np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
+    max_median, max_wrong = BOUNDS[workload]
+    assert np.median(errors) <= max_median
+    assert np.median(acc.hot_plus) <= max_wrong
+    assert np.median(acc.missed) <= max_wrong

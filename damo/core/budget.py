@@ -101,6 +101,8 @@ class CpuBudget:
         self.checks_min = float(self.samples_per_aggr)
         self.checks_mean = float(self.samples_per_aggr)
         self.makeup_steps = 0  # steps the aggregations waited for, over the run
+        self._scale_max = 1
+        self._checks_low = float(self.samples_per_aggr)
 
     @property
     def current(self) -> Level:
@@ -168,6 +170,8 @@ class CpuBudget:
         self._checks_sum += self.checks_mean
         self._checks_n += 1
         self._scale_sum += self.current.scale
+        self._scale_max = max(self._scale_max, self.current.scale)
+        self._checks_low = min(self._checks_low, self.checks_min)
 
     @property
     def run_checks_mean(self) -> float:
@@ -189,3 +193,20 @@ class CpuBudget:
                 "checks_per_region_min": self.checks_min,
                 "sample_floor": self.floor, "makeup_steps": self.makeup_steps,
                 "nominal_checks": self.samples_per_aggr}
+
+    def status(self) -> str:
+        """The live status line's part: checks per region and the aggregation interval now."""
+        return (f"   checks {self.checks_mean:.1f}/{self.samples_per_aggr} per aggr"
+                f"   aggr {self.attrs().aggr_interval / 1000:g} ms")
+
+    def summary(self) -> str:
+        """What the budget traded over the run, for the summary line."""
+        mean, nominal = self.run_checks_mean, self.samples_per_aggr
+        if mean >= nominal and self._scale_max == 1:
+            return f" (budget {self.max_cpu:g}%: every sample taken)"
+        text = (f" (budget {self.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
+                f"on average, of {nominal}, never under {self._checks_low:g}")
+        if self._scale_max > 1:
+            text += (f"; intervals up to {self._scale_max}x the nominal, "
+                     f"{self.run_scale_mean:.1f}x on average")
+        return text + ")"

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core.adjust import Adjustment, Seed
 from damo.core.attrs import Attrs
 from damo.core.clock import Clock, MonotonicClock
+from damo.core.narrow import Narrow
 from damo.core.target import Target
 from damo.errors import UsageError
 
@@ -18,9 +20,9 @@ if TYPE_CHECKING:
 # seed's unit tests use 1; so do ours, through Context(min_region=1).
 PAGE_SIZE = 4096
 
-# Region adjustment modes: `narrow` (damo's, the default) keeps the evidence of
-# a sparse hit until the search narrows in on it; `seed` is the seed's exact
-# merge and split (damo.core.adjust).
+# Region adjustment modes: `narrow` (damo's, the default, damo.core.narrow)
+# keeps the evidence of a sparse hit until the search narrows in on it; `seed`
+# is the seed's exact merge and split (damo.core.adjust).
 ADJUST_MODES = ("narrow", "seed")
 
 # A callback gets the context; a true return value asks monitoring to stop.
@@ -57,6 +59,8 @@ class Context:
                 f"unknown region adjustment {adjust!r} (choices: {', '.join(ADJUST_MODES)})"
             )
         self.adjust = adjust
+        # The adjustment's merge and split (a benchmark may give `narrow` other settings).
+        self.adjustment: Adjustment = Narrow() if adjust == "narrow" else Seed()
         self.targets: list[Target] = []
         self.stop_requested = False
         # kdamond_split_regions() remembers the count of its previous call.

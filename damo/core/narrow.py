@@ -1,151 +1,28 @@
-"""Adaptive regions adjustment (seed patch 03): merge alike neighbours, split the rest.
+"""`narrow`, damo's default region adjustment (`--adjust narrow`).
 
-Each aggregation, `kdamond_merge_regions` joins adjacent regions whose access
-counts differ by at most a threshold (a tenth of the highest count) while the
-joined region stays within the size limit; after the results are reported and
-reset, `kdamond_split_regions` cuts every region at random points so that a
-region hiding a differently-accessed middle shows it at the next aggregation.
-Merge undoes needless splits and split undoes needless merges, so the number
-of regions follows the access pattern within [min_nr_regions, max_nr_regions].
-
-Two adjustments share the loop (`Context.adjust`): `seed`, the seed's exact
-merge and split (`merge_regions_of`, `split_regions_of`), and `narrow`, damo's
-default, which keeps the evidence of a sparse hit until it has narrowed in on
-a small hot object (below; docs/design.md argues it with measurements).
+The seed's merge and split (damo.core.adjust) find a small hot object only by
+luck; `narrow` keeps the evidence of a sparse hit until the search has
+narrowed in on it.  It merges through the seed's loop
+(`damo.core.adjust.merge_regions`) with rules that keep some neighbours apart,
+and splits by the seed's rule of 2 or 3 pieces (`nr_subregions`) except where
+its own rules cut finer.  Its switches are a `NarrowSettings`, so a benchmark
+(bench/narrow --ablate) measures each rule's part without rewriting globals;
+docs/design.md argues each with measurements.
 """
 
-from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core.adjust import merge_regions, nr_subregions
 from damo.core.target import COUNT_DTYPE, Target
 
 if TYPE_CHECKING:
     from damo.core.context import Context
 
 
-def region_sz_limit(targets: Iterable[Target], min_nr_regions: int, min_region: int) -> int:
-    """The largest size a merge may produce: the total monitored size / min_nr_regions."""
-    sz = sum(t.total_size() for t in targets)
-    if min_nr_regions:
-        sz //= min_nr_regions
-    return max(sz, min_region)
-
-
-def merge_two_regions(t: Target, index: int) -> None:
-    """Merge region `index + 1` into region `index`; the count is size-weighted."""
-    l_start, l_end, l_nr = t.region(index)
-    _, r_end, r_nr = t.region(index + 1)
-    sz_l, sz_r = l_end - l_start, r_end - l_end
-    t.nr_accesses[index] = (l_nr * sz_l + r_nr * sz_r) // (sz_l + sz_r)
-    t.end[index] = r_end
-    t.del_region(index + 1)
-
-
-def merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
-    """Merge each region into its left neighbour while the two are alike and small enough."""
-    if t.nr_regions < 2:
-        return
-    starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    # `keep[i]` is the index of the region that region i ended up in.
-    keep = [0]
-    for i in range(1, len(starts)):
-        p = keep[-1]
-        sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
-        if ends[p] == starts[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
-            nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
-            ends[p] = ends[i]
-        else:
-            keep.append(i)
-    if len(keep) == len(starts):
-        return
-    idx = np.array(keep)
-    sampling = t.sampling_addr[idx]
-    t.set_regions(np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx])
-    t.sampling_addr = sampling
-
-
-def split_region_at(t: Target, index: int, sz_r: int) -> None:
-    """Cut region `index` so that its first part is `sz_r` long; the rest follows it."""
-    start, end, _ = t.region(index)
-    t.end[index] = start + sz_r
-    t.insert_region(index + 1, start + sz_r, end)
-
-
-def split_regions_of(t: Target, nr_subs: int, rng: np.random.Generator, min_region: int) -> None:
-    """Split every region of `t` into up to `nr_subs` pieces at random points.
-
-    As the seed does: each round cuts the current left piece at a random
-    10%..90% of its size, aligned down to `min_region`; a cut that would leave
-    an empty piece is skipped, and pieces of at most two minimum regions are
-    not cut.  Vectorised over regions: the cut points of all rounds are
-    collected and the new boundaries merged in at once.
-    """
-    if t.nr_regions == 0 or nr_subs < 2:
-        return
-    starts, ends = t.start, t.end
-    left = ends - starts  # size of the piece the next round cuts
-    cuts = []
-    for _ in range(nr_subs - 1):
-        # damon_rand(1, 10): 1..9 tenths
-        tenths = rng.integers(1, 10, size=len(starts), dtype=np.int64)
-        sz_sub = tenths * left // 10 // min_region * min_region
-        ok = (left > 2 * min_region) & (sz_sub > 0) & (sz_sub < left)
-        cuts.append((starts + sz_sub)[ok])
-        left = np.where(ok, sz_sub, left)
-    cut = np.concatenate(cuts)
-    if len(cut) == 0:
-        return
-    new_starts = np.sort(np.concatenate((starts, cut)))
-    new_ends = np.sort(np.concatenate((ends, cut)))
-    # The first piece keeps the region's count; new pieces start at zero, as new regions do.
-    parent = np.searchsorted(starts, new_starts, side="right") - 1
-    nrs = np.where(new_starts == starts[parent], t.nr_accesses[parent], 0)
-    t.set_regions(new_starts, new_ends, nrs)
-
-
-def narrowing(ctx: "Context") -> bool:
-    """Whether this aggregation adjusts with `narrow` (under a CPU budget too).
-
-    The budget no longer thins a region below a few checks an aggregation and
-    counts are of the checks made, so `narrow`'s evidence keeps its meaning
-    at any level of the budget (docs/design.md).
-    """
-    return ctx.adjust == "narrow"
-
-
-def kdamond_merge_regions(ctx: "Context", threshold: int, sz_limit: int) -> None:
-    merge = narrow_merge_regions_of if narrowing(ctx) else merge_regions_of
-    for t in ctx.targets:
-        merge(t, threshold, sz_limit)
-
-
-def kdamond_split_regions(ctx: "Context") -> None:
-    """Split every region in 2, or 3 when the count has not moved, while under max / 2
-    (`--adjust seed`, or under a lengthened sampling interval); the `narrow`
-    split otherwise."""
-    if narrowing(ctx):
-        narrow_split_regions(ctx)
-        return
-    nr_regions = sum(t.nr_regions for t in ctx.targets)
-    if nr_regions > ctx.attrs.max_nr_regions // 2:
-        return
-    nr_subregions = 2
-    # Maybe the middle of the region has different access frequency
-    if ctx.last_nr_regions == nr_regions and nr_regions < ctx.attrs.max_nr_regions // 3:
-        nr_subregions = 3
-    for t in ctx.targets:
-        split_regions_of(t, nr_subregions, ctx.rng, ctx.min_region)
-    ctx.last_nr_regions = nr_regions
-
-
-def kdamond_reset_aggregated(ctx: "Context") -> None:
-    for t in ctx.targets:
-        t.nr_accesses[:] = 0
-
-
-# The `narrow` adjustment (damo's default; `--adjust seed` is the seed's above).
+# The rules.
 #
 # The seed's merge and split find a small hot object only by luck: a sample
 # lands on it rarely, its region's split pieces get no second hit within the
@@ -154,16 +31,16 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 # aggregation time, and a per-region `hold` kept across aggregations):
 #
 # - evidence is kept: a region with a sparse hit (a few samples of an
-#   aggregation, neighbours unaccessed) is cut into up to EVIDENCE_PIECES even
-#   pieces, each held out of merges for HOLD_AGGREGATIONS aggregations while it
+#   aggregation, neighbours unaccessed) is cut into up to evidence_pieces even
+#   pieces, each held out of merges for hold_aggregations aggregations while it
 #   sees no access; a piece that is hit is cut again, so the search narrows by
-#   a factor of EVIDENCE_PIECES per hit; a small object found (an accessed
-#   region of at most EVIDENCE_PIECES pages) is held the same way;
+#   a factor of evidence_pieces per hit; a small object found (an accessed
+#   region of at most evidence_pieces pages) is held the same way;
 # - accessed and unaccessed neighbours never merge, whatever the threshold (a
 #   region hit once stays apart when another object's count raised the
 #   threshold);
 # - unaccessed regions are cut into more pieces for the next aggregation, up to
-#   COLD_SHARE of max_nr_regions pieces in all, so samples cover cold memory
+#   1 / cold_share of max_nr_regions pieces in all, so samples cover cold memory
 #   densely (the merge joins them back as the seed's does: the snapshots keep
 #   the seed's few cold regions).  An unaccessed region is the cheap kind to
 #   sample (no Accessed bit to clear), and the chance of a sample landing on a
@@ -172,60 +49,53 @@ def kdamond_reset_aggregated(ctx: "Context") -> None:
 # Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
 # (as every narrow cut, near-even at a random phase: `split_evenly`).
 
-HOLD_AGGREGATIONS = 10
-COOL_AGGREGATIONS = 10
-EVIDENCE_PIECES = 16
-# What bench/narrow --ablate switches off, to measure each rule's part.
-UNACCESSED_APART = True  # accessed and unaccessed neighbours never merge
-RELEASE_DIFFUSE = True  # searches hit in separate places end (release_diffuse)
-HOLD_FOUND = True  # accessed regions of up to EVIDENCE_PIECES pages are held too
-COLD_SHARE = 3  # cold pieces: up to max_nr_regions // COLD_SHARE
-UPDATE_ROOM = 3
+
+@dataclass(frozen=True)
+class NarrowSettings:
+    """narrow's constants and switches (bench/narrow --ablate NAME=VALUE sets them)."""
+
+    hold_aggregations: int = 10
+    cool_aggregations: int = 10
+    evidence_pieces: int = 16
+    unaccessed_apart: bool = True  # accessed and unaccessed neighbours never merge
+    release_diffuse: bool = True  # searches hit in separate places end (release_diffuse)
+    hold_found: bool = True  # accessed regions of up to evidence_pieces pages are held too
+    cold_share: int = 3  # cold pieces: up to max_nr_regions // cold_share
+    update_room: int = 3  # regions an update may add before the next merge
 
 
-def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int) -> None:
+DEFAULT = NarrowSettings()
+
+
+def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
+                            settings: NarrowSettings = DEFAULT) -> None:
     """The seed's merge, except that held pieces without an access stay apart and
     accessed regions never join unaccessed ones; remembers the merged counts."""
     if t.nr_regions < 2:
         t.last_nr_accesses = t.nr_accesses.copy()
         return
-    starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    if RELEASE_DIFFUSE:
-        release_diffuse(t)
+    if settings.release_diffuse:
+        release_diffuse(t, settings)
     # Whether region i may join the region before it, as far as does not depend on
-    # the merges before: they touch, neither is a held piece waiting for its hit
-    # (nothing merges into one, so the survivor before i is region i - 1 then), and
-    # both or neither were accessed (a survivor keeps the accessedness of its parts).
-    nr, waiting = t.nr_accesses, (t.hold > 0) & (t.nr_accesses == 0)
-    may = np.zeros(len(starts), dtype=bool)
-    may[1:] = (t.end[:-1] == t.start[1:]) & ~waiting[:-1] & ~waiting[1:]
-    if UNACCESSED_APART:
+    # the merges before: neither is a held piece waiting for its hit (nothing
+    # merges into one, so the survivor before i is region i - 1 then), and both or
+    # neither were accessed (a survivor keeps the accessedness of its parts).
+    nr, hold = t.nr_accesses, t.hold
+    waiting = (hold > 0) & (nr == 0)
+    may = np.zeros(len(nr), dtype=bool)
+    may[1:] = ~waiting[:-1] & ~waiting[1:]
+    if settings.unaccessed_apart:
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
-    may = may.tolist()
-    keep = [0]
-    for i in range(1, len(starts)):
-        p = keep[-1]
-        sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
-        if may[i] and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
-            nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
-            ends[p] = ends[i]
-        else:
-            keep.append(i)
-    if len(keep) < len(starts):
-        idx = np.array(keep)
-        sampling = t.sampling_addr[idx]
+    idx = merge_regions(t, thres, sz_limit, may.tolist())
+    if idx is not None:
         # A merged region holds as long as its longest-held part; a cooling-off
         # (negative) hold spreads over what it merges with.
-        lo, hi = np.minimum.reduceat(t.hold, idx), np.maximum.reduceat(t.hold, idx)
-        t.set_regions(
-            np.array(starts)[idx], np.array(ends)[idx], np.array(nrs, dtype=COUNT_DTYPE)[idx]
-        )
-        t.sampling_addr = sampling
+        lo, hi = np.minimum.reduceat(hold, idx), np.maximum.reduceat(hold, idx)
         t.hold = np.where(lo < 0, lo, hi)
     t.last_nr_accesses = t.nr_accesses.copy()
 
 
-def release_diffuse(t: Target) -> None:
+def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
     """End the searches whose pieces were hit in two or more separate places.
 
     The pieces of one evidence split are adjacent and share their hold.  A small
@@ -247,7 +117,7 @@ def release_diffuse(t: Target) -> None:
     run_start[1:] &= ~(same[1:] & hit[:-1])
     runs = np.bincount(family, weights=run_start)
     diffuse = held & (runs[family] >= 2)
-    h[diffuse] = -COOL_AGGREGATIONS
+    h[diffuse] = -settings.cool_aggregations
 
 
 def _within(extra: np.ndarray, budget: int) -> np.ndarray:
@@ -257,18 +127,18 @@ def _within(extra: np.ndarray, budget: int) -> np.ndarray:
 
 def narrow_split_counts(
     nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
-    nr_subs: int, sparse_max: int, max_nr_regions: int,
+    nr_subs: int, sparse_max: int, max_nr_regions: int, settings: NarrowSettings = DEFAULT,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pieces per region (>= 1) and which regions are evidence, within the budget.
 
     `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
     Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
-    ones share what is left of max_nr_regions // COLD_SHARE, by size.
+    ones share what is left of max_nr_regions // cold_share, by size.
     """
     n = len(nr)
     # An update may add a region for each of the three ranges before the next
     # merge: leave room for them (the seed's split leaves half of max free).
-    budget = max_nr_regions - UPDATE_ROOM - n
+    budget = max_nr_regions - settings.update_room - n
     # An unaccessed neighbour, or none: the hit is alone there.
     quiet_left = np.ones(n, dtype=bool)
     quiet_right = np.ones(n, dtype=bool)
@@ -281,7 +151,7 @@ def narrow_split_counts(
     cold = (nr == 0) & (hold == 0) & splittable
 
     extra = np.zeros(n, dtype=np.int64)
-    want = np.where(evidence, np.minimum(pages, EVIDENCE_PIECES) - 1, 0)
+    want = np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0)
     extra += _within(want, budget)
     evidence &= extra > 0
     budget -= int(extra.sum())
@@ -291,7 +161,8 @@ def narrow_split_counts(
     budget -= int(got.sum())
     nr_cold = int(cold.sum())
     if nr_cold and budget > 0:
-        cold_pieces = min(budget + nr_cold, max(max_nr_regions // COLD_SHARE, 2 * nr_cold))
+        cold_pieces = min(budget + nr_cold,
+                          max(max_nr_regions // settings.cold_share, 2 * nr_cold))
         sizes = np.where(cold, pages, 0)
         piece = max(int(sizes.sum()) // cold_pieces, 1)
         want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
@@ -331,18 +202,14 @@ def split_evenly(
     return new_starts, new_ends, parent
 
 
-def narrow_split_regions(ctx: "Context") -> None:
+def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> None:
     """Split for `narrow`: evidence into even pieces, held; accessed regions as the seed;
     cold regions into pieces covering cold memory densely.  Ages every hold by one."""
     targets = [t for t in ctx.targets if t.nr_regions]
-    nr_regions = sum(t.nr_regions for t in targets)
-    attrs = ctx.attrs
-    nr_subs = 2
-    if ctx.last_nr_regions == nr_regions and nr_regions < attrs.max_nr_regions // 3:
-        nr_subs = 3
-    ctx.last_nr_regions = nr_regions
+    nr_subs = nr_subregions(ctx, sum(t.nr_regions for t in targets))
     if not targets:
         return
+    attrs = ctx.attrs
     nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
@@ -354,13 +221,14 @@ def narrow_split_regions(ctx: "Context") -> None:
     adjacent = np.concatenate(
         [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
-        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions)
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings)
     hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
-    if HOLD_FOUND:
-        hold[(nr > 0) & (pages <= EVIDENCE_PIECES) & (hold >= 0)] = HOLD_AGGREGATIONS
-    hold[evidence] = HOLD_AGGREGATIONS
+    if settings.hold_found:
+        hold[(nr > 0) & (pages <= settings.evidence_pieces) & (hold >= 0)] = \
+            settings.hold_aggregations
+    hold[evidence] = settings.hold_aggregations
     base = 0
     for t in targets:
         n = t.nr_regions
@@ -373,3 +241,18 @@ def narrow_split_regions(ctx: "Context") -> None:
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
         t.set_regions(new_starts, new_ends, nrs)
         t.hold = hold[sl][parent].astype(t.hold.dtype)
+
+
+class Narrow:
+    """The `narrow` adjustment with its settings (`--adjust narrow`, the default)."""
+
+    name = "narrow"
+
+    def __init__(self, settings: NarrowSettings = DEFAULT):
+        self.settings = settings
+
+    def merge(self, t: Target, thres: int, sz_limit: int) -> None:
+        narrow_merge_regions_of(t, thres, sz_limit, self.settings)
+
+    def split(self, ctx: "Context") -> None:
+        narrow_split_regions(ctx, self.settings)
