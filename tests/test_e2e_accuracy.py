@@ -66,11 +66,11 @@ def test_wss_accuracy_real(tmp_path, workload, snapshots):
     assert "the command exited with status 0" in p.stderr
     acc = accuracy(str(tmp_path / "damon.data"), str(truth), Attrs(), check_nr_regions=False)
     errors = acc.errors
+    print(f"{workload}: {acc.summary()}, {len(errors)} snapshots, 90th percentile "
+          f"{np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
     # all phases but the warm-up and the snapshots spanning a phase change; the
     # budget may lengthen the aggregation interval up to 4x at the default 1 %
     assert len(errors) > snapshots * 0.8 / 4
-    print(f"{workload}: {acc.summary()}, {len(errors)} snapshots, 90th percentile "
-          f"{np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
     max_median, max_wrong = BOUNDS[workload]
     assert np.median(errors) <= max_median
     assert np.median(acc.hot_plus) <= max_wrong
