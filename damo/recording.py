@@ -118,7 +118,7 @@ class Recording:
             raise UsageError(f"-m/--maxr: the {ops_name} operations sample at most {capacity} "
                              f"regions, not {attrs.max_nr_regions}")
         if ops_name == "vaddr":
-            from damo.ops.children import DEFAULT_MAX_TARGETS
+            from damo.ops.vaddr.children import DEFAULT_MAX_TARGETS
 
             max_targets = max_targets or DEFAULT_MAX_TARGETS
             pids, _ = module.parse_targets(targets)

@@ -5,11 +5,11 @@ import time
 import numpy as np
 
 from damo.core.attrs import Attrs
-from damo.core.budget import SAMPLE_FLOOR, CpuBudget, Level, ladder
 from damo.core.clock import VirtualClock
 from damo.core.context import Callbacks, Context
 from damo.core.kdamond import kdamond_fn
 from damo.ops.base import Operations
+from damo.ops.vaddr.budget import SAMPLE_FLOOR, CpuBudget, Level, ladder
 
 
 def test_ladder_keeps_the_sample_floor_then_lengthens_both_intervals():

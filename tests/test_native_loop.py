@@ -150,10 +150,10 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
 
     need_bpf()
     from damo.core.attrs import Attrs
-    from damo.core.budget import SAMPLE_FLOOR
     from damo.core.context import Callbacks, Context
     from damo.core.kdamond import kdamond_fn
     from damo.ops import vaddr
+    from damo.ops.vaddr.budget import SAMPLE_FLOOR
 
     target, _ = start("many", 40, 60)
     me = os.getpid()

@@ -1,4 +1,4 @@
-"""A CPU budget for sampling: `damo record --max-cpu PCT`.
+"""A CPU budget for the vaddr operations' sampling: `damo record --max-cpu PCT`.
 
 Every aggregation the budget reads the monitor's own CPU time (all its
 threads, `CLOCK_PROCESS_CPUTIME_ID`: the scheduler's exact runtime, not
@@ -210,3 +210,29 @@ class CpuBudget:
             text += (f"; intervals up to {self._scale_max}x the nominal, "
                      f"{self.run_scale_mean:.1f}x on average")
         return text + ")"
+
+
+def count_before(old: tuple[np.ndarray, np.ndarray] | None, start: np.ndarray) -> np.ndarray:
+    """Each region's count in an earlier aggregation, `old` = (starts, counts) of its
+    regions: the count of the region that held this region's start (0 without one)."""
+    if old is None or not len(old[0]):
+        return np.zeros(len(start), dtype=np.int64)
+    idx = np.searchsorted(old[0], start, side="right") - 1
+    return old[1][np.clip(idx, 0, len(old[0]) - 1)].astype(np.int64)
+
+
+def counts_from_checks(hits: np.ndarray, checks: np.ndarray, before: np.ndarray,
+                       samples: int, floor: int) -> np.ndarray:
+    """Each region's count for an aggregation of `samples` nominal samples, from its checks.
+
+    `hits` of `checks` made found the page young: the count is hits x samples
+    / checks, so it keeps DAMON's units whatever the checks were.  A region
+    checked fewer than `floor` times gets its missing checks from `before`,
+    its count in the aggregation before: it is never read as unaccessed for
+    lack of checks.
+    """
+    checks = checks.astype(np.int64)
+    full = hits * samples / np.maximum(checks, 1)
+    filled = (hits * samples + before * np.maximum(floor - checks, 0)) / floor
+    counts = np.rint(np.where(checks >= floor, full, filled)).astype(hits.dtype)
+    return np.minimum(counts, samples)

@@ -1,30 +1,10 @@
 """`vaddr`: real processes' virtual address spaces, through the BPF page sampler.
 
 The seed's `damon_va_*` primitives in user space.  Regions come from
-`/proc/PID/maps` (three regions, at start and every update interval); per
-sample each region's random page is checked and made old through
-`damo.sampler.PageSampler`: the BPF sample program walks the pages, counts
-and draws, `process_madvise(MADV_COLD)` clears the Accessed bit of the pages
-that are young (an old page needs no clearing), whole huge-page leaves at
-once.  The targets' region arrays are views of that program's arrays, each
-target a slice (`_lay_out`, again whenever merge, split or an update made
-new arrays).
-
-One step, merged: the check of sample k and the preparation of sample k+1
-are one pass of the program, which counts the previous pages and draws and
-stages the next.  `prepare_access_checks` then has nothing to do; when the
-regions changed in between (aggregation, update) it draws and clears
-afresh.  A page whose bit could not be cleared (shared with another
-process) is not counted on the next check: its bit is no evidence.
-
-With the native loop (`damo/sampler/_loop.c`), `run_samples` runs every
-sample up to the next aggregation or update as one call with the GIL
-released; the steps it cannot finish itself (an advice the kernel stopped
-short, a failed walk, an exit) it hands back, and this module finishes them
-with the per-sample code above.  Unlike the per-sample path it does not
-remember shared pages (their samples are not counted either way).  Its CPU
-budget (`--max-cpu`, `damo.core.budget`) sets each region's period and the
-step's length before each aggregation interval.
+`/proc/PID/maps` (three regions, at start and every update interval);
+sampling is sampling.py's (the BPF sample program, the native loop, the CPU
+budget).  This module starts and ends the targets: a command it runs, the
+processes given, the children that join (children.py).
 
 A process that execs gets a new address space; every update interval the
 target's current `mm_struct` is compared with the one sampled, and on a
@@ -35,8 +15,6 @@ its target invalid; monitoring ends when no target is valid.
 from __future__ import annotations
 
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +26,7 @@ import numpy as np
 
 from damo.core.clock import MonotonicClock
 from damo.core.target import Target
-from damo.errors import PlatformError, TargetError, UsageError
-from damo.ops.children import Children
+from damo.errors import TargetError
 from damo.ops.common import (
     AddrRange,
     VaddrOperations,
@@ -57,23 +34,16 @@ from damo.ops.common import (
     init_regions,
     three_regions,
 )
-from damo.sampler import TargetGone, native
-from damo.sampler.walker import (
-    CHECKS_NO_EVIDENCE_SHIFT,
-    MAX_REGIONS,
-    REGION_MAY_SHARE,
-    REGION_PERIOD_SHIFT,
-    REGION_PHASE_SHIFT,
-    SAMPLE_AHEAD,
-    SAMPLE_CHECK,
-)
+from damo.ops.vaddr.children import Children
+from damo.ops.vaddr.command import check_command, is_simple_command, parse_targets, shell_command
+from damo.ops.vaddr.process import Process
+from damo.ops.vaddr.sampling import Sampling
+from damo.sampler import native
+from damo.sampler.walker import MAX_REGIONS
 
 if TYPE_CHECKING:
-    from damo.core.budget import CpuBudget
     from damo.core.context import Context
     from damo.linux.maps import Mapping
-    from damo.sampler import PageSampler
-    from damo.sampler.walker import Walker
 
 # Not a VMA: the legacy vsyscall page sits far above user space and would
 # otherwise make the gap below it the biggest one.
@@ -87,67 +57,7 @@ TERM_WAIT_S = 5.0
 MAX_NR_REGIONS = MAX_REGIONS - 3
 
 
-def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """Which regions [start, end) overlap any of `ranges` ((N, 2), sorted, disjoint)."""
-    if not len(ranges):
-        return np.zeros(len(start), dtype=bool)
-    # The first range ending after each region's start must begin before its end.
-    i = np.searchsorted(ranges[:, 1], start, side="right")
-    hit = i < len(ranges)
-    hit[hit] = ranges[i[hit], 0] < end[hit]
-    return hit
-
-
-class Process:
-    """What the operations keep per target process."""
-
-    def __init__(self, pid: int, walker: Walker):
-        self.pid = pid
-        self.walker = walker
-        self.valid = True
-        self.sampler = self._open()
-        self.mm = self.sampler.mm()
-        # The target's slice of the region arrays: its first index, and the
-        # views (start, end, sampling_addr, nr_accesses) the target was given.
-        self.base = 0
-        self.views: tuple[np.ndarray, ...] = ()
-        self.maps: list[Mapping] | None = None
-        self.maps_text = ""  # as read, to tell a change without parsing
-        # (start, end) of its MAP_SHARED mappings: pages there may be mapped by
-        # other processes too, and keep their Accessed bit through MADV_COLD.
-        self.shared_ranges = np.zeros((0, 2), dtype=np.int64)
-        # (time_ns, maps) of every change not yet taken by the recorder
-        self.maps_log: list[tuple[int, list[Mapping]]] = []
-
-    def _open(self) -> PageSampler:
-        from damo.sampler import PageSampler
-
-        return PageSampler(self.pid, self.walker)
-
-    def current_mm(self) -> int | None:
-        """The mm_struct the process has now (None when it is gone)."""
-        try:
-            fd = os.open(f"/proc/{self.pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return None
-        try:
-            return self.walker.walk(fd, np.empty(0, dtype=np.uint64))[2]
-        except Exception:  # noqa: BLE001 - a kernel thread now, or gone: no mm
-            return None
-        finally:
-            os.close(fd)
-
-    def reopen(self) -> None:
-        self.sampler.close()
-        self.sampler = self._open()
-        self.mm = self.sampler.mm()
-
-    def close(self) -> None:
-        self.sampler.close()
-        self.valid = False
-
-
-class VaddrBpfOperations(VaddrOperations):
+class VaddrBpfOperations(Sampling, VaddrOperations):
     name = "vaddr"
 
     def __init__(self, pids: Sequence[int], command: str | None = None):
@@ -161,38 +71,13 @@ class VaddrBpfOperations(VaddrOperations):
         from damo.sampler.colocate import CpuFollower
 
         self.cpu = CpuFollower()
-        # The last check drew the next sample of every target and cleared it.
-        self.ahead = False
         # `damo record --colocate`: sample from the CPU of the target's main
         # thread while there is one target (damo.sampler.colocate says why).
         self.colocate_requested = False
         self.colocate = False
         # Targets that end, and child processes that join (--include_child_tasks).
         self.children = Children(self)
-        # The native loop (None: samples from Python, kdamond's per-sample path).
-        self._native = native.loop()
-        if self._native is None:
-            self.run_samples = None  # type: ignore[assignment]
-        # `damo record --max-cpu` (0: none): the budget, made by init().
-        self.max_cpu = 0.0
-        self.budget: CpuBudget | None = None
-        self.budget_log: list[dict] = []  # its changes, for the sidecar
-        self.step = 0  # the native loop's step within the aggregation interval
-        self._done_at: int | None = None  # when the last deadline's check ran
-        self._next_ns = 0  # the pending step's time, after an interrupted run
-        # id -> (start, count) of the last aggregation's regions, and of the one before
-        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._counts_before: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        # Samples per aggregation at the nominal attributes (what counts are in units of),
-        # and the least checks per region per aggregation.
-        self._samples = 1
-        self._floor = 1
-        self._replan = True
-        self._budget_started = False
-        self._laid_out_regions = 0  # regions in the program's arrays, all targets
-        # target id -> (checks with evidence, checks made) per region, of the
-        # regions of the last aggregation before merge: what its counts rest on.
-        self.last_checks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._init_sampling()
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -212,12 +97,7 @@ class VaddrBpfOperations(VaddrOperations):
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
-        from damo.core.budget import SAMPLE_FLOOR, CpuBudget
-
-        self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
-        self._floor = min(SAMPLE_FLOOR, self._samples)
-        if self._native is not None and self.max_cpu > 0:
-            self.budget = CpuBudget(self.max_cpu, ctx.attrs)
+        self._start_sampling(ctx)
 
     def _start_command(self, ctx: Context) -> None:
         """Run the command through /bin/sh and sample it from its exec on."""
@@ -276,10 +156,9 @@ class VaddrBpfOperations(VaddrOperations):
         return None if self.child is None else self.child.poll()
 
     def target_valid(self, target: Target) -> bool:
-        p = self.procs.get(target.id)
-        return p is not None and p.valid
+        return self._proc(target) is not None
 
-    # targets joining and leaving (damo.ops.children decides which)
+    # targets joining and leaving (children.py decides which)
 
     def add_target(self, ctx: Context, pid: int) -> bool:
         """Monitor process `pid` too, from the next sample on; False when it has ended."""
@@ -311,8 +190,8 @@ class VaddrBpfOperations(VaddrOperations):
     # regions
 
     def mappings(self, target: Target) -> list[AddrRange] | None:
-        p = self.procs.get(target.id)
-        if p is None or not p.valid or p.maps is None:
+        p = self._proc(target)
+        if p is None or p.maps is None:
             return None
         return [(m.start, m.end) for m in p.maps if m.path not in NOT_VMAS]
 
@@ -320,8 +199,8 @@ class VaddrBpfOperations(VaddrOperations):
         """Read the target's maps; log them when they changed; whether they did."""
         from damo.linux.maps import parse_maps, read_maps_text
 
-        p = self.procs.get(t.id)
-        if p is None or not p.valid:
+        p = self._proc(t)
+        if p is None:
             return False
         try:
             text = read_maps_text(p.pid)
@@ -357,10 +236,7 @@ class VaddrBpfOperations(VaddrOperations):
         plenty.  The batches are the CPUs', not the processes': one drain,
         through any live target, serves them all (each interrupts every CPU).
         """
-        for t in ctx.targets:
-            p = self.procs.get(t.id)
-            if p is None or not p.valid:
-                continue
+        for p in filter(None, map(self._proc, ctx.targets)):
             try:
                 p.sampler.drain()
             except TargetError:
@@ -383,8 +259,8 @@ class VaddrBpfOperations(VaddrOperations):
 
     def _check_exec(self, ctx: Context, t: Target) -> None:
         """Start over on a new address space when the process has exec'ed."""
-        p = self.procs.get(t.id)
-        if p is None or not p.valid:
+        p = self._proc(t)
+        if p is None:
             return
         mm = p.current_mm()
         if mm is None:
@@ -404,320 +280,10 @@ class VaddrBpfOperations(VaddrOperations):
         if ranges is not None:
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
-    # sampling
-
-    def _laid_out(self, ctx: Context) -> bool:
-        """Whether every sampled target's arrays are still the region arrays' views."""
-        for t in ctx.targets:
-            p = self.procs.get(t.id)
-            if p is None or not p.valid or not t.nr_regions:
-                continue
-            if len(p.views) != 4 or not (p.views[0] is t.start and p.views[1] is t.end and
-                                         p.views[2] is t.sampling_addr and
-                                         p.views[3] is t.nr_accesses):
-                return False
-        return True
-
-    def _lay_out(self, ctx: Context) -> None:
-        """Give each target a slice of the sample program's region arrays.
-
-        The target's arrays become views of its slice: the program counts
-        into `nr_accesses` and draws into `sampling_addr` in place, and an
-        edit of the regions in place reaches it too.  New arrays (merge,
-        split, update) are laid out again before the next sample.
-        """
-        live = [(t, self.procs[t.id]) for t in ctx.targets
-                if self.procs.get(t.id) is not None and self.procs[t.id].valid and t.nr_regions]
-        # Copies first: a slice may move over another target's old one.
-        columns = [(t, p, np.array(t.start), np.array(t.end), np.array(t.nr_accesses),
-                    self._old_checks(p, t.start, t.end))
-                   for t, p in live]
-        if sum(t.nr_regions for t, _ in live) > len(self.walker.regions.start):
-            raise PlatformError(f"more than {len(self.walker.regions.start)} regions to sample")
-        arrays, base = self.walker.regions, 0
-        for t, p, start, end, nr_accesses, checks in columns:
-            n = len(start)
-            views = tuple(a[base:base + n] for a in (arrays.start, arrays.end,
-                                                     arrays.sampling_addr, arrays.nr_accesses))
-            views[0][:] = start
-            views[1][:] = end
-            views[3][:] = nr_accesses
-            arrays.nr_checks[base:base + n] = checks
-            arrays.flags[base:base + n] = np.where(
-                overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
-            t.start, t.end, t.sampling_addr, t.nr_accesses = views
-            p.views, p.base = views, base
-            base += n
-        self._laid_out_regions = base
-        for p in self.procs.values():
-            if all(p is not q for _, q in live):  # its old slice is another's now
-                p.views = ()
-
-    def _old_checks(self, p: Process, start: np.ndarray, end: np.ndarray) -> np.ndarray:
-        """The checks made so far of each region [start, end), from the process's old slice.
-
-        Between two aggregations only an update changes the regions: it drops,
-        stretches or adds regions at the mappings' edges, keeping the others'
-        counts.  A region keeps the checks of the old one it overlaps first
-        (itself, when kept); a new one has none yet.
-        """
-        if len(p.views) != 4 or not len(p.views[0]) or not len(start):
-            return np.zeros(len(start), dtype=np.int64)
-        old_start, old_end = p.views[0], p.views[1]
-        old = self.walker.regions.nr_checks[p.base:p.base + len(old_start)]
-        i = np.searchsorted(old_end, start, side="right")
-        i_ok = np.minimum(i, len(old_end) - 1)
-        keep = (i < len(old_end)) & (old_start[i_ok] < end)
-        return np.where(keep, old[i_ok], 0)
-
-    def _sample(self, p: Process, mode: int, n: int) -> int:
-        """One sample-program pass over the process's regions, then the clearing it staged."""
-        try:
-            staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base, n)
-            if self.colocate:
-                self.cpu.follow(self.walker.owner_cpu)
-            if staged:
-                p.sampler.clear_staged(staged, staged_bytes)
-        except TargetGone:
-            p.valid = False
-            return 0
-        return max_nr_accesses
-
-    def prepare_access_checks(self, ctx: Context) -> None:
-        if self.ahead:  # the last check drew and cleared every target's sample
-            self.ahead = False
-            return
-        if not self._laid_out(ctx):
-            self._lay_out(ctx)
-        for t in ctx.targets:
-            p = self.procs.get(t.id)
-            if p is None or not p.valid or not t.nr_regions:
-                continue
-            self._sample(p, SAMPLE_AHEAD, t.nr_regions)
-
-    def check_accesses(self, ctx: Context) -> int:
-        """Count the last sample and prepare the next one, in one BPF pass per target.
-
-        Unless merge/split or an update follows (`ctx.regions_change_next`): then
-        the next sample is drawn by `prepare_access_checks` on the new regions.
-        """
-        ahead = not ctx.regions_change_next
-        mode = SAMPLE_CHECK | SAMPLE_AHEAD if ahead else SAMPLE_CHECK
-        max_nr_accesses = 0
-        for t in ctx.targets:
-            p = self.procs.get(t.id)
-            if p is None or not p.valid or not t.nr_regions:
-                continue
-            max_nr_accesses = max(max_nr_accesses, self._sample(p, mode, t.nr_regions))
-        # Nothing changes the regions before the next prepare_access_checks
-        # unless an aggregation or update comes first, and then ahead is false.
-        self.ahead = ahead
-        if ctx.aggregating:
-            return self._to_counts(ctx)
-        return max_nr_accesses
-
-    # the native loop
-
-    def _live(self, ctx: Context) -> list[tuple[Target, Process]]:
-        return [(t, p) for t in ctx.targets
-                if (p := self.procs.get(t.id)) is not None and p.valid and t.nr_regions]
-
-    def run_samples(self, ctx: Context, deadline_ns: int) -> int:
-        """Every sample up to `deadline_ns`, whose check runs alone, through the native loop.
-
-        At an aggregation's deadline the aggregation waits, a few steps at a
-        time, for the regions checked fewer than the floor's times (a stalled
-        monitor, late wake-ups); then the checks become counts (`_to_counts`).
-        """
-        if not self.ahead:  # a deadline passed: the regions may be new
-            if not self._laid_out(ctx):
-                self._lay_out(ctx)
-            self._plan(ctx)
-        interval = ctx.attrs.sample_interval * 1000  # in force: the budget may lengthen it
-        now = ctx.clock.now_ns()
-        next_ns = self._next_ns if self.ahead else \
-            max(self._done_at if self._done_at is not None else now, now) + interval
-        live = self._live(ctx)
-        if not live:  # nothing to sample (yet): the deadline's update may find regions
-            time.sleep(max(0, deadline_ns - now) / 1e9)
-            return 0
-        next_ns = self._run(ctx, live, next_ns, interval, deadline_ns)
-        self._next_ns = next_ns
-        if self.ahead:  # interrupted: kdamond calls again
-            return 0
-        # The last step ran at next_ns - interval: at the deadline, or up to
-        # an interval after it when wake-ups came late.
-        self._done_at = max(deadline_ns, next_ns - interval)
-        if not ctx.aggregating:
-            return 0
-        self._make_up(ctx, interval)
-        return self._to_counts(ctx)
-
-    def _run(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
-             interval: int, deadline_ns: int) -> int:
-        """The native loop to the deadline, finishing in Python the steps it hands back."""
-        w = self.walker
-        while live:
-            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
-                self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
-                                 [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
-                                 self.ahead, self.step, next_ns, interval, deadline_ns)
-            self.ahead = bool(ahead)
-            if reason in (native.R_DONE, native.R_INTR):
-                break
-            self._finish_step(live, index, reason, mode, staged, nbytes)
-            self.ahead = bool(mode & SAMPLE_AHEAD)
-            if not self.ahead:
-                break
-            live = self._live(ctx)
-        if self.colocate:
-            self.cpu.follow(w.owner_cpu)
-        return next_ns
-
-    def _checks(self, p: Process, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """A process's regions' checks with evidence, and all checks made, so far."""
-        raw = self.walker.regions.nr_checks[p.base:p.base + n]
-        evidence = raw & ((1 << CHECKS_NO_EVIDENCE_SHIFT) - 1)
-        return evidence, evidence + (raw >> CHECKS_NO_EVIDENCE_SHIFT)
-
-    def _make_up(self, ctx: Context, interval: int) -> None:
-        """Let the aggregation wait for the checks its regions miss under the floor.
-
-        Regions checked fewer than the floor's times (steps lost to a stalled
-        monitor or late wake-ups) are checked at every step until they have
-        them, for at most one more aggregation's steps.  A region whose checks
-        were made but gave no evidence (its page shared, its bit kept) is not
-        waited for.
-        """
-        flags = self.walker.regions.flags
-        waited = 0
-        while waited < self._samples and not ctx.stop_requested:
-            short_any, need = False, 0
-            for t, p in self._live(ctx):
-                _, made = self._checks(p, t.nr_regions)
-                short = made < self._floor
-                if short.any():
-                    short_any = True
-                    need = max(need, self._floor - int(made[short].min()))
-                    f = flags[p.base:p.base + t.nr_regions]
-                    f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
-            if not short_any:
-                break
-            need = min(need, self._samples - waited)
-            now = ctx.clock.now_ns()
-            self.ahead = False  # draw afresh for the steps to come
-            self._run(ctx, self._live(ctx), now + interval, interval, now + need * interval)
-            waited += need
-            if self.ahead:  # interrupted (a signal): count what was checked
-                break
-        self.ahead = False
-        if waited:
-            self._done_at = max(self._done_at or 0, ctx.clock.now_ns())
-            if self.budget is not None:
-                self.budget.makeup_steps += waited
-
-    def _to_counts(self, ctx: Context) -> int:
-        """Turn each region's young checks into its count for the aggregation; the highest.
-
-        A count is in units of the aggregation's samples at the nominal
-        attributes (its maximum their ratio, as in DAMON whatever the
-        budget did): young checks times samples over checks made.  A region
-        checked fewer than the floor's times gets its missing checks from its
-        last count, never read as unaccessed for lack of checks.
-        """
-        n, floor, highest = self._samples, self._floor, 0
-        all_checks = []
-        self.last_checks = {}
-        for t, p in self._live(ctx):
-            checks, _ = self._checks(p, t.nr_regions)
-            hits = t.nr_accesses
-            before = self._count_before(self._counts, t)
-            full = hits * n / np.maximum(checks, 1)
-            filled = (hits * n + before * np.maximum(floor - checks, 0)) / floor
-            counts = np.rint(np.where(checks >= floor, full, filled)).astype(hits.dtype)
-            np.minimum(counts, n, out=counts)
-            hits[:] = counts
-            self.last_checks[t.id] = self._checks(p, t.nr_regions)
-            if len(counts):
-                highest = max(highest, int(counts.max()))
-            all_checks.append(self.last_checks[t.id][1])
-        self._counts_before = self._counts
-        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
-        if self.budget is not None:
-            self.budget.note_checks(np.concatenate(all_checks) if all_checks else np.zeros(0))
-        return highest
-
-    @staticmethod
-    def _count_before(counts: dict[int, tuple[np.ndarray, np.ndarray]], t: Target) -> np.ndarray:
-        """Each region's count in an earlier aggregation: that of the region holding its start."""
-        old = counts.get(t.id)
-        if old is None or not len(old[0]):
-            return np.zeros(t.nr_regions, dtype=np.int64)
-        idx = np.searchsorted(old[0], t.start, side="right") - 1
-        return old[1][np.clip(idx, 0, len(old[0]) - 1)].astype(np.int64)
-
-    def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
-                     mode: int, staged: int, nbytes: int) -> None:
-        """Finish, with the per-sample code, the step the native loop handed back at `index`."""
-        t, p = live[index]
-        try:
-            if reason == native.R_GONE:
-                p.valid = False
-            elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
-                self._sample(p, mode, t.nr_regions)
-            else:  # R_ADVISE: which ranges the kernel refused, and the verify
-                p.sampler.clear_staged(staged, nbytes, advised=False)
-        except TargetGone:
-            p.valid = False
-        for t2, p2 in live[index + 1:]:
-            self._sample(p2, mode, t2.nr_regions)
-
-    @property
-    def _config_addr(self) -> int:
-        return np.frombuffer(self.walker._config, dtype=np.uint64).ctypes.data
-
-    @property
-    def _sample_fd(self) -> int:
-        return self.walker._loaded.prog_fds["sample"]
-
     def reset_aggregated(self, ctx: Context) -> None:
-        self.step = 0
-        self.walker.regions.nr_checks[:self._laid_out_regions] = 0
-        self._replan = True
-        if self.budget is not None:
-            if self.budget.after_aggregation():
-                self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
-            ctx.attrs = self.budget.attrs()
+        self._reset_sampling(ctx)
         # Targets that ended leave and new children join between two windows.
         self.children.step(ctx)
-
-    def _plan(self, ctx: Context) -> None:
-        """Each region's period and phase (region_flags): the budget checks steady ones less."""
-        b = self.budget
-        if not self._replan:
-            return
-        self._replan = False
-        flags = self.walker.regions.flags
-        for t, p in self._live(ctx):
-            n = t.nr_regions
-            f = flags[p.base:p.base + n]
-            if b is None or b.current.steady_period <= 1:
-                f[:] = f & REGION_MAY_SHARE
-                continue
-            periods = b.periods(self._count_before(self._counts, t),
-                                self._count_before(self._counts_before, t))
-            # Phases spread a period's checks over the steps (and so the clears).
-            phases = np.arange(n) % periods
-            f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
-                (phases << REGION_PHASE_SHIFT)
-        if b is not None and not self._budget_started:  # the sidecar gets the start too
-            self._budget_started = True
-            self.budget_log.append({"time_ns": ctx.clock.now_ns(), **b.describe()})
-
-    def take_budget(self) -> list[dict]:
-        """The budget's changes since the last call, for the sidecar."""
-        out, self.budget_log = self.budget_log, []
-        return out
 
     # for the live status
 
@@ -728,91 +294,10 @@ class VaddrBpfOperations(VaddrOperations):
         return None if footprint is None else footprint[1]
 
 
-# Words that make a shell command more than one simple command.
-_SHELL_OPERATORS = {";", "&", "&&", "|", "||", "(", ")", ";;", "|&", "\n"}
-_SHELL_KEYWORDS = {
-    "if", "then", "else", "elif", "fi", "case", "esac", "for", "while", "until", "do", "done",
-    "{", "}", "!", "function", "select",
-}
-# Builtins that take no program to find (and `exec`, `command`, which take one).
-_SHELL_BUILTINS = {
-    ".", ":", "alias", "bg", "cd", "command", "echo", "eval", "exec", "exit", "export", "false",
-    "fg", "getopts", "hash", "jobs", "kill", "printf", "pwd", "read", "readonly", "return", "set",
-    "shift", "test", "[", "times", "trap", "true", "type", "ulimit", "umask", "unalias", "unset",
-    "wait",
-}
-
-
-def _words(command: str) -> list[str] | None:
-    lexer = shlex.shlex(command, posix=True, punctuation_chars=";&|()<>")
-    lexer.whitespace_split = True
-    try:
-        return list(lexer)
-    except ValueError:  # unbalanced quotes: let the shell say so
-        return None
-
-
-def is_simple_command(command: str) -> bool:
-    """One command, possibly with assignments and redirections: the shell can exec it."""
-    words = _words(command)
-    if not words or "\n" in command:
-        return False
-    return not any(w in _SHELL_OPERATORS for w in words) and words[0] not in _SHELL_KEYWORDS
-
-
-def shell_command(command: str) -> str:
-    """What /bin/sh runs: a simple command is exec'ed, so the pid damo samples is the command's."""
-    words = _words(command) or []
-    if not is_simple_command(command) or "exec" in words[:1]:
-        return command
-    return f"exec {command}"
-
-
-def check_command(command: str) -> None:
-    """TargetError when the command's program cannot be found (a simple or compound command)."""
-    words = _words(command)
-    if words is None:
-        raise TargetError(f"cannot parse the command {command!r}: unbalanced quotes")
-    if not words or not command.strip():
-        raise UsageError("the command to record is empty")
-    # Skip leading assignments (`VAR=value cmd`); the program is the first other word.
-    program = next((w for w in words if not _is_assignment(w)), None)
-    if program is None or program in _SHELL_KEYWORDS or program in _SHELL_BUILTINS \
-            or program in _SHELL_OPERATORS or program[0] in "<>$`":
-        return
-    if "/" in program:
-        if not os.path.isfile(program):
-            raise TargetError(f"command not found: {program}")
-        if not os.access(program, os.X_OK):
-            raise TargetError(f"command not executable: {program}")
-    elif shutil.which(program) is None:
-        raise TargetError(f"command not found: {program} (not in PATH)")
-
-
-def _is_assignment(word: str) -> bool:
-    name, eq, _ = word.partition("=")
-    return bool(eq) and name.isidentifier()
-
-
 class Setup(NamedTuple):
     ops: VaddrBpfOperations
     target_ids: list[int]
     clock: MonotonicClock
-
-
-def parse_targets(args: list[str]) -> tuple[list[int], str | None]:
-    """Pids, or one command string."""
-    if not args:
-        raise UsageError("give the pids to record or one command string")
-    if all(a.strip().isdigit() for a in args):
-        pids = [int(a) for a in args]
-        if len(set(pids)) != len(pids):
-            raise UsageError("a pid is given twice")
-        return pids, None
-    if len(args) > 1:
-        raise UsageError("give pids, or one command string in quotes (e.g. \"sleep 10\"), "
-                         f"not {len(args)} words")
-    return [], args[0]
 
 
 def setup(args: list[str]) -> Setup:
