@@ -79,7 +79,7 @@ class Recording:
         include_child_tasks: bool = False,
         max_targets: int | None = None,
         adjust: str = "narrow",
-        max_cpu: float = 1.0,
+        max_cpu: float | None = None,
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -102,7 +102,7 @@ class Recording:
             raise UsageError("--truth and --out name the same file")
         if truth is not None and ops_name != "sim":
             raise UsageError(f"--truth needs operations that know the truth (sim), not {ops_name}")
-        if not 0 <= max_cpu <= 100:
+        if max_cpu is not None and not 0 <= max_cpu <= 100:
             raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
                              f"not {max_cpu:g}")
         if colocate and ops_name != "vaddr":
@@ -131,7 +131,7 @@ class Recording:
         if ops_name == "vaddr":
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
-        if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget
+        if hasattr(setup.ops, "max_cpu") and max_cpu is not None:  # None: the backend's default
             setup.ops.max_cpu = max_cpu
 
         ctx = Context(attrs, setup.ops, Callbacks(), np.random.default_rng(seed), setup.clock,

@@ -73,15 +73,18 @@ def run(
         ),
     ] = None,
     max_cpu: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--max-cpu",
             help="CPU budget: keep damo within this % of one core by checking steady "
             "regions less often (never under 3 times an aggregation), then lengthening "
             "the sampling and aggregation intervals together (counts keep their meaning); "
-            "0: no budget, every sample (docs/recording.md).",
+            "0: no budget, every sample.  Default 1 for processes; for --ops sim 0 (sim "
+            "applies a budget given to the CPU a real recording would use) "
+            "(docs/recording.md).",
+            show_default=False,
         ),
-    ] = 1.0,
+    ] = None,
     colocate: Annotated[
         bool,
         typer.Option(

@@ -113,6 +113,8 @@ def kdamond_fn(ctx: Context) -> None:
             if ops is not None:
                 ops.update(ctx)
             sz_limit = _sz_limit(ctx)
+        if aggregate:  # the operations may have lengthened the intervals
+            sample_us = ctx.attrs.sample_interval
 
     for t in ctx.targets:
         t.clear()

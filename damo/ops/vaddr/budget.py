@@ -32,6 +32,8 @@ import numpy as np
 
 from damo.core.attrs import Attrs
 
+# `damo record --max-cpu`'s default for processes: % of one core.
+DEFAULT_MAX_CPU = 1.0
 # Checks per region per aggregation, never fewer (whatever the budget, late
 # steps or stalls: the operations let the aggregation wait for them).
 SAMPLE_FLOOR = 3

@@ -41,7 +41,13 @@ import numpy as np
 
 from damo.core.target import Target
 from damo.errors import PlatformError
-from damo.ops.vaddr.budget import SAMPLE_FLOOR, CpuBudget, count_before, counts_from_checks
+from damo.ops.vaddr.budget import (
+    DEFAULT_MAX_CPU,
+    SAMPLE_FLOOR,
+    CpuBudget,
+    count_before,
+    counts_from_checks,
+)
 from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
@@ -84,7 +90,7 @@ class Sampling:
         if self._native is None:
             self.run_samples = None  # type: ignore[assignment]
         # `damo record --max-cpu` (0: none): the budget, made by init().
-        self.max_cpu = 0.0
+        self.max_cpu = DEFAULT_MAX_CPU
         self.budget: CpuBudget | None = None
         self.budget_log: list[dict] = []  # its changes, for the sidecar
         self.step = 0  # the native loop's step within the aggregation interval
