@@ -188,6 +188,10 @@ class SimOperations(VaddrOperations):
             self.budget.note_checks(np.concatenate(made) if made else np.zeros(0))
         return highest
 
+    def take_budget(self) -> list[dict]:
+        """The budget's level at the start and at each change since, for the sidecar."""
+        return [] if self.budget is None else self.budget.take_log()
+
     def reset_aggregated(self, ctx: "Context") -> None:
         """No checks yet; the budget's next level and each region's period (after the split)."""
         self.step = 0

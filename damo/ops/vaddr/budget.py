@@ -43,9 +43,10 @@ WINDOW = 4
 # A region is saturated when its count reached this share of the samples.
 SATURATED = 0.9
 # Go back up only when well under the budget (hysteresis), and retry a level
-# found over budget only after this many aggregations (the target may change).
+# found over budget only after this long (the target may change): time, not
+# aggregations, which the budget itself lengthens.
 LOWER = 0.7
-RETRY_AFTER = 50
+RETRY_AFTER_NS = 10_000_000_000
 # The longest the intervals get: 16x the nominal ones (1.6 s aggregations at
 # the defaults).  Longer, the regions take minutes to resolve a change.
 MAX_SCALE = 16
@@ -92,7 +93,7 @@ class CpuBudget:
         self._history: deque[tuple[int, int]] = deque(maxlen=WINDOW + 1)
         self._since_change = 0
         self._aggrs = 0
-        # level -> (usage measured there, aggregation it was measured at)
+        # level -> (usage measured there, when)
         self._cost: dict[int, tuple[float, int]] = {}
         self.usage: float | None = None  # % of a core over the last window
         # What the budget did, for the sidecar and the summary: checks made
@@ -103,6 +104,8 @@ class CpuBudget:
         self.checks_min = float(self.samples_per_aggr)
         self.checks_mean = float(self.samples_per_aggr)
         self.makeup_steps = 0  # steps the aggregations waited for, over the run
+        # The level at the start and at each change, for the sidecar (`take_log`).
+        self.log: list[dict] = [{"time_ns": clock(time.CLOCK_MONOTONIC), **self.describe()}]
         self._scale_max = 1
         self._checks_low = float(self.samples_per_aggr)
 
@@ -133,7 +136,7 @@ class CpuBudget:
         if w1 <= w0:
             return False
         self.usage = (c1 - c0) / (w1 - w0) * 100
-        self._cost[self.level] = (self.usage, self._aggrs)
+        self._cost[self.level] = (self.usage, w1)
         old = self.level
         if self.usage > self.max_cpu and self.level < len(self.levels) - 1:
             ratio = self.usage / self.max_cpu
@@ -141,16 +144,22 @@ class CpuBudget:
             self.level = min(self.level + jump, len(self.levels) - 1)
         elif self.usage < self.max_cpu * LOWER and self.level > 0:
             below = self._cost.get(self.level - 1)
-            if below is None or below[0] <= self.max_cpu or self._aggrs - below[1] > RETRY_AFTER:
+            if below is None or below[0] <= self.max_cpu or w1 - below[1] > RETRY_AFTER_NS:
                 self.level -= 1
         if self.level == old:
             return False
         self._since_change = 0
+        self.log.append({"time_ns": w1, **self.describe()})
         # The window restarts: the new level's cost, not the old one's.
         last = self._history[-1]
         self._history.clear()
         self._history.append(last)
         return True
+
+    def take_log(self) -> list[dict]:
+        """The log's messages since the last call."""
+        out, self.log = self.log, []
+        return out
 
     def steady(self, counts: np.ndarray, before: np.ndarray) -> np.ndarray:
         """Which regions read all-or-nothing in both of their last two aggregations."""

@@ -92,7 +92,6 @@ class Sampling:
         # `damo record --max-cpu` (0: none): the budget, made by init().
         self.max_cpu = DEFAULT_MAX_CPU
         self.budget: CpuBudget | None = None
-        self.budget_log: list[dict] = []  # its changes, for the sidecar
         self.step = 0  # the native loop's step within the aggregation interval
         self._done_at: int | None = None  # when the last deadline's check ran
         self._next_ns = 0  # the pending step's time, after an interrupted run
@@ -104,7 +103,6 @@ class Sampling:
         self._samples = 1
         self._floor = 1
         self._replan = True
-        self._budget_started = False
         self._laid_out_regions = 0  # regions in the program's arrays, all targets
         # target id -> (checks with evidence, checks made) per region, of the
         # regions of the last aggregation before merge: what its counts rest on.
@@ -123,8 +121,7 @@ class Sampling:
         self.walker.regions.nr_checks[:self._laid_out_regions] = 0
         self._replan = True
         if self.budget is not None:
-            if self.budget.after_aggregation():
-                self.budget_log.append({"time_ns": ctx.clock.now_ns(), **self.budget.describe()})
+            self.budget.after_aggregation()
             ctx.attrs = self.budget.attrs()
 
     def _laid_out(self, ctx: Context) -> bool:
@@ -400,11 +397,7 @@ class Sampling:
             phases = np.arange(n) % periods
             f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
                 (phases << REGION_PHASE_SHIFT)
-        if b is not None and not self._budget_started:  # the sidecar gets the start too
-            self._budget_started = True
-            self.budget_log.append({"time_ns": ctx.clock.now_ns(), **b.describe()})
 
     def take_budget(self) -> list[dict]:
-        """The budget's changes since the last call, for the sidecar."""
-        out, self.budget_log = self.budget_log, []
-        return out
+        """The budget's level at the start and at each change since, for the sidecar."""
+        return [] if self.budget is None else self.budget.take_log()
