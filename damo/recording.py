@@ -316,6 +316,9 @@ class Recording:
         take = getattr(ctx.ops, "take_budget", None)
         for change in take() if take is not None else ():
             self._meta.write("budget", **change)
+        if ctx.intervals_tuner is not None:
+            for change in ctx.intervals_tuner.take_log():
+                self._meta.write("intervals", **change)
 
     def _write_maps(self, ctx: "Context") -> None:
         self._write_budget(ctx)

@@ -119,15 +119,37 @@ def run(
             "isolates a small hot object) or seed (the seed's exact merge and split).",
         ),
     ] = "narrow",
+    intervals_goal: Annotated[
+        tuple[str, str, str, str] | None,
+        typer.Option(
+            "--monitoring_intervals_goal", "--monitoring-intervals-goal",
+            metavar="ACCESS_BP AGGRS MIN_SAMPLE MAX_SAMPLE",
+            help="Tune the sampling and aggregation intervals together (ratio kept) so that "
+            "ACCESS_BP basis points (or N%) of the possible access events are observed, every "
+            "AGGRS aggregations, the sampling interval within MIN_SAMPLE-MAX_SAMPLE (e.g. 5ms "
+            "10s): DAMON's intervals auto-tuning.  The CPU budget scales what it chooses.",
+            show_default=False,
+        ),
+    ] = None,
+    intervals_autotune: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring_intervals_autotune", "--monitoring-intervals-autotune",
+            help="--monitoring_intervals_goal 4% 3 5ms 10s.",
+        ),
+    ] = False,
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
+    from damo.core.intervals import AUTOTUNE, IntervalsTuner, parse_goal
     from damo.recording import KernelRecording, Recording
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
+    goal = parse_goal(intervals_goal) if intervals_goal else AUTOTUNE if intervals_autotune \
+        else None
     target = target or []
     if ops is None and not attach and not colocate and seed is None and truth is None \
-            and adjust == "narrow" and not include_child_tasks:
+            and adjust == "narrow" and not include_child_tasks and goal is None:
         from damo.ops.kernel import why_not_for_processes
 
         if why_not_for_processes(target) is None:
@@ -140,6 +162,10 @@ def run(
             from damo.errors import UsageError
 
             raise UsageError("--adjust goes with sim and vaddr: kernel DAMON adjusts its own")
+        if goal is not None:
+            from damo.errors import UsageError
+
+            raise UsageError("--monitoring_intervals_goal goes with sim and vaddr")
         rec: Recording = KernelRecording.prepare(target, attach, attrs, out, duration)
     elif attach:
         from damo.errors import UsageError
@@ -149,6 +175,8 @@ def run(
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
                                 include_child_tasks=include_child_tasks,
                                 max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
+        if goal is not None:
+            rec.ctx.intervals_tuner = IntervalsTuner(goal)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

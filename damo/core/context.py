@@ -9,6 +9,7 @@ import numpy as np
 from damo.core.adjust import Adjustment, Seed
 from damo.core.attrs import Attrs
 from damo.core.clock import Clock, MonotonicClock
+from damo.core.intervals import IntervalsTuner
 from damo.core.narrow import Narrow
 from damo.core.target import Target
 from damo.errors import UsageError
@@ -49,6 +50,10 @@ class Context:
         adjust: str = "narrow",
     ):
         self.attrs = (attrs or Attrs()).validate()
+        # The intervals before the operations' CPU budget scales them: the
+        # given ones, or those an intervals goal (`intervals_tuner`) chose.
+        self.base_attrs = self.attrs
+        self.intervals_tuner: IntervalsTuner | None = None
         self.ops = ops
         self.callbacks = callbacks or Callbacks()
         self.rng = rng if rng is not None else np.random.default_rng()

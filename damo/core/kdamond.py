@@ -102,6 +102,8 @@ def kdamond_fn(ctx: Context) -> None:
                 last_update = now
 
         if aggregate:
+            if ctx.intervals_tuner is not None:  # the kernel tunes on the aggregation's counts
+                ctx.intervals_tuner.after_aggregation(ctx, now_ns())
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
             kdamond_reset_aggregated(ctx)

@@ -200,7 +200,7 @@ class SimOperations(VaddrOperations):
         if b is None:
             return
         b.after_aggregation()
-        ctx.attrs = b.attrs()
+        ctx.attrs = b.attrs(ctx.base_attrs)
         self._periods = {}
         if b.current.steady_period <= 1:
             return

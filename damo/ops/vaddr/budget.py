@@ -85,6 +85,7 @@ class CpuBudget:
     def __init__(self, max_cpu: float, nominal: Attrs, clock=time.clock_gettime_ns):
         self.max_cpu = max_cpu
         self.nominal = nominal
+        self._base = nominal
         self.samples_per_aggr = max(nominal.aggr_interval // nominal.sample_interval, 1)
         self.floor = min(SAMPLE_FLOOR, self.samples_per_aggr)
         self.levels = ladder(self.samples_per_aggr, self.floor)
@@ -113,13 +114,16 @@ class CpuBudget:
     def current(self) -> Level:
         return self.levels[self.level]
 
-    def attrs(self) -> Attrs:
-        """The attributes in force: the nominal intervals times the level's scale."""
-        m = self.current.scale
+    def attrs(self, base: Attrs | None = None) -> Attrs:
+        """The attributes in force: `base`'s intervals (the nominal ones, or those an
+        intervals goal chose) times the level's scale."""
+        if base is not None:
+            self._base = base
+        base, m = self._base, self.current.scale
         if m == 1:
-            return self.nominal
-        return replace(self.nominal, sample_interval=self.nominal.sample_interval * m,
-                       aggr_interval=self.nominal.aggr_interval * m)
+            return base
+        return replace(base, sample_interval=base.sample_interval * m,
+                       aggr_interval=base.aggr_interval * m)
 
     def _sample_cpu(self) -> None:
         self._history.append((self._clock(time.CLOCK_MONOTONIC),

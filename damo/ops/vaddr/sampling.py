@@ -122,7 +122,7 @@ class Sampling:
         self._replan = True
         if self.budget is not None:
             self.budget.after_aggregation()
-            ctx.attrs = self.budget.attrs()
+            ctx.attrs = self.budget.attrs(ctx.base_attrs)
 
     def _laid_out(self, ctx: Context) -> bool:
         """Whether every sampled target's arrays are still the region arrays' views."""
