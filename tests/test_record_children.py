@@ -77,10 +77,9 @@ def test_child_is_a_target_and_its_wss_matches_the_truth(tmp_path):
     (tmp_path / "w.toml").write_text(WORKLOAD)
     truth = tmp_path / "truth.jsonl"
     workload = shlex.join([*DAMO, "workload", str(tmp_path / "w.toml"), "--truth", str(truth)])
-    # `; true`: the shell cannot exec the workload, it forks it.  Every sample
-    # (--max-cpu 0): this checks following children; what the CPU budget's
-    # fewer checks cost in accuracy is test_e2e_accuracy's (here at the
-    # default budget: 4.9% median error, 68% of snapshots within 10%).
+    # `; true`: the shell cannot exec the workload, it forks it.  At default
+    # settings: the CPU budget lengthens the intervals (fewer snapshots), and
+    # what they show of the child must match the truth.
     p = record("--include_child_tasks", f"{workload}; true", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "the command exited with status 0" in p.stderr
@@ -98,7 +97,7 @@ def test_child_is_a_target_and_its_wss_matches_the_truth(tmp_path):
     assert {shell, child} <= set(snaps.target_id.tolist())
     errors = relative_errors(str(data), str(truth), Attrs(), check_nr_regions=False,
                              target_id=child)
-    assert len(errors) > 80
+    assert len(errors) >= 8
     median, within = np.median(errors), np.mean(errors <= 0.10)
     print(f"child WSS: median error {median:.2%}, within 10% {within:.1%} "
           f"({summary_line(p.stderr)})")

@@ -2,8 +2,9 @@
 
 Measured WSS of a snapshot: bytes of its regions with nr_accesses >= 1,
 counted inside the workload's regions only.  Truth: bytes of the regions the
-active phase accesses.  The first `WARMUP` snapshots and those spanning a
-phase change are left out.
+active phase accesses.  The snapshots of the first `WARMUP` nominal
+aggregation intervals (time, not snapshots: a CPU budget may lengthen the
+intervals) and those spanning a phase change are left out.
 
 The WSS error alone lets two mistakes cancel: bytes reported hot where the
 phase accesses nothing and accessed bytes reported cold.  `accuracy` gives
@@ -63,7 +64,8 @@ def accuracy(
     indices = range(len(snaps)) if target_id is None else \
         np.flatnonzero(snaps.target_id == target_id).tolist()
     last_end: dict[int, int] = {}
-    for n, i in enumerate(indices):
+    warm_until = None
+    for i in indices:
         start, end, nr = (a.astype(np.int64) for a in snaps.regions(i))
         assert (end > start).all() and (start[1:] >= end[:-1]).all()
         assert not (start % PAGE_SIZE).any() and not (end % PAGE_SIZE).any()
@@ -74,7 +76,9 @@ def accuracy(
         tid = int(snaps.target_id[i])
         begin = last_end.get(tid, now - attrs.aggr_interval * 1000)
         last_end[tid] = now
-        if n < WARMUP:
+        if warm_until is None:
+            warm_until = begin + WARMUP * attrs.aggr_interval * 1000
+        if now <= warm_until:
             continue
         run = phase_at(runs, begin, now)
         if run is None:
