@@ -8,8 +8,8 @@
  * common path (an advice the kernel stopped short, a failed walk, an exited
  * target) returns to Python, which finishes that step with the per-sample code.
  *
- * The config slots are those of bpf/page_walk.bpf.c (tests compare them with
- * damo/sampler/walker.py, which exposes them as CFG_*).
+ * The config slots are bpf/sampler_config.h's, which the BPF program includes
+ * too (a test compares them with damo/sampler/walker.py's CFG_* for Python).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,14 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-	CFG_MEM_FD = 0, CFG_NR = 1, CFG_STATUS = 6, CFG_NEXT = 9, CFG_BASE = 10,
-	CFG_MODE = 11, CFG_NR_IOV = 12, CFG_MAX = 13, CFG_NR_STILL = 14,
-	CFG_SHARED_GEN = 15, CFG_IOV_BYTES = 16, CFG_NR_VERIFY = 18,
-	CFG_MM_USERS = 19, CFG_STEP = 20,
-};
-enum { SAMPLE_CHECK = 1, SAMPLE_AHEAD = 2, SAMPLE_VERIFY = 4 };
-enum { ST_OK = 0, ST_NO_FILE = 1 };
+#include "sampler_config.h"
+
 /* Why run() returned: the deadline's check is done, or target `index` needs Python. */
 enum { R_DONE = 0, R_INTR = 1, R_GONE = 2, R_FAIL = 3, R_ADVISE = 4 };
 
@@ -297,13 +291,18 @@ PyMODINIT_FUNC PyInit__loop(void)
 		{"CFG_NR_IOV", CFG_NR_IOV}, {"CFG_MAX", CFG_MAX}, {"CFG_NR_STILL", CFG_NR_STILL},
 		{"CFG_SHARED_GEN", CFG_SHARED_GEN}, {"CFG_IOV_BYTES", CFG_IOV_BYTES},
 		{"CFG_NR_VERIFY", CFG_NR_VERIFY}, {"CFG_MM_USERS", CFG_MM_USERS},
-		{"CFG_STEP", CFG_STEP},
+		{"CFG_STEP", CFG_STEP}, {"SAMPLE_CHECK", SAMPLE_CHECK},
+		{"SAMPLE_AHEAD", SAMPLE_AHEAD}, {"SAMPLE_VERIFY", SAMPLE_VERIFY}, {"ST_OK", ST_OK},
+		{"ST_NO_FILE", ST_NO_FILE}, {"REGION_MAY_SHARE", REGION_MAY_SHARE},
+		{"REGION_PERIOD_SHIFT", REGION_PERIOD_SHIFT},
+		{"REGION_PHASE_SHIFT", REGION_PHASE_SHIFT},
+		{"CHECKS_NO_EVIDENCE_SHIFT", CHECKS_NO_EVIDENCE_SHIFT},
 	};
 	PyObject *m = PyModule_Create(&module), *d;
 
 	if (!m)
 		return NULL;
-	/* The slots this file uses, for a test to compare with walker.py's. */
+	/* The header's numbers this file uses, for a test to compare with walker.py's. */
 	d = PyDict_New();
 	if (!d || PyModule_AddObject(m, "SLOTS", d)) {
 		Py_XDECREF(d);

@@ -19,6 +19,8 @@ from damo.linux import bpf_syscall, btf, direct_map
 from damo.sampler import program
 
 SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "page_walk.bpf.c"
+# The config slots and flags the program shares with the native loop.
+HEADER = SOURCE.with_name("sampler_config.h")
 
 # Addresses per fill of the address array.  Where the kernel lacks the number
 # iterators (Linux < 6.4) the programs loop over chunks, tail-calling
@@ -40,7 +42,8 @@ MAPS = ("config", "addrs", "leaves", "shifts", "peekbuf", "region_start", "regio
         "sampling_addr", "nr_accesses", "nr_checks", "uncleared", "region_flags", "iov_region",
         "iov_verify", "iovecs", "shared", "walk_chain", "sample_chain")
 
-# Slots of the config array (see the C source).
+# bpf/sampler_config.h's numbers, for Python (a test compares them with the
+# native loop's, which includes the header).
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
@@ -75,6 +78,11 @@ OFFSETS: btf.Wanted = {
     "OFF_TASK_CPU": (("task_struct", "thread_info.cpu"), ("task_struct", "cpu")),
 }
 OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
+
+
+def source() -> str:
+    """The program's text with the shared header inlined (the cache key covers both)."""
+    return SOURCE.read_text().replace('#include "sampler_config.h"', HEADER.read_text(), 1)
 
 
 def walk_offsets(out: dict[str, int] | None = None) -> dict[str, int]:
@@ -132,7 +140,7 @@ class Walker:
         # item; without, WALK_CHUNK / SAMPLE_CHUNK per invocation (see the source).
         self.iterators = bool(kfunc_ids)
         self._loaded, self.from_cache = program.compile_and_load(
-            SOURCE.read_text(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS)
+            source(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS)
         t2 = time.process_time()
         views = self._loaded.map_views
         # A memoryview of u64, not numpy: its items read and write as plain ints
