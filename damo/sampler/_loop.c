@@ -3,7 +3,7 @@
  * interval until a deadline, one pass of the sample program per target
  * (bpf/page_walk.bpf.c: check, count, draw, stage), one process_madvise of
  * what it staged, the verify pass when a staged page may be shared, and the
- * exit check, all with the GIL released.  Python (damo/ops/vaddr.py) runs
+ * exit check, all with the GIL released.  Python (damo/ops/vaddr/sampling.py) runs
  * once per aggregation: this file holds no logic it has.  Whatever is not the
  * common path (an advice the kernel stopped short, a failed walk, an exited
  * target) returns to Python, which finishes that step with the per-sample code.
@@ -279,7 +279,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
 	PyModuleDef_HEAD_INIT, "damo.sampler._loop",
-	"The vaddr sampling loop in C, the GIL released (see damo/ops/vaddr.py).", -1, methods,
+	"The vaddr sampling loop in C, the GIL released (see damo/ops/vaddr/sampling.py).", -1, methods,
 	NULL, NULL, NULL, NULL,
 };
 
