@@ -62,6 +62,10 @@ class NarrowSettings:
     hold_found: bool = True  # accessed regions of up to evidence_pieces pages are held too
     cold_share: int = 3  # cold pieces: up to max_nr_regions // cold_share
     update_room: int = 3  # regions an update may add before the next merge
+    # Pieces of an accessed region whose count is neither sparse nor full and
+    # differs much from a neighbour's (it straddles a boundary of the access
+    # pattern): 0 for the seed's 2 or 3.
+    straddle_pieces: int = 8
 
 
 DEFAULT = NarrowSettings()
@@ -128,6 +132,7 @@ def _within(extra: np.ndarray, budget: int) -> np.ndarray:
 def narrow_split_counts(
     nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
     nr_subs: int, sparse_max: int, max_nr_regions: int, settings: NarrowSettings = DEFAULT,
+    full: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Pieces per region (>= 1) and which regions are evidence, within the budget.
 
@@ -155,7 +160,18 @@ def narrow_split_counts(
     extra += _within(want, budget)
     evidence &= extra > 0
     budget -= int(extra.sum())
-    want = np.where(accessed, nr_subs - 1, 0)
+    pieces = nr_subs
+    if settings.straddle_pieces and full is not None:
+        # Neither sparse nor full, beside a region counted far from it: a
+        # boundary of the access pattern inside.  (Alike neighbours mean memory
+        # accessed in part throughout: cutting it finer would find nothing.)
+        step = np.zeros(n, dtype=bool)
+        far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
+        step[1:] |= far
+        step[:-1] |= far
+        straddle = accessed & (nr < full) & (nr > sparse_max) & step
+        pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
+    want = np.where(accessed, pieces - 1, 0)
     got = _within(want, max(budget, 0))
     extra += got
     budget -= int(got.sum())
@@ -221,7 +237,8 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     adjacent = np.concatenate(
         [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
-        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings)
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
+        full=nr_samples * 9 // 10)
     hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
