@@ -99,11 +99,12 @@ def test_release_diffuse():
     assert t.hold.tolist() == [4, 4, 7, 7]
 
 
-def counts(nr, hold, pages, max_nr=100, nr_subs=2, sparse_max=5, adjacent=None):
+def counts(nr, hold, pages, max_nr=100, nr_subs=2, sparse_max=5, adjacent=None, full=None):
     nr, hold, pages = (np.array(a, dtype=np.int64) for a in (nr, hold, pages))
     if adjacent is None:
         adjacent = np.ones(len(nr) - 1, dtype=bool)
-    return narrow_split_counts(nr, hold, pages, np.asarray(adjacent), nr_subs, sparse_max, max_nr)
+    return narrow_split_counts(nr, hold, pages, np.asarray(adjacent), nr_subs, sparse_max, max_nr,
+                               full=full)
 
 
 def test_split_counts_by_kind():
@@ -135,6 +136,22 @@ def test_evidence_needs_quiet_neighbours_and_sparse_counts():
     assert pieces[1] == 3
 
 
+def test_a_region_straddling_a_boundary_is_cut_finer():
+    """Half hot beside a hot and a cold neighbour: 8 pieces; alike neighbours: the seed's."""
+    nr = np.array([20, 10, 0, 10, 10, 10])
+    pages = np.array([100, 100, 100, 100, 100, 100])
+    adjacent = np.ones(5, dtype=bool)
+    pieces, _ = narrow_split_counts(nr, np.zeros(6, dtype=np.int64), pages, adjacent, 2, 5,
+                                    1000, full=18)
+    assert pieces[1] == DEFAULT.straddle_pieces  # 20 | 10 | 0: a boundary inside
+    assert pieces[3] == DEFAULT.straddle_pieces  # 0 | 10: the cold neighbour
+    assert pieces[4] == 2 and pieces[5] == 2  # accessed in part throughout: nothing to find
+    assert pieces[0] == 2  # full: the seed's
+    # Without the count of a full region (a direct call), the seed's rule.
+    pieces, _ = narrow_split_counts(nr, np.zeros(6, dtype=np.int64), pages, adjacent, 2, 5, 1000)
+    assert pieces[1] == 2
+
+
 @pytest.mark.parametrize("max_nr", [10, 12, 30, 100, 1000])
 def test_split_counts_stay_within_max(max_nr):
     rng = np.random.default_rng(max_nr)
@@ -143,9 +160,10 @@ def test_split_counts_stay_within_max(max_nr):
         nr = rng.choice([0, 0, 0, 1, 2, 10, 20], n)
         hold = rng.choice([0, 0, 3, -2], n)
         pages = rng.integers(1, 5000, n)
-        pieces, _ = counts(nr, hold, pages, max_nr=max_nr)
-        assert pieces.min() >= 1 and (pieces <= np.maximum(pages, 1)).all()
-        assert pieces.sum() <= max(max_nr - DEFAULT.update_room, n)
+        for full in (None, 18):  # without and with the straddle cut
+            pieces, _ = counts(nr, hold, pages, max_nr=max_nr, full=full)
+            assert pieces.min() >= 1 and (pieces <= np.maximum(pages, 1)).all()
+            assert pieces.sum() <= max(max_nr - DEFAULT.update_room, n)
 
 
 def test_split_evenly_tiles_and_aligns():
