@@ -14,37 +14,12 @@
 
 #define DAMO_MMAPABLE 1024 /* BPF_F_MMAPABLE */
 
-/* Slots of `config`, written by userspace before each run. */
-#define CFG_MEM_FD 0          /* fd of /proc/PID/mem in the monitor */
-#define CFG_NR 1              /* number of valid entries of addrs */
-#define CFG_PAGE_OFFSET 2     /* base of the kernel's direct map */
-#define CFG_LEVELS 3          /* 4 or 5 page-table levels */
-#define CFG_PEEK_ADDR 4       /* peek: kernel address to copy from */
-#define CFG_PEEK_LEN 5        /* peek: bytes to copy, at most PEEK_MAX */
-/* Slots written by the programs. */
-#define CFG_STATUS 6          /* 0 = ok, else one of ST_* */
-#define CFG_MM 7              /* the mm_struct pointer that was walked */
-#define CFG_CURRENT 8         /* peek: the current task_struct (a direct-map address) */
-#define CFG_NEXT 9            /* walk, sample: index of the next item; userspace sets it to 0 */
-#define CFG_BASE 10           /* sample: the target's first region in the region arrays */
-#define CFG_MODE 11           /* sample: SAMPLE_* bits */
-#define CFG_NR_IOV 12         /* sample: iovecs staged so far; userspace zeroes it per step */
-#define CFG_MAX 13            /* sample: highest nr_accesses seen by the check */
-#define CFG_NR_STILL 14       /* sample: pages found still young by the verify pass */
-#define CFG_SHARED_GEN 15     /* sample: the target's generation of known-shared pages */
-#define CFG_IOV_BYTES 16      /* sample: bytes of the staged iovecs; userspace zeroes it */
-#define CFG_OWNER_CPU 17      /* sample: the CPU the mm's owner task last ran on (or ~0) */
-#define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
-#define CFG_MM_USERS 19       /* sample: mm_struct.mm_users after the walks (0: exited or exec'ed) */
-#define CFG_STEP 20           /* sample: index of the step being checked (the CPU budget's clock) */
-#define CFG_SCALE 21          /* sample: nominal sampling intervals per step (0 or 1: nominal) */
-#define NR_CFG 32
-
-#define ST_OK 0
-#define ST_NO_FILE 1          /* the fd does not resolve to an open file */
-#define ST_NO_MM 2            /* the file holds no mm (kernel thread, exited before open) */
-#define ST_NO_PGD 3
-#define ST_FAULT 4            /* peek: the address is not readable */
+/*
+ * The config slots, SAMPLE_* modes, ST_* statuses and region_flags bits: one
+ * header, shared with the native loop (damo/sampler/_loop.c); damo inlines it
+ * here before compiling (damo/sampler/walker.py).
+ */
+#include "sampler_config.h"
 
 #define PTRS_PER_TABLE 512
 #define PHYS_MASK 0x000ffffffffff000ULL
@@ -125,15 +100,22 @@ BPF_F_TABLE("array", u32, u64, sampling_addr, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, nr_accesses, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
 /*
+ * The checks made of each region since userspace zeroed it: the low 32 bits
+ * count checks with evidence (the page's bit was cleared when drawn), the
+ * high 32 bits checks without (a shared page kept its bit).  nr_accesses
+ * counts the young ones among the former; userspace turns the two into a
+ * count in units of the aggregation's samples (damo/ops/vaddr), so a region
+ * checked fewer times than planned (a late step, the CPU budget) reads what
+ * its checks found, not less.
+ */
+BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
+#define NO_EVIDENCE_CHECK (1ULL << CHECKS_NO_EVIDENCE_SHIFT)
+/*
  * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
  * Bits 8-15: the CPU budget's period p (0 or 1: every step), bits 16-23 its
  * phase: the region is checked on the steps s with (s + phase) % p == 0, its
- * sample drawn one step before, and a young check counts p * CFG_SCALE, so
- * counts stay in nominal sampling intervals.
+ * sample drawn one step before.
  */
-#define REGION_MAY_SHARE 1
-#define REGION_PERIOD(f) ((f) >> 8 & 0xff)
-#define REGION_PHASE(f) ((f) >> 16 & 0xff)
 BPF_F_TABLE("array", u32, u64, region_flags, MAX_REGIONS, DAMO_MMAPABLE);
 /*
  * The step's struct iovec[] for process_madvise, the region of each, and
@@ -322,8 +304,10 @@ int walk(void *ctx)
  * One sampling step of the regions [CFG_BASE, CFG_BASE + CFG_NR) of one target,
  * the seed's check and prepare of the vaddr primitives in one pass:
  *
- * - SAMPLE_CHECK: a region whose sampling page is young, and whose bit was
- *   cleared when it was chosen, counts an access; CFG_MAX gets the highest count.
+ * - SAMPLE_CHECK: of the regions due a check this step (their period), one
+ *   whose sampling page's bit was cleared when it was chosen counts a check,
+ *   and an access when the page is young again; one whose bit could not be
+ *   cleared counts a check without evidence.  CFG_MAX gets the highest count.
  * - SAMPLE_AHEAD: draw the region's next sampling address, uniform in the
  *   region (damon_rand), and walk it.  Old pages need nothing.  A young page
  *   known to be shared cannot be cleared: it is marked uncleared (no
@@ -336,24 +320,19 @@ int walk(void *ctx)
  *   after fork, KSM, the zero page, file pages) or in a MAP_SHARED mapping.
  *   A writable entry of a private mapping maps a page of this process alone.
  */
-#define SAMPLE_CHECK 1
-#define SAMPLE_AHEAD 2
-#define SAMPLE_VERIFY 4
-
 int sample(void *ctx)
 {
 	u64 *nr = cfg(CFG_NR), *po = cfg(CFG_PAGE_OFFSET), *levels = cfg(CFG_LEVELS);
 	u64 *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT), *basep = cfg(CFG_BASE);
 	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
 	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
-	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP), *scalep = cfg(CFG_SCALE);
-	u64 pgd, page_offset, n, start, base, step, scale;
+	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP);
+	u64 pgd, page_offset, n, start, base, step;
 
 	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
-	    !still || !gen || !bytes || !nr_verify || !stepp || !scalep)
+	    !still || !gen || !bytes || !nr_verify || !stepp)
 		return 0;
 	step = *stepp;
-	scale = *scalep > 1 ? *scalep : 1;
 	pgd = target_pgd(mm_out);
 	if (!pgd)
 		return 0;
@@ -380,7 +359,7 @@ int sample(void *ctx)
 		 */
 		u64 mode = *modep;
 		int five = *levels == 5;
-		u64 *sa, *acc, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
+		u64 *sa, *acc, *chk, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
 		u64 leaf, shift, addr, size, period = 1, phase = 0;
 		u32 r, k0, k1;
 
@@ -414,11 +393,17 @@ int sample(void *ctx)
 		}
 		if ((mode & SAMPLE_CHECK) && (step + phase) % period == 0) {
 			acc = nr_accesses.lookup(&r);
-			if (!acc)
+			chk = nr_checks.lookup(&r);
+			if (!acc || !chk)
 				break;
-			leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
-			if ((leaf & PAGE_ACCESSED) && !*unc)
-				*acc += period * scale;
+			if (*unc) {
+				*chk += NO_EVIDENCE_CHECK;
+			} else {
+				leaf = walk_addr(pgd, page_offset, five, *sa, &shift);
+				*chk += 1;
+				if (leaf & PAGE_ACCESSED)
+					*acc += 1;
+			}
 			if (*acc > *maxp)
 				*maxp = *acc;
 		}

@@ -104,12 +104,12 @@ class Recording:
     def run(self) -> None:
         """Create the outputs and record until the source ends, the duration, or a signal."""
         from damo.records.meta import MetaWriter
-        from damo.records.writer import open_record_writer
+        from damo.records.writer import RecordWriter
 
         try:
             try:
                 self.source.claim()
-                self._writer = (self.make_writer or open_record_writer)(self.out)
+                self._writer = (self.make_writer or RecordWriter)(self.out)
                 self._meta = MetaWriter(self.out)
             except BaseException:
                 self.source.discard()

@@ -1,7 +1,8 @@
 """Accuracy of the region engine on the bundled workloads, against sim's ground truth.
 
-Each run is a real `damo record --ops sim` (default attributes, a fixed seed)
-writing a record file and a truth file, compared by the method of `wss_accuracy`.
+Each run is a real `damo record --ops sim` (default attributes, a fixed seed,
+every sample: `--max-cpu 0`) writing a record file and a truth file, compared
+by the method of `wss_accuracy`.  The CPU budget on sim: test_sim_budget.py.
 """
 
 from pathlib import Path
@@ -26,7 +27,7 @@ def test_wss_accuracy(tmp_path, workload, seed, adjust):
     out, truth = str(tmp_path / "damon.data"), str(tmp_path / "truth.jsonl")
     Recording.prepare(
         [str(EXAMPLES / f"{workload}.toml")], "sim", attrs, out, seed=seed, truth=truth,
-        adjust=adjust,
+        adjust=adjust, max_cpu=0,
     ).run()
     errors = relative_errors(out, truth, attrs)
     # stairs: 300 snapshots, zigzag: 400; minus warm-up and the phase changes
@@ -45,7 +46,8 @@ def record_objects(tmp_path, total, sizes, seed, adjust="narrow", seconds=30):
     text, _ = objects_workload(total, sizes, seconds, np.random.default_rng(1000 + seed))
     workload, out = tmp_path / f"objects{seed}.toml", tmp_path / f"objects{seed}.data"
     workload.write_text(text)
-    rec = Recording.prepare([str(workload)], "sim", Attrs(), str(out), seed=seed, adjust=adjust)
+    rec = Recording.prepare([str(workload)], "sim", Attrs(), str(out), seed=seed, adjust=adjust,
+                            max_cpu=0)
     rec.run()
     objects = [(m.start, m.end) for m in rec.ctx.ops.regions if m.name.startswith("hot")]
     return out, objects
@@ -98,7 +100,7 @@ def test_sparsely_accessed_page_stays_isolated(tmp_path, seed):
     text = text.replace('access = ["hot0"]', 'access = [{ region = "hot0", probability = 0.2 }]')
     workload, out = tmp_path / "w.toml", tmp_path / "w.data"
     workload.write_text(text)
-    rec = Recording.prepare([str(workload)], "sim", Attrs(), str(out), seed=seed)
+    rec = Recording.prepare([str(workload)], "sim", Attrs(), str(out), seed=seed, max_cpu=0)
     rec.run()
     hot = [(m.start, m.end) for m in rec.ctx.ops.regions if m.name == "hot0"]
     (row, spans, accessed, times), = isolation_times(out, hot, [64 * KIB])

@@ -5,25 +5,38 @@ import time
 import numpy as np
 
 from damo.core.attrs import Attrs
-from damo.core.budget import CpuBudget, ladder
 from damo.core.clock import VirtualClock
 from damo.core.context import Callbacks, Context
 from damo.core.kdamond import kdamond_fn
 from damo.core.operations import Operations
+from damo.ops.vaddr.budget import SAMPLE_FLOOR, CpuBudget, Level, ladder
 
 
-def test_ladder_keeps_one_check_per_region_per_aggregation():
+def test_ladder_keeps_the_sample_floor_then_lengthens_both_intervals():
     levels = ladder(20)
-    assert levels[0].scale == 1 and levels[0].hot_period == 1
-    assert [lv.hot_period for lv in levels if lv.scale == 1] == [1, 2, 4, 5, 10, 20]
+    assert levels[0] == Level(1, 1)
+    # Steady regions less often, down to 3 checks (20 // 3 = 6 steps apart)...
+    assert [lv.steady_period for lv in levels if lv.scale == 1] == [1, 2, 4, 6]
     for lv in levels:
-        steps = 20 // lv.scale
-        assert 20 % lv.scale == 0 and steps % lv.hot_period == 0  # whole checks
-        assert steps // lv.hot_period >= 1
-    assert levels[-1].scale == 20
-    # A period fits the sample program's 8 bits, and still divides the steps.
-    for lv in ladder(1000):
-        assert lv.hot_period <= 255 and (1000 // lv.scale) % lv.hot_period == 0
+        assert 20 // lv.steady_period >= SAMPLE_FLOOR
+    # ...then both intervals longer, their ratio (20 samples an aggregation) kept.
+    assert [lv.scale for lv in levels if lv.scale > 1] == [2, 4, 8, 16]
+    assert all(lv.steady_period == 6 for lv in levels if lv.scale > 1)
+    # A period fits the sample program's 8 bits.
+    assert all(lv.steady_period <= 255 for lv in ladder(10_000))
+    # Fewer samples than the floor: every sample, only longer intervals.
+    assert {lv.steady_period for lv in ladder(2, floor=2)} == {1}
+
+
+def test_the_budget_scales_the_intervals_and_keeps_their_ratio():
+    b = CpuBudget(1.0, Attrs())
+    assert b.attrs() == Attrs()
+    b.level = len(b.levels) - 1
+    a = b.attrs()
+    assert (a.sample_interval, a.aggr_interval) == (5_000 * 16, 100_000 * 16)
+    assert a.update_interval == Attrs().update_interval  # the maps scan keeps its pace
+    d = b.describe()
+    assert (d["sample_us"], d["aggr_us"], d["sample_floor"]) == (80_000, 1_600_000, 3)
 
 
 class FakeProcess:
@@ -52,7 +65,7 @@ def run_at(budget: CpuBudget, proc: FakeProcess, cost, n: int) -> list[int]:
 
 def test_over_budget_it_steps_down_the_ladder_and_settles_under_it():
     proc = FakeProcess()
-    b = CpuBudget(2.0, 20, clock=proc)
+    b = CpuBudget(2.0, Attrs(), clock=proc)
     # Each level halves what is left over a floor of 0.5 %.
     levels = run_at(b, proc, lambda lv: (0.005 + 0.08 / 2 ** lv), 80)
     final = levels[-1]
@@ -63,7 +76,7 @@ def test_over_budget_it_steps_down_the_ladder_and_settles_under_it():
 
 def test_under_budget_it_returns_to_the_nominal_attributes():
     proc = FakeProcess()
-    b = CpuBudget(2.0, 20, clock=proc)
+    b = CpuBudget(2.0, Attrs(), clock=proc)
     run_at(b, proc, lambda lv: 0.10, 40)  # a busy phase
     assert b.level > 0
     levels = run_at(b, proc, lambda lv: 0.003, 200)  # then idle
@@ -72,18 +85,20 @@ def test_under_budget_it_returns_to_the_nominal_attributes():
 
 def test_a_level_found_over_budget_is_retried_later_not_at_once():
     proc = FakeProcess()
-    b = CpuBudget(2.0, 20, clock=proc)
+    b = CpuBudget(2.0, Attrs(), clock=proc)
     # Level 0 costs 3 %, level 1 costs 1 %: below 70 % of the budget, but going
     # back to 0 would be over again.
     levels = run_at(b, proc, lambda lv: 0.03 if lv == 0 else 0.01, 120)
     assert levels[10:].count(0) < 15  # mostly at 1, a probe of 0 now and then
 
 
-def test_periods_only_for_saturated_regions():
-    b = CpuBudget(2.0, 20)
-    b.level = 2  # hot period 4
-    assert b.periods(np.array([0, 5, 17, 18, 20])).tolist() == [1, 1, 1, 4, 4]
-    b.note_checks(np.array([1, 1, 4, 4]))
+def test_periods_only_for_regions_steady_in_two_aggregations():
+    b = CpuBudget(2.0, Attrs())
+    b.level = 2  # steady period 4
+    now = np.array([0, 0, 5, 17, 18, 20, 20])
+    before = np.array([0, 3, 5, 17, 20, 20, 0])
+    assert b.periods(now, before).tolist() == [4, 1, 1, 1, 4, 4, 1]
+    b.note_checks(np.array([20, 20, 5, 5]))
     assert b.checks_mean == (20 + 20 + 5 + 5) / 4 and b.checks_min == 5
 
 

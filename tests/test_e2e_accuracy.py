@@ -1,23 +1,26 @@
-"""End to end: `damo record "damo workload FILE --truth T"` with default settings, WSS vs truth.
+"""End to end: `damo record "damo workload FILE --truth T"`, WSS, hot+ and missed vs truth.
 
-Default settings include the CPU budget (`--max-cpu 2`): what it trades must
-not cost the record its meaning.  The real generator touches every page of
-each accessed region every 5 ms; the record and the truth share
-CLOCK_MONOTONIC, so the sim accuracy method applies as is.  The machine's
-own kdamond clears Accessed bits of pages it samples now and then, and a
-real process has mappings beyond the workload's.
+The real generator touches every page of each accessed region every 5 ms;
+the record and the truth share CLOCK_MONOTONIC, so the sim accuracy method
+applies as is (tests/wss_accuracy.py: the median relative WSS error, and the
+median over snapshots of the bytes reported hot outside the truth, hot+,
+and of the truth bytes missed, each relative to the true WSS).  The
+machine's own kdamond clears Accessed bits of pages it samples now and then,
+and a real process has mappings beyond the workload's.
 
-Issue 9's target is a median relative error of at most 5 % and at least
-85 % of snapshots within 10 % for every workload at the default budget.
-zigzag meets it.  On the project's VM the 2 % budget leaves about 2 checks
-per region per aggregation, and the regions at the edge of the working set
-resolve more slowly: in the merged tree (native loop, budget, `narrow`
-stepping aside under the budget) stairs measured 4.9-13.5 % median error
-and 43-72 % within 10 % in four runs (0.12 % and 85 % at --max-cpu 0); the
-many-region workload 7-16 % and 34-64 % (2.2 % and
-59 % even at --max-cpu 0: 10 s phases are too short for the adaptive regions
-to resolve 200 interleaved pieces).  Their bounds below guard what this
-version reaches, short of the target: docs/performance.md has the figures.
+At default settings the CPU budget is 1 % of a core.  On this project's VMs
+a wake-up every 5 ms and the per-aggregation Python alone cost more, so the
+budget lengthens both intervals (4-16x, their ratio kept).  zigzag and
+gapped meet issue 16's bounds there (median error <= 2 %, hot+ and missed
+<= 5 %); many (200 interleaved 1 MiB regions, 10 s phases) measured 0.72,
+5.63 and 28.2 % median error, the last with the whole suite running beside it
+(narrow's cut of regions straddling a boundary; 65-97 % before it): each phase
+starts unresolved and its 6-8 long aggregations resolve it, so the median
+moves with how soon; stairs (2.5 s phases against 0.8-1.6 s aggregations)
+1.5-12 %.
+Their bounds at the default budget guard what this version reaches
+(docs/performance.md has the figures); many is also held to issue 9's bounds
+at `--max-cpu 0`, and nothing accessed may be missed at any setting.
 """
 
 import os
@@ -30,11 +33,17 @@ import numpy as np
 import pytest
 
 from damo.core.attrs import Attrs
-from damo.workload.wss_accuracy import relative_errors
+from damo.workload.wss_accuracy import accuracy
 
 REPO = Path(__file__).parents[1]
-# workload -> (median error at most, share of snapshots within 10 % at least)
-BOUNDS = {"zigzag": (0.05, 0.85), "stairs": (0.20, 0.30), "many": (0.25, 0.20)}
+# (workload, damo record options) -> (median WSS error, median hot+, median missed), at most
+BOUNDS = {
+    ("zigzag", ""): (0.02, 0.05, 0.05),
+    ("gapped", ""): (0.02, 0.05, 0.05),
+    ("stairs", ""): (0.20, 0.25, 0.05),
+    ("many", ""): (0.40, 0.40, 0.05),
+    ("many", "--max-cpu 0"): (0.05, 0.05, 0.05),
+}
 EXAMPLES = REPO / "examples" / "workloads"
 DAMO = [sys.executable, "-m", "damo.cli"]
 
@@ -52,25 +61,25 @@ def many_regions_workload(path: Path, nr: int = 200, seconds: float = 10) -> Pat
     return path
 
 
-@pytest.mark.parametrize("workload, snapshots", [("zigzag", 400), ("stairs", 300),
-                                                 ("many", 300)])
-def test_wss_accuracy_real(tmp_path, workload, snapshots):
+@pytest.mark.parametrize("workload, options", list(BOUNDS))
+def test_wss_accuracy_real(tmp_path, workload, options):
     truth = tmp_path / "truth.jsonl"
     path = many_regions_workload(tmp_path / "many.toml") if workload == "many" else \
         EXAMPLES / f"{workload}.toml"
     command = shlex.join([*DAMO, "workload", str(path), "--truth", str(truth)])
-    p = subprocess.run([*DAMO, "record", command], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=240, check=False,
+    p = subprocess.run([*DAMO, "record", *shlex.split(options), command], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=240, check=False,
                        env={**os.environ, "PYTHONPATH": str(REPO)})
     assert p.returncode == 0, p.stderr
     assert "the command exited with status 0" in p.stderr
-    errors = relative_errors(str(tmp_path / "damon.data"), str(truth), Attrs(),
-                             check_nr_regions=False)
-    # all phases but the warm-up and the snapshots spanning a phase change
-    assert len(errors) > snapshots * 0.8
-    median, within = np.median(errors), np.mean(errors <= 0.10)
-    print(f"{workload}: median {median:.2%}, within 10% {within:.1%}, "
+    acc = accuracy(str(tmp_path / "damon.data"), str(truth), Attrs(), check_nr_regions=False)
+    errors = acc.errors
+    print(f"{workload} {options or '(defaults)'}: {acc.summary()}, {len(errors)} snapshots, "
           f"90th percentile {np.percentile(errors, 90):.2%} ({p.stderr.strip()})")
-    max_median, min_within = BOUNDS[workload]
-    assert median <= max_median
-    assert within >= min_within
+    # All phases but the warm-up and the snapshots spanning a phase change; the
+    # budget may lengthen the aggregation interval up to 16x (stairs: 9 left once).
+    assert len(errors) >= 5
+    max_median, max_hot_plus, max_missed = BOUNDS[workload, options]
+    assert np.median(errors) <= max_median
+    assert np.median(acc.hot_plus) <= max_hot_plus
+    assert np.median(acc.missed) <= max_missed

@@ -10,22 +10,21 @@ import numpy as np
 import pytest
 
 from damo.core.adjust import (
-    COOL_AGGREGATIONS,
-    EVIDENCE_PIECES,
-    HOLD_AGGREGATIONS,
-    UPDATE_ROOM,
     kdamond_merge_regions,
     kdamond_reset_aggregated,
     kdamond_split_regions,
-    narrow_merge_regions_of,
-    narrow_split_counts,
-    release_diffuse,
-    split_evenly,
 )
 from damo.core.attrs import Attrs
 from damo.core.clock import VirtualClock
 from damo.core.context import Context
 from damo.core.kdamond import kdamond_fn
+from damo.core.narrow import (
+    DEFAULT,
+    narrow_merge_regions_of,
+    narrow_split_counts,
+    release_diffuse,
+    split_evenly,
+)
 from damo.core.target import Target
 from damo.errors import UsageError
 from damo.ops.common import apply_three_regions
@@ -88,7 +87,7 @@ def test_release_diffuse():
     t = target([(i * 10, i * 10 + 10) for i in range(6)], [1, 0, 0, 2, 0, 0],
                holds=[4, 4, 4, 4, 4, 4])
     release_diffuse(t)
-    assert t.hold.tolist() == [-COOL_AGGREGATIONS] * 6
+    assert t.hold.tolist() == [-DEFAULT.cool_aggregations] * 6
     # one run of adjacent hits (an object over two pieces) keeps the search
     t = target([(i * 10, i * 10 + 10) for i in range(6)], [0, 3, 2, 0, 0, 0],
                holds=[4, 4, 4, 4, 4, 4])
@@ -100,11 +99,12 @@ def test_release_diffuse():
     assert t.hold.tolist() == [4, 4, 7, 7]
 
 
-def counts(nr, hold, pages, max_nr=100, nr_subs=2, sparse_max=5, adjacent=None):
+def counts(nr, hold, pages, max_nr=100, nr_subs=2, sparse_max=5, adjacent=None, full=None):
     nr, hold, pages = (np.array(a, dtype=np.int64) for a in (nr, hold, pages))
     if adjacent is None:
         adjacent = np.ones(len(nr) - 1, dtype=bool)
-    return narrow_split_counts(nr, hold, pages, np.asarray(adjacent), nr_subs, sparse_max, max_nr)
+    return narrow_split_counts(nr, hold, pages, np.asarray(adjacent), nr_subs, sparse_max, max_nr,
+                               full=full)
 
 
 def test_split_counts_by_kind():
@@ -114,7 +114,7 @@ def test_split_counts_by_kind():
     pages = [1000, 64, 1000, 10, 2, 100, 100, 1000]
     pieces, evidence = counts(nr, hold, pages, max_nr=300)
     assert evidence.tolist() == [False, True] + [False] * 6
-    assert pieces[1] == EVIDENCE_PIECES
+    assert pieces[1] == DEFAULT.evidence_pieces
     assert pieces[3] == 2  # accessed, not evidence: the seed's 2
     assert pieces[4] == 1 and pieces[5] == 1  # cold but <= 2 pages; waiting
     assert pieces[6] == 2  # accessed while cooling off: not searched again
@@ -136,6 +136,22 @@ def test_evidence_needs_quiet_neighbours_and_sparse_counts():
     assert pieces[1] == 3
 
 
+def test_a_region_straddling_a_boundary_is_cut_finer():
+    """Half hot beside a hot and a cold neighbour: 8 pieces; alike neighbours: the seed's."""
+    nr = np.array([20, 10, 0, 10, 10, 10])
+    pages = np.array([100, 100, 100, 100, 100, 100])
+    adjacent = np.ones(5, dtype=bool)
+    pieces, _ = narrow_split_counts(nr, np.zeros(6, dtype=np.int64), pages, adjacent, 2, 5,
+                                    1000, full=18)
+    assert pieces[1] == DEFAULT.straddle_pieces  # 20 | 10 | 0: a boundary inside
+    assert pieces[3] == DEFAULT.straddle_pieces  # 0 | 10: the cold neighbour
+    assert pieces[4] == 2 and pieces[5] == 2  # accessed in part throughout: nothing to find
+    assert pieces[0] == 2  # full: the seed's
+    # Without the count of a full region (a direct call), the seed's rule.
+    pieces, _ = narrow_split_counts(nr, np.zeros(6, dtype=np.int64), pages, adjacent, 2, 5, 1000)
+    assert pieces[1] == 2
+
+
 @pytest.mark.parametrize("max_nr", [10, 12, 30, 100, 1000])
 def test_split_counts_stay_within_max(max_nr):
     rng = np.random.default_rng(max_nr)
@@ -144,9 +160,10 @@ def test_split_counts_stay_within_max(max_nr):
         nr = rng.choice([0, 0, 0, 1, 2, 10, 20], n)
         hold = rng.choice([0, 0, 3, -2], n)
         pages = rng.integers(1, 5000, n)
-        pieces, _ = counts(nr, hold, pages, max_nr=max_nr)
-        assert pieces.min() >= 1 and (pieces <= np.maximum(pages, 1)).all()
-        assert pieces.sum() <= max(max_nr - UPDATE_ROOM, n)
+        for full in (None, 18):  # without and with the straddle cut
+            pieces, _ = counts(nr, hold, pages, max_nr=max_nr, full=full)
+            assert pieces.min() >= 1 and (pieces <= np.maximum(pages, 1)).all()
+            assert pieces.sum() <= max(max_nr - DEFAULT.update_room, n)
 
 
 def test_split_evenly_tiles_and_aligns():
@@ -195,7 +212,7 @@ def test_a_search_narrows_to_the_page():
     assert (t.start[covering], t.end[covering]) == (hot, hot + PAGE)
     # the pieces around wait, held, for a hit of their own
     assert (t.hold[t.end - t.start > PAGE] > 0).any()
-    assert t.hold.max() <= HOLD_AGGREGATIONS
+    assert t.hold.max() <= DEFAULT.hold_aggregations
 
 
 def sim_context(text: str, attrs: Attrs, seed: int, mode: str = "narrow"):
@@ -250,7 +267,7 @@ def test_seed_mode_keeps_no_state():
 
 
 def test_a_found_object_is_held():
-    """An accessed region of up to EVIDENCE_PIECES pages is held, so an aggregation
+    """An accessed region of up to DEFAULT.evidence_pieces pages is held, so an aggregation
     in which a sparsely accessed object sees no access does not merge it away."""
     ctx = Context(Attrs(min_nr_regions=3, max_nr_regions=100), rng=np.random.default_rng(2))
     ctx.set_targets([1])
@@ -262,9 +279,9 @@ def test_a_found_object_is_held():
     kdamond_split_regions(ctx)
     page = int(np.searchsorted(t.start, 100 * PAGE))
     assert (t.start[page], t.end[page], t.hold[page]) == (100 * PAGE, 101 * PAGE,
-                                                         HOLD_AGGREGATIONS)
+                                                         DEFAULT.hold_aggregations)
     # the next aggregations see no access: it waits, apart, until the hold runs out
-    for k in range(HOLD_AGGREGATIONS):
+    for k in range(DEFAULT.hold_aggregations):
         kdamond_merge_regions(ctx, 2, 1000 * PAGE)
         page = int(np.searchsorted(t.start, 100 * PAGE))
         assert t.end[page] - t.start[page] == PAGE, k

@@ -28,7 +28,7 @@ from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
 from damo.sampler import native, walker
 from damo.sampler.walker import (
-    CFG_SCALE,
+    CHECKS_NO_EVIDENCE_SHIFT,
     REGION_PERIOD_SHIFT,
     REGION_PHASE_SHIFT,
     SAMPLE_AHEAD,
@@ -111,31 +111,90 @@ def test_touched_pages_are_counted_untouched_not_and_as_by_python(busy_half):
         assert counts[4:] == [0, 0, 0, 0], (by_c, by_py)
 
 
-def test_periods_and_scale_keep_counts_in_nominal_intervals(busy_half):
+def test_periods_and_the_checks_made_are_counted(busy_half):
     s, addr = busy_half
     pages = [0, 10, 20, 200]
     r = lay_out([(addr + i * PAGE, addr + (i + 1) * PAGE) for i in pages])
     periods = np.array([1, 4, 5, 4])
     r.flags[:4] = (periods << REGION_PERIOD_SHIFT) | ((np.arange(4) % periods)
                                                       << REGION_PHASE_SHIFT)
-    w = walker.walker()
-    w._config[CFG_SCALE] = 2  # each step stands for two sampling intervals
     try:
-        # 10 steps of 10 ms: 20 nominal intervals; region 1 checked 10/4 -> 2 or 3 times
-        # (phase 1: steps 3 and 7), region 2 twice (phase 2: steps 3 and 8).
+        # 10 steps of 10 ms (steps 0-9): region 0 checked at each; region 1
+        # (period 4, phase 1) at steps 3 and 7; region 2 (5, 2) at 3 and 8;
+        # region 3 (4, 3) at 1, 5 and 9.
         t0 = time.monotonic()
         reason, *_ = run(s, 4, 10 * MS, 10)
         took = time.monotonic() - t0
     finally:
-        w._config[CFG_SCALE] = 1
         r.flags[:4] = 0
     assert reason == native.R_DONE
     # Absolute deadlines: 10 steps of 10 ms take at least 0.09 s; the upper bound is the
     # loaded spread's maximum (bench/spread) with a margin: docs/testing.md.
     assert 0.09 <= measured("native_10x10ms_s", took) <= 0.3
-    counts = r.nr_accesses[:4].tolist()
-    assert counts[0] in (18, 20) and counts[1] in (8, 16) and counts[2] in (10, 20), counts
-    assert counts[3] == 0
+    checks = r.nr_checks[:4]
+    assert (checks >> CHECKS_NO_EVIDENCE_SHIFT).tolist() == [0, 0, 0, 0]  # private pages
+    assert checks.tolist() == [10, 2, 2, 3]
+    hits = r.nr_accesses[:4].tolist()
+    # A busy page is young at every check (the machine's kdamond may take one).
+    assert hits[0] >= 9 and hits[1:3] in ([2, 2], [1, 2], [2, 1]) and hits[3] == 0, hits
+
+
+def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
+    """Stopped for 30 ms inside aggregations, every region still gets its floor of checks.
+
+    The recorder (this process) is stopped with SIGSTOP and continued 30 ms
+    later, five times a second (6 of an aggregation's 20 steps lost each
+    time), while it monitors a busy many-region target with the budget held
+    at the level that checks steady regions only 3 times an aggregation at
+    the nominal intervals: the checks counted are those the sample program
+    made.
+    """
+    from conftest import need_bpf
+
+    need_bpf()
+    from damo.core.attrs import Attrs
+    from damo.core.context import Callbacks, Context
+    from damo.core.kdamond import kdamond_fn
+    from damo.ops import vaddr
+    from damo.ops.vaddr.budget import SAMPLE_FLOOR
+
+    target, _ = start("many", 40, 60)
+    me = os.getpid()
+    stopper = subprocess.Popen(["/bin/sh", "-c", f"while :; do sleep 0.17; kill -STOP {me};"
+                                f" sleep 0.03; kill -CONT {me}; done"])
+    lows, nr_made, counts = [], [], []
+    try:
+        setup = vaddr.setup([str(target.pid)])
+        ops = setup.ops
+        ops.max_cpu = 1.0
+
+        def hold(ctx):
+            b = ops.budget
+            b.level = max(i for i, lv in enumerate(b.levels) if lv.scale == 1)
+            b.after_aggregation = lambda: False
+
+        def after(ctx):
+            for _, made in ops.last_checks.values():
+                lows.append(int(made.min()))
+                nr_made.append(made)
+            counts.append(max(int(t.nr_accesses.max()) for t in ctx.targets))
+            return len(lows) >= 30
+
+        ctx = Context(Attrs(), ops, Callbacks(before_start=hold, after_aggregation=after),
+                      clock=setup.clock)
+        ctx.set_targets(setup.target_ids)
+        kdamond_fn(ctx)
+    finally:
+        stopper.kill()
+        stopper.wait()
+        os.kill(os.getpid(), signal.SIGCONT)
+        target.kill()
+        target.wait()
+    print(f"least checks made per aggregation: {lows}; waited: {ops.budget.makeup_steps}")
+    assert min(lows) >= SAMPLE_FLOOR, lows
+    assert ops.budget.makeup_steps > 0  # some aggregations waited
+    assert np.mean(np.concatenate(nr_made)) < 10  # steady regions were checked less
+    assert max(counts) == 20  # counts in units of the nominal samples per aggregation
 
 
 def test_an_exited_target_ends_the_loop_at_once(sampler_for):  # noqa: F811
@@ -244,12 +303,12 @@ def _record_many(tmp_path, *args: str, seconds: float = 12, skip: float = 4):
 def test_the_budget_holds_on_a_busy_many_region_target(tmp_path):
     cpu, _, err = _record_many(tmp_path)
     print(f"damo CPU at the default budget: {cpu:.2f}% ({err.strip()})")
-    assert cpu <= 2.0 + 0.5, err
+    assert cpu <= 1.0 + 0.5, err
     assert "checks per region per aggregation" in err
     meta = read_meta(str(tmp_path / "damon.data"))
     budget = [m for m in meta if m["type"] == "budget"]
-    assert budget[0]["level"] == 0 and budget[-1]["max_cpu"] == 2.0
-    assert budget[-1]["checks_per_region_min"] >= 1
+    assert budget[0]["level"] == 0 and budget[-1]["max_cpu"] == 1.0
+    assert budget[-1]["checks_per_region_min"] >= 3  # the floor, of the checks made
     # Counts stay in nominal units: busy regions still read up to 20 (aggr / sample).
     snaps = read_snapshots(str(tmp_path / "damon.data"))
     assert int(max(snaps.regions(i)[2].max() for i in range(len(snaps)))) == 20

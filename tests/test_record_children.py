@@ -78,11 +78,10 @@ def test_child_is_a_target_and_its_wss_matches_the_truth(tmp_path):
     (tmp_path / "w.toml").write_text(WORKLOAD)
     truth = tmp_path / "truth.jsonl"
     workload = shlex.join([*DAMO, "workload", str(tmp_path / "w.toml"), "--truth", str(truth)])
-    # `; true`: the shell cannot exec the workload, it forks it.  Every sample
-    # (--max-cpu 0): this checks following children; what the CPU budget's
-    # fewer checks cost in accuracy is test_e2e_accuracy's (here at the
-    # default budget: 4.9% median error, 68% of snapshots within 10%).
-    p = record("--include_child_tasks", "--max-cpu", "0", f"{workload}; true", cwd=tmp_path)
+    # `; true`: the shell cannot exec the workload, it forks it.  At default
+    # settings: the CPU budget lengthens the intervals (fewer snapshots), and
+    # what they show of the child must match the truth.
+    p = record("--include_child_tasks", f"{workload}; true", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "the command exited with status 0" in p.stderr
     data = tmp_path / "damon.data"
@@ -99,7 +98,7 @@ def test_child_is_a_target_and_its_wss_matches_the_truth(tmp_path):
     assert {shell, child} <= set(snaps.target_id.tolist())
     errors = relative_errors(str(data), str(truth), Attrs(), check_nr_regions=False,
                              target_id=child)
-    assert len(errors) > 80
+    assert len(errors) >= 8
     median, within = np.median(errors), np.mean(errors <= 0.10)
     print(f"child WSS: median error {median:.2%}, within 10% {within:.1%} "
           f"({summary_line(p.stderr)})")
@@ -120,7 +119,10 @@ def test_fifty_short_lived_children(tmp_path):
     pids = tmp_path / "pids"
     loop = f"for i in $(seq 50); do sleep 0.25 & echo $! >> {pids}; wait; done"
     t0 = time.monotonic()
-    p = record("--include_child_tasks", loop, cwd=tmp_path)
+    # Every sample (--max-cpu 0): children join at aggregation boundaries, and
+    # the default budget lengthens the aggregation interval 4-16x on this host,
+    # past these children's lives (docs/recording.md, "The CPU budget").
+    p = record("--include_child_tasks", "--max-cpu", "0", loop, cwd=tmp_path)
     wall = time.monotonic() - t0
     assert p.returncode == 0, p.stderr
     assert p.stderr.count("\n") == 1, p.stderr  # the summary, no error, no note

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from damo.core.attrs import Attrs
+from damo.core.intervals import AUTOTUNE
 from damo.sources import SOURCE_OPTIONS, RecordOptions
 from damo.sources.choice import why_not_kernel
 from tests.conftest import run_damo
@@ -33,10 +34,11 @@ ENGINE_OPTIONS = {
     "max_cpu": ("--max-cpu", "2"),
     "adjust": ("--adjust", "seed"),
     "force": ("--force",),
+    "intervals_goal": ("--monitoring_intervals_goal", "4%", "3", "5ms", "10s"),
 }
 VALUES = {"seed": 1, "truth": "t.jsonl", "colocate": True, "include_child_tasks": True,
           "max_targets": 2, "max_cpu": 2.0, "adjust": "seed", "attach": True,
-          "force": True}
+          "force": True, "intervals_goal": AUTOTUNE}
 
 
 @pytest.mark.parametrize("option", sorted(ENGINE_OPTIONS))
@@ -64,7 +66,7 @@ def test_vaddr_refuses_what_it_does_not_take(tmp_path, option):
     assert err.startswith(f"damo: error: {flags[0]} ") and err.endswith(", not vaddr\n"), err
 
 
-@pytest.mark.parametrize("option", ["max_cpu", "max_targets", "colocate", "attach"])
+@pytest.mark.parametrize("option", ["max_targets", "colocate", "attach", "force"])
 def test_sim_refuses_what_it_does_not_take(tmp_path, option):
     flags = ("--attach",) if option == "attach" else ENGINE_OPTIONS[option]
     workload = str(REPO / "examples" / "workloads" / "zigzag.toml")

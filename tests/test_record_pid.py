@@ -174,7 +174,9 @@ def test_mapping_churn_regions_follow(tmp_path):
     assert "exited with status 0" in err
     data = str(tmp_path / "damon.data")
     snaps = read_snapshots(data)
-    assert not snaps.warnings and len(snaps) >= 150
+    # 200 at the nominal 100 ms; the default CPU budget lengthens the
+    # aggregation interval where this host's wake-ups alone cost more than it
+    assert not snaps.warnings and len(snaps) >= 20
     maps = [m for m in read_meta(data) if m["type"] == "maps"]
     assert len(maps) >= 10  # the mappings changed again and again
     times = np.array([m["time_ns"] for m in maps])
@@ -192,7 +194,7 @@ def test_mapping_churn_regions_follow(tmp_path):
         got = list(zip([start[0], *start[cuts + 1]], [*end[cuts], end[-1]], strict=True))
         assert [(int(s), int(e)) for s, e in got] == want, i
         checked += 1
-    assert checked >= 150
+    assert checked >= 15
 
 
 @pytest.mark.parametrize(

@@ -24,6 +24,7 @@ def lay_out(bounds: list[tuple[int, int]]):
     r.start[:n] = [b[0] for b in bounds]
     r.end[:n] = [b[1] for b in bounds]
     r.nr_accesses[:n] = 0
+    r.nr_checks[:n] = 0
     r.uncleared[:n] = 0
     return r
 

@@ -50,7 +50,9 @@ def test_touched_half_is_hot_the_rest_cold(tmp_path, colocate):
         p.wait()
     assert set(snaps.target_id.tolist()) == {p.pid}  # target ids are the pids
     assert (rec.ctx.ops.cpu.moves > 0) == colocate  # followed the target's CPU, or never moved
-    assert len(snaps) == rec.nr_records >= 25
+    # The CPU budget lengthens the aggregation interval where wake-ups alone
+    # cost more than it (30 records at the nominal 100 ms, 4x longer at 1 %).
+    assert len(snaps) == rec.nr_records >= 8
     half = addr + size // 2
     hot_bytes = []
     cold_bytes = []

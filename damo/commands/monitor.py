@@ -54,12 +54,11 @@ def run(
     from damo.errors import UsageError
     from damo.live import LiveView, Terminal
     from damo.recording import Recording
-    from damo.records.writer import FORMATS, open_record_writer
+    from damo.records.convert import check_format, open_record_writer
 
     if ops not in ("vaddr", "sim"):
         raise UsageError(f"--ops: expected vaddr or sim, not {ops!r}")
-    if format not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, not {format!r}")
+    check_format(format)
     if not 0 <= refresh < 3600:
         raise UsageError(f"--refresh must be 0 to 3600 seconds, not {refresh:g}")
     if top < 1:

@@ -96,10 +96,12 @@ def run(
         float | None,
         typer.Option(
             "--max-cpu",
-            help="CPU budget (vaddr): keep damo within this % of one core by checking saturated "
-            "regions, then every region, less often (never under once per aggregation; "
-            "counts keep their meaning); 0: no budget, every sample (docs/recording.md). "
-            "[default: 2]",
+            help="CPU budget: keep damo within this % of one core by checking steady "
+            "regions less often (never under 3 times an aggregation), then lengthening "
+            "the sampling and aggregation intervals together (counts keep their meaning); "
+            "0: no budget, every sample.  Default 1 for processes; for --ops sim 0 (sim "
+            "applies a budget given to the CPU a real recording would use) "
+            "(docs/recording.md).",
             show_default=False,
         ),
     ] = None,
@@ -147,14 +149,36 @@ def run(
             show_default=False,
         ),
     ] = None,
+    intervals_goal: Annotated[
+        tuple[str, str, str, str] | None,
+        typer.Option(
+            "--monitoring_intervals_goal", "--monitoring-intervals-goal",
+            metavar="ACCESS_BP AGGRS MIN_SAMPLE MAX_SAMPLE",
+            help="Tune the sampling and aggregation intervals together (ratio kept) so that "
+            "ACCESS_BP basis points (or N%) of the possible access events are observed, every "
+            "AGGRS aggregations, the sampling interval within MIN_SAMPLE-MAX_SAMPLE (e.g. 5ms "
+            "10s): DAMON's intervals auto-tuning.  The CPU budget scales what it chooses.",
+            show_default=False,
+        ),
+    ] = None,
+    intervals_autotune: Annotated[
+        bool,
+        typer.Option(
+            "--monitoring_intervals_autotune", "--monitoring-intervals-autotune",
+            help="--monitoring_intervals_goal 4% 3 5ms 10s.",
+        ),
+    ] = False,
 ) -> None:
     """Record the data access pattern of TARGET to a DAMON record file."""
     from damo.core.attrs import Attrs
+    from damo.core.intervals import AUTOTUNE, parse_goal
     from damo.recording import Recording
     from damo.sources import RecordOptions
     from damo.sources.choice import why_not_kernel
 
     attrs = Attrs(sample, aggr, updr, minr, maxr)
+    goal = parse_goal(intervals_goal) if intervals_goal else AUTOTUNE if intervals_autotune \
+        else None
     make_writer = _writer_opener(format, snapshot, attrs)
     if snapshot is not None and duration is None:
         # A bound for the run; the last snapshot normally ends it first.
@@ -163,7 +187,7 @@ def run(
         target or [], attrs, out=out, ops=ops,
         duration=duration, attach=attach, seed=seed, truth=truth, max_cpu=max_cpu,
         colocate=colocate, include_child_tasks=include_child_tasks, max_targets=max_targets,
-        adjust=adjust, force=force)
+        adjust=adjust, force=force, intervals_goal=goal)
     if ops is None:
         options.ops = "kernel" if why_not_kernel(options) is None else "vaddr"
         if options.ops == "kernel":
@@ -189,10 +213,10 @@ def _writer_opener(fmt: str, snapshot: "tuple[float, int] | None", attrs):
     import math
 
     from damo.errors import UsageError
-    from damo.records.writer import FORMATS, SnapshotWriter, open_record_writer
+    from damo.records.convert import check_format, open_record_writer
+    from damo.records.writer import SnapshotWriter
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, not {fmt!r}")
+    check_format(fmt)
     if snapshot is None:
         return lambda path: open_record_writer(path, fmt, attrs)
     delay, count = snapshot

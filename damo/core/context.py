@@ -6,8 +6,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core.adjust import Adjustment, Seed
 from damo.core.attrs import Attrs
 from damo.core.clock import Clock, MonotonicClock
+from damo.core.intervals import IntervalsTuner
+from damo.core.narrow import Narrow
 from damo.core.target import Target
 from damo.errors import UsageError
 
@@ -18,9 +21,9 @@ if TYPE_CHECKING:
 # seed's unit tests use 1; so do ours, through Context(min_region=1).
 PAGE_SIZE = 4096
 
-# Region adjustment modes: `narrow` (damo's, the default) keeps the evidence of
-# a sparse hit until the search narrows in on it; `seed` is the seed's exact
-# merge and split (damo.core.adjust).
+# Region adjustment modes: `narrow` (damo's, the default, damo.core.narrow)
+# keeps the evidence of a sparse hit until the search narrows in on it; `seed`
+# is the seed's exact merge and split (damo.core.adjust).
 ADJUST_MODES = ("narrow", "seed")
 DEFAULT_ADJUST = "narrow"
 
@@ -55,12 +58,18 @@ class Context:
         adjust: str = DEFAULT_ADJUST,
     ):
         self.attrs = (attrs or Attrs()).validate()
+        # The intervals before the operations' CPU budget scales them: the
+        # given ones, or those an intervals goal (`intervals_tuner`) chose.
+        self.base_attrs = self.attrs
+        self.intervals_tuner: IntervalsTuner | None = None
         self.ops = ops
         self.callbacks = callbacks or Callbacks()
         self.rng = rng if rng is not None else np.random.default_rng()
         self.clock = clock or MonotonicClock()
         self.min_region = min_region
         self.adjust = check_adjust(adjust)
+        # The adjustment's merge and split (a benchmark may give `narrow` other settings).
+        self.adjustment: Adjustment = Narrow() if adjust == "narrow" else Seed()
         self.targets: list[Target] = []
         self.stop_requested = False
         # kdamond_split_regions() remembers the count of its previous call.
@@ -68,9 +77,9 @@ class Context:
         # Set by kdamond before each check: merge/split or an update follows it,
         # so a sample the operations prepared ahead during the check would be stale.
         self.regions_change_next = False
-        # The sampling scale: nominal sampling intervals per check in this
-        # aggregation, set by the operations (the contract in damo.core.operations).
-        self.sample_scale = 1
+        # Set by kdamond before each check (or run of samples): whether an
+        # aggregation ends with it, so the operations finish its counts.
+        self.aggregating = False
 
     def set_targets(self, ids: Iterable[int]) -> None:
         """Replace the targets with new, region-less ones of the given ids."""

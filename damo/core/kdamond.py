@@ -50,7 +50,7 @@ def kdamond_fn(ctx: Context) -> None:
 
     # `damon_check_reset_time_interval`: an interval is due once it has passed
     # since its baseline, which then moves to that moment.
-    aggr_ns, update_ns = attrs.aggr_interval * 1000, attrs.update_interval * 1000
+    update_ns = attrs.update_interval * 1000
     last_aggr = last_update = clock.now_ns()
     sz_limit = _sz_limit(ctx)
     max_nr_accesses = 0
@@ -62,15 +62,21 @@ def kdamond_fn(ctx: Context) -> None:
     run_samples = ops.run_samples if ops is not None else None
 
     while not _need_stop(ctx):
+        # Read afresh: the operations may lengthen the sampling and aggregation
+        # intervals together between two aggregations (a CPU budget).
+        aggr_ns = ctx.attrs.aggr_interval * 1000
         if run_samples is not None:
             # Every sample up to the first deadline in one call; the baselines
-            # move by whole intervals, so the deadlines do not drift.
+            # move by whole intervals, so the deadlines do not drift, unless
+            # the aggregation waited (for a region's missing checks).
             aggr_due, update_due = last_aggr + aggr_ns, last_update + update_ns
+            ctx.aggregating = aggr_due <= update_due
             max_nr_accesses = run_samples(ctx, min(aggr_due, update_due))
             now = now_ns()
             aggregate, update = now >= aggr_due, now >= update_due
             if aggregate:
-                last_aggr = aggr_due if now - aggr_due < aggr_ns else now
+                waited = now - aggr_due >= ctx.attrs.sample_interval * 1000
+                last_aggr = now if waited else aggr_due
             if update:
                 last_update = update_due if now - update_due < update_ns else now
         else:
@@ -88,6 +94,7 @@ def kdamond_fn(ctx: Context) -> None:
             aggregate = now - last_aggr >= aggr_ns
             update = now - last_update >= update_ns
             ctx.regions_change_next = aggregate or update
+            ctx.aggregating = aggregate
             if check is not None:
                 max_nr_accesses = check(ctx)
             if aggregate:
@@ -96,6 +103,8 @@ def kdamond_fn(ctx: Context) -> None:
                 last_update = now
 
         if aggregate:
+            if ctx.intervals_tuner is not None:  # the kernel tunes on the aggregation's counts
+                ctx.intervals_tuner.after_aggregation(ctx, now_ns())
             age_regions(ctx, max_nr_accesses // 10)
             kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
             _call(ctx, cb.after_aggregation)
@@ -108,6 +117,8 @@ def kdamond_fn(ctx: Context) -> None:
             if ops is not None:
                 ops.update(ctx)
             sz_limit = _sz_limit(ctx)
+        if aggregate:  # the operations may have lengthened the intervals
+            sample_us = ctx.attrs.sample_interval
 
     for t in ctx.targets:
         t.clear()

@@ -13,13 +13,13 @@ interval `update` (follow the target's changing mappings), and `cleanup`
 when monitoring ends.  Monitoring stops once `target_valid` is false for
 every target.  Every method has a do-nothing default, as a NULL primitive.
 
-The sampling scale: operations may check a region less often than every
-sampling interval (a CPU budget lengthening the interval).  They then set
-`ctx.sample_scale`, before the checks of an aggregation interval, to the
-nominal sampling intervals each check stands for (1: every interval, the
-default); each access a check finds counts that many, so `nr_accesses`
-keeps its nominal meaning, and the region adjustment reads the scale to
-know how much evidence a count holds (`damo.core.adjust`).
+Counts of the checks made: operations may check a region less often than
+every sampling interval (a CPU budget, a stalled monitor).  kdamond sets
+`ctx.aggregating` before a check (or a run of samples) that ends an
+aggregation interval; the operations then finish the interval's counts so
+that `nr_accesses` keeps its nominal meaning, the accessed checks scaled to
+the nominal number of samples (`damo.ops.vaddr.budget.counts_from_checks`).
+The region adjustment sees only nominal counts.
 """
 
 from collections.abc import Callable

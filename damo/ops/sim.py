@@ -14,6 +14,7 @@ Time is the context's clock, which kdamond advances: a virtual clock makes a
 minute of monitoring take about a second.
 """
 
+import time
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -24,6 +25,7 @@ from damo.core.context import PAGE_SIZE
 from damo.core.target import ADDR_DTYPE, Target
 from damo.errors import WorkloadError
 from damo.ops.common import VaddrOperations
+from damo.ops.vaddr.budget import SAMPLE_FLOOR, CpuBudget, count_before, counts_from_checks
 from damo.workload.model import Phase, Workload
 
 if TYPE_CHECKING:
@@ -31,6 +33,19 @@ if TYPE_CHECKING:
     from damo.workload.truth import TruthRun
 
 SIM_TARGET_ID = 1
+
+
+class Costs(NamedTuple):
+    """What a real recording costs on the project's VMs (../shared/notes/kernel-facts.md)."""
+
+    wakeup_ns: int = 60_000  # a sampling step's wake-up of the native loop
+    check_ns: int = 700  # the sample program's walk of one region's page
+    clear_ns: int = 7_500  # process_madvise(MADV_COLD) of a young page
+    aggregation_ns: int = 700_000  # the per-aggregation Python (merge, split, record)
+    region_ns: int = 2_000  # and per region
+
+
+COSTS = Costs()
 HEAP_START = 0x5555_5555_4000
 HEAP_SIZE = 132 << 10
 MMAP_BASE = 0x7F00_0000_0000
@@ -91,6 +106,19 @@ class SimOperations(VaddrOperations):
         self.ctx: Context | None = None
         self.start_ns = 0
         self.sample_start_ns = 0
+        # `damo record --max-cpu` (0: none): the vaddr operations' CPU budget,
+        # applied the same way (steady regions checked less often down to the
+        # floor, then both intervals longer; counts from the checks made), to
+        # the CPU a real recording of this workload would use (`COSTS`).
+        self.max_cpu = 0.0
+        self.budget: CpuBudget | None = None
+        self.cpu_ns = 0  # the modelled recorder's CPU so far
+        self.step = 0  # within the aggregation
+        self._periods: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (period, phase)
+        self._checks: dict[int, np.ndarray] = {}  # id -> checks made of each region
+        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # id -> (start, count)
+        self._counts_before: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._samples, self._floor = 1, 1
 
     @property
     def regions(self) -> list[Mapping]:
@@ -104,6 +132,82 @@ class SimOperations(VaddrOperations):
         self.ctx = ctx
         self.start_ns = ctx.clock.now_ns()
         super().init(ctx)
+        self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
+        self._floor = min(SAMPLE_FLOOR, self._samples)
+        if self.max_cpu > 0:
+            self.budget = CpuBudget(self.max_cpu, ctx.attrs, clock=self._budget_clock)
+
+    def _budget_clock(self, clock_id: int) -> int:
+        """The budget's clocks: the run's (virtual) time, and the modelled CPU time."""
+        return self.cpu_ns if clock_id == time.CLOCK_PROCESS_CPUTIME_ID else self._now()
+
+    def check_accesses(self, ctx: "Context") -> int:
+        """Check the regions due this step (all, without a budget); count hits and checks.
+
+        At the end of an aggregation the counts are those of the checks made
+        (`counts_from_checks`), as the vaddr operations compute them.
+        """
+        cost = COSTS
+        self.cpu_ns += cost.wakeup_ns
+        for t in ctx.targets:
+            if not t.nr_regions:
+                continue
+            young = self.young(t)
+            plan = self._periods.get(t.id)
+            if plan is not None and len(plan[0]) == t.nr_regions:
+                due = (self.step + plan[1]) % plan[0] == 0
+            else:
+                due = np.ones(t.nr_regions, dtype=bool)
+            checks = self._checks.get(t.id)
+            if checks is None or len(checks) != t.nr_regions:
+                # New regions (an update): as if checked at every step so far.
+                checks = self._checks[t.id] = np.full(t.nr_regions, self.step, dtype=np.int64)
+            hit = young & due
+            t.nr_accesses += hit
+            checks += due
+            self.cpu_ns += cost.check_ns * int(due.sum()) + cost.clear_ns * int(hit.sum())
+        self.step += 1
+        if not ctx.aggregating:
+            return max((int(t.nr_accesses.max()) for t in ctx.targets if t.nr_regions),
+                       default=0)
+        highest, made = 0, []
+        for t in ctx.targets:
+            if not t.nr_regions:
+                continue
+            checks = self._checks[t.id]
+            t.nr_accesses[:] = counts_from_checks(
+                t.nr_accesses, checks, count_before(self._counts.get(t.id), t.start),
+                self._samples, self._floor)
+            highest = max(highest, int(t.nr_accesses.max()))
+            made.append(checks)
+            self.cpu_ns += cost.aggregation_ns + cost.region_ns * t.nr_regions
+        self._counts_before = self._counts
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy())
+                        for t in ctx.targets if t.nr_regions}
+        if self.budget is not None:
+            self.budget.note_checks(np.concatenate(made) if made else np.zeros(0))
+        return highest
+
+    def take_budget(self) -> list[dict]:
+        """The budget's level at the start and at each change since, for the sidecar."""
+        return [] if self.budget is None else self.budget.take_log()
+
+    def reset_aggregated(self, ctx: "Context") -> None:
+        """No checks yet; the budget's next level and each region's period (after the split)."""
+        self.step = 0
+        self._checks = {}
+        b = self.budget
+        if b is None:
+            return
+        b.after_aggregation()
+        ctx.attrs = b.attrs(ctx.base_attrs)
+        self._periods = {}
+        if b.current.steady_period <= 1:
+            return
+        for t in ctx.targets:
+            periods = b.periods(count_before(self._counts.get(t.id), t.start),
+                                count_before(self._counts_before.get(t.id), t.start))
+            self._periods[t.id] = (periods, np.arange(t.nr_regions) % periods)
 
     def mappings(self, target: Target) -> list[tuple[int, int]]:
         return [(m.start, m.end) for m in self.maps]

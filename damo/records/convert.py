@@ -16,15 +16,41 @@ import tempfile
 
 from damo.errors import DamoError, OutputError, UsageError
 
+#: The record file formats damo writes (`--format`): recfmt v2, upstream damo's JSON ones.
 FORMATS = ("recfmt", "json_compressed", "json")
+
+
+def check_format(fmt: str) -> None:
+    """One line (exit 2) for a format damo does not write."""
+    if fmt not in FORMATS:
+        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, not {fmt!r}")
+
+
+def open_record_writer(path: str, fmt: str = "recfmt", attrs=None):
+    """A writer of `fmt` (recfmt v2, or upstream damo's json_compressed or json) at `path`.
+
+    Every writer has `RecordWriter`'s interface: ``write(time_ns, targets)``,
+    ``nr_records``, ``failed``, ``close()``.  `attrs` (`damo.core.attrs.Attrs`)
+    gives the JSON formats their monitoring intervals.
+    """
+    check_format(fmt)
+    if fmt == "recfmt":
+        from damo.records.writer import RecordWriter
+
+        return RecordWriter(path)
+    from damo.records.json_record import JsonRecordWriter
+
+    intervals = None if attrs is None else {
+        "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
+        "update_us": attrs.update_interval}
+    return JsonRecordWriter(path, fmt, intervals)
 
 
 def convert(src: str, dst: str, fmt: str) -> str:
     """Convert `src` to `dst` in `fmt`; returns a one-line summary."""
     from damo.records.reader import RecordFile
 
-    if fmt not in FORMATS:
-        raise UsageError(f"--format: expected one of {', '.join(FORMATS)}, not {fmt!r}")
+    check_format(fmt)
     if os.path.isdir(dst):
         raise UsageError(f"cannot write {dst}: it is a directory")
     if os.path.exists(dst) and os.path.exists(src) and os.path.samefile(src, dst):

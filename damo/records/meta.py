@@ -24,14 +24,19 @@ run cut short leaves every message whole.  Every message has a ``type``:
   ``max_targets`` say how the run followed children).
 - ``"target_end"``: ``time_ns``, ``id``: the target's process exited; its
   last record is the one before this message.
-- ``"budget"`` (``vaddr`` with a CPU budget: ``--max-cpu``, 2 % unless 0):
-  ``time_ns``, ``max_cpu``,
-  ``level``, ``cpu`` (% of a core measured, or nil), ``sampling_scale``
-  (nominal sampling intervals per step), ``saturated_period`` (steps between
-  two checks of a saturated region), ``checks_per_region_mean`` and ``_min``
-  (effective checks per region per aggregation), ``nominal_checks``; written
-  at the start, at each change and, with ``run_checks_per_region_mean``
-  (the mean over the run), at the end.
+- ``"budget"`` (``vaddr``, and ``sim`` with ``--max-cpu``): ``time_ns``,
+  ``max_cpu``, ``level``, ``cpu`` (% of a core measured, or nil),
+  ``sampling_scale`` (the intervals' multiple of the nominal ones),
+  ``steady_period`` (steps between two checks of a steady region),
+  ``sample_us`` and ``aggr_us`` (the intervals in force), ``sample_floor``,
+  ``checks_per_region_mean`` and ``_min`` (checks made per region in the last
+  aggregation), ``makeup_steps`` (steps aggregations waited for, so far),
+  ``nominal_checks``; written at the start, at each change and, with
+  ``run_checks_per_region_mean`` (the mean over the run), at the end.
+- ``"intervals"`` (``--monitoring_intervals_goal``): ``time_ns``,
+  ``sample_us`` and ``aggr_us`` chosen (before the budget's scale),
+  ``score_bp`` (the access events observed, per 10,000 of the goal) and
+  ``goal_bp``; written at each change.
 - ``"ages"``: ``time_ns``, ``nr``, ``width``, ``ages``: the regions' ages of
   the record at ``time_ns`` (recfmt has no field for them), in aggregations,
   ``nr`` unsigned integers of ``width`` bytes (`damo.records.ages`); one per

@@ -153,26 +153,6 @@ class RecordWriter(OutputFile):
         self.nr_records += 1
 
 
-FORMATS = ("recfmt", "json_compressed", "json")
-
-
-def open_record_writer(path: str, fmt: str = "recfmt", attrs=None):
-    """A writer of `fmt` (recfmt v2, or upstream damo's json_compressed or json) at `path`.
-
-    Every writer has `RecordWriter`'s interface: ``write(time_ns, targets)``,
-    ``nr_records``, ``failed``, ``close()``.  `attrs` (`damo.core.attrs.Attrs`)
-    gives the JSON formats their monitoring intervals.
-    """
-    if fmt == "recfmt":
-        return RecordWriter(path)
-    from damo.records.json_record import JsonRecordWriter
-
-    intervals = None if attrs is None else {
-        "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
-        "update_us": attrs.update_interval}
-    return JsonRecordWriter(path, fmt, intervals)
-
-
 class SnapshotWriter:
     """`damo record --snapshot DELAY COUNT`: only COUNT records, DELAY apart, of a writer's.
 

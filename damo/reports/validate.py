@@ -39,6 +39,18 @@ class Limits:
     max_nr_regions: int
     tolerance: float = DEFAULT_TOLERANCE
     source: str = "DAMON's defaults"
+    # (time_ns, aggr_us) from the sidecar: the aggregation interval a CPU budget or an
+    # intervals goal put in force from that time on (the ratio to sampling is kept).
+    aggr_changes: list[tuple[int, int]] = field(default_factory=list)
+
+    def aggr_ns_at(self, time_ns: int) -> int:
+        """The aggregation interval in force at `time_ns`."""
+        aggr_us = self.aggr_us
+        for at, us in self.aggr_changes:
+            if at > time_ns:
+                break
+            aggr_us = us
+        return aggr_us * 1000
 
     @property
     def max_nr_accesses(self) -> float:
@@ -87,11 +99,15 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
         messages = read_meta(path) or []
     except RecordFormatError:
         messages = []
+    changes: list[tuple[int, int]] = []
     for message in messages:
-        if message.get("type") == "start" and isinstance(message.get("attrs"), dict):
+        kind = message.get("type")
+        if kind == "start" and isinstance(message.get("attrs"), dict) and not found:
             found = message["attrs"]
             source = f"{path}.meta"
-            break
+        elif kind in ("budget", "intervals") and isinstance(message.get("aggr_us"), int) \
+                and isinstance(message.get("time_ns"), int):
+            changes.append((message["time_ns"], message["aggr_us"]))
     # DAMON's merging goes below min_nr_regions at times (the kernel's own
     # conformance record has snapshots of 7 regions with a minimum of 10), so
     # the minimum is checked only when given.
@@ -100,7 +116,8 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
     return Limits(
         sample_us=sample_us or found.get("sample_us", defaults.sample_interval),
         aggr_us=aggr_us or found.get("aggr_us", defaults.aggr_interval),
-        min_nr_regions=int(lo), max_nr_regions=int(hi), tolerance=tolerance, source=source)
+        min_nr_regions=int(lo), max_nr_regions=int(hi), tolerance=tolerance, source=source,
+        aggr_changes=[] if aggr_us else sorted(changes))
 
 
 def validate(path: str, limits: Limits, chunk_bytes: int | None = None) -> Result:
@@ -129,13 +146,15 @@ def _check_chunk(chunk: Any, lim: Limits, last_ns: dict[int, int], result: Resul
     tids = snaps.target_id.tolist()
     ends = snaps.end_ns.tolist()
     nrs = snaps.nr_regions.tolist()
-    aggr_ns = lim.aggr_us * 1000
     for i, (tid, ns, nr) in enumerate(zip(tids, ends, nrs, strict=True)):
         result.targets[tid] = result.targets.get(tid, 0) + 1
         prev = last_ns.get(tid)
         last_ns[tid] = ns
         where = f"snapshot {first + i} (target {tid}, at {ns} ns)"
-        if prev is not None and abs(ns - prev - aggr_ns) * 100 > lim.tolerance * aggr_ns:
+        # An aggregation that spans a change of the interval may take either.
+        aggr_ns = lim.aggr_ns_at(ns if prev is None else prev)
+        if prev is not None and all(abs(ns - prev - a) * 100 > lim.tolerance * a
+                                    for a in (aggr_ns, lim.aggr_ns_at(ns))):
             result.add(Problem(
                 "interval", f"{where}: {ns - prev} ns after the previous one, "
                 f"not {aggr_ns} ns (+-{lim.tolerance:g} %)", first + i, tid))

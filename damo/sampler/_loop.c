@@ -3,13 +3,13 @@
  * interval until a deadline, one pass of the sample program per target
  * (bpf/page_walk.bpf.c: check, count, draw, stage), one process_madvise of
  * what it staged, the verify pass when a staged page may be shared, and the
- * exit check, all with the GIL released.  Python (damo/ops/vaddr.py) runs
+ * exit check, all with the GIL released.  Python (damo/ops/vaddr/sampling.py) runs
  * once per aggregation: this file holds no logic it has.  Whatever is not the
  * common path (an advice the kernel stopped short, a failed walk, an exited
  * target) returns to Python, which finishes that step with the per-sample code.
  *
- * The config slots are those of bpf/page_walk.bpf.c (tests compare them with
- * damo/sampler/walker.py, which exposes them as CFG_*).
+ * The config slots are bpf/sampler_config.h's, which the BPF program includes
+ * too (a test compares them with damo/sampler/walker.py's CFG_* for Python).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -23,14 +23,8 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-	CFG_MEM_FD = 0, CFG_NR = 1, CFG_STATUS = 6, CFG_NEXT = 9, CFG_BASE = 10,
-	CFG_MODE = 11, CFG_NR_IOV = 12, CFG_MAX = 13, CFG_NR_STILL = 14,
-	CFG_SHARED_GEN = 15, CFG_IOV_BYTES = 16, CFG_NR_VERIFY = 18,
-	CFG_MM_USERS = 19, CFG_STEP = 20,
-};
-enum { SAMPLE_CHECK = 1, SAMPLE_AHEAD = 2, SAMPLE_VERIFY = 4 };
-enum { ST_OK = 0, ST_NO_FILE = 1 };
+#include "sampler_config.h"
+
 /* Why run() returned: the deadline's check is done, or target `index` needs Python. */
 enum { R_DONE = 0, R_INTR = 1, R_GONE = 2, R_FAIL = 3, R_ADVISE = 4 };
 
@@ -179,7 +173,7 @@ PyDoc_STRVAR(run_doc,
 "run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
 "\n"
 "Sample every interval_ns (CLOCK_MONOTONIC, absolute) from next_ns until the\n"
-"step at deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
+"first step at or after deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
 "and clear the samples of step `step` (an AHEAD pass).  Returns (reason,\n"
 "index, mode, step, next_ns, ahead, staged, staged_bytes, steps): reason 0\n"
 "the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
@@ -227,7 +221,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 	}
 	while (ahead) {
 		struct timespec ts;
-		uint64_t when = next < deadline ? next : deadline;
+		uint64_t when = next, now;
 		int err;
 
 		ts.tv_sec = (time_t)(when / 1000000000ULL);
@@ -245,10 +239,20 @@ static PyObject *run(PyObject *self, PyObject *args)
 				break;
 		}
 		step++;
+		/*
+		 * After a late wake-up (a stalled monitor, a busy CPU) the next
+		 * step still comes a whole interval after this one: run at once,
+		 * its check would see only the moments since this step's clears
+		 * and read cold.  The steps lost are not made up here: counts
+		 * are of the checks made, and Python lets the aggregation wait
+		 * for a region checked fewer times than the floor.  The step
+		 * that reaches the deadline is the last: the aggregation ends at
+		 * most one interval late, never with a short last window.
+		 */
+		now = now_ns();
 		next = when + interval;
-		/* A late wake-up does not make up for lost steps by running them back to back. */
-		if (next < now_ns() && next < deadline)
-			next = now_ns();
+		if (next < now)
+			next = now + interval;
 		ahead = mode & SAMPLE_AHEAD ? 1 : 0;
 		if (index < l.nr_targets)
 			break;
@@ -275,7 +279,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
 	PyModuleDef_HEAD_INIT, "damo.sampler._loop",
-	"The vaddr sampling loop in C, the GIL released (see damo/ops/vaddr.py).", -1, methods,
+	"The vaddr sampling loop in C, the GIL released (see damo/ops/vaddr/sampling.py).", -1, methods,
 	NULL, NULL, NULL, NULL,
 };
 
@@ -287,13 +291,18 @@ PyMODINIT_FUNC PyInit__loop(void)
 		{"CFG_NR_IOV", CFG_NR_IOV}, {"CFG_MAX", CFG_MAX}, {"CFG_NR_STILL", CFG_NR_STILL},
 		{"CFG_SHARED_GEN", CFG_SHARED_GEN}, {"CFG_IOV_BYTES", CFG_IOV_BYTES},
 		{"CFG_NR_VERIFY", CFG_NR_VERIFY}, {"CFG_MM_USERS", CFG_MM_USERS},
-		{"CFG_STEP", CFG_STEP},
+		{"CFG_STEP", CFG_STEP}, {"SAMPLE_CHECK", SAMPLE_CHECK},
+		{"SAMPLE_AHEAD", SAMPLE_AHEAD}, {"SAMPLE_VERIFY", SAMPLE_VERIFY}, {"ST_OK", ST_OK},
+		{"ST_NO_FILE", ST_NO_FILE}, {"REGION_MAY_SHARE", REGION_MAY_SHARE},
+		{"REGION_PERIOD_SHIFT", REGION_PERIOD_SHIFT},
+		{"REGION_PHASE_SHIFT", REGION_PHASE_SHIFT},
+		{"CHECKS_NO_EVIDENCE_SHIFT", CHECKS_NO_EVIDENCE_SHIFT},
 	};
 	PyObject *m = PyModule_Create(&module), *d;
 
 	if (!m)
 		return NULL;
-	/* The slots this file uses, for a test to compare with walker.py's. */
+	/* The header's numbers this file uses, for a test to compare with walker.py's. */
 	d = PyDict_New();
 	if (!d || PyModule_AddObject(m, "SLOTS", d)) {
 		Py_XDECREF(d);

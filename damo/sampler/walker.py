@@ -19,6 +19,8 @@ from damo.linux import bpf_syscall, btf, direct_map
 from damo.sampler import program
 
 SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "page_walk.bpf.c"
+# The config slots and flags the program shares with the native loop.
+HEADER = SOURCE.with_name("sampler_config.h")
 
 # Addresses per fill of the address array.  Where the kernel lacks the number
 # iterators (Linux < 6.4) the programs loop over chunks, tail-calling
@@ -37,18 +39,21 @@ SAMPLE_CHUNK = 16
 # What the loader checks a cached entry has (the C source defines them).
 PROGRAMS = ("walk", "sample", "peek")
 MAPS = ("config", "addrs", "leaves", "shifts", "peekbuf", "region_start", "region_end",
-        "sampling_addr", "nr_accesses", "uncleared", "region_flags", "iov_region", "iov_verify",
-        "iovecs", "shared", "walk_chain", "sample_chain")
+        "sampling_addr", "nr_accesses", "nr_checks", "uncleared", "region_flags", "iov_region",
+        "iov_verify", "iovecs", "shared", "walk_chain", "sample_chain")
 
-# Slots of the config array (see the C source).
+# bpf/sampler_config.h's numbers, for Python (a test compares them with the
+# native loop's, which includes the header).
 CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
 CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
-CFG_STEP, CFG_SCALE = 20, 21
+CFG_STEP = 20
 # region_flags bits; the CPU budget's period and phase of a region (see the C source)
 REGION_MAY_SHARE = 1
 REGION_PERIOD_SHIFT, REGION_PHASE_SHIFT = 8, 16
+# nr_checks: checks whose page's bit could not be cleared count in the high half
+CHECKS_NO_EVIDENCE_SHIFT = 32
 NR_CFG = 32
 # What one run of the sample program does (see the C source).
 SAMPLE_CHECK, SAMPLE_AHEAD, SAMPLE_VERIFY = 1, 2, 4
@@ -75,6 +80,11 @@ OFFSETS: btf.Wanted = {
 OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
 
 
+def source() -> str:
+    """The program's text with the shared header inlined (the cache key covers both)."""
+    return SOURCE.read_text().replace('#include "sampler_config.h"', HEADER.read_text(), 1)
+
+
 def walk_offsets(out: dict[str, int] | None = None) -> dict[str, int]:
     """OFFSETS resolved for the running kernel; PlatformError when a needed one is missing.
 
@@ -96,7 +106,8 @@ class RegionArrays(NamedTuple):
     start: np.ndarray
     end: np.ndarray
     sampling_addr: np.ndarray
-    nr_accesses: np.ndarray
+    nr_accesses: np.ndarray  # young checks (with evidence)
+    nr_checks: np.ndarray  # checks with evidence | checks without << CHECKS_NO_EVIDENCE_SHIFT
     uncleared: np.ndarray  # nonzero: the sampled page's bit could not be cleared
     flags: np.ndarray  # REGION_* bits, set by the caller
     iov_region: np.ndarray  # the region of each staged iovec
@@ -129,7 +140,7 @@ class Walker:
         # item; without, WALK_CHUNK / SAMPLE_CHUNK per invocation (see the source).
         self.iterators = bool(kfunc_ids)
         self._loaded, self.from_cache = program.compile_and_load(
-            SOURCE.read_text(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS)
+            source(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS)
         t2 = time.process_time()
         views = self._loaded.map_views
         # A memoryview of u64, not numpy: its items read and write as plain ints
@@ -143,7 +154,7 @@ class Walker:
         self.regions = RegionArrays(*(
             np.frombuffer(views[name], dtype=np.int64, count=MAX_REGIONS)
             for name in ("region_start", "region_end", "sampling_addr", "nr_accesses",
-                         "uncleared", "region_flags", "iov_region")
+                         "nr_checks", "uncleared", "region_flags", "iov_region")
         ))
         self.iovecs = np.frombuffer(views["iovecs"], dtype=np.uint64,
                                     count=2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)

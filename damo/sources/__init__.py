@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from damo.core.attrs import Attrs
     from damo.core.clock import Clock
     from damo.core.context import Context
+    from damo.core.intervals import IntervalsGoal
     from damo.records.writer import TargetRegions
 
 #: When `Source.messages` is called: monitoring began, a record was written, it ends.
@@ -52,6 +53,7 @@ SOURCE_OPTIONS = {
     "max_targets": "--max-targets",
     "adjust": "--adjust",
     "force": "--force",
+    "intervals_goal": "--monitoring_intervals_goal",
 }
 
 #: Who takes each of them, for the one-line refusal (`{flag} {home}, not {ops}`).
@@ -65,6 +67,8 @@ HOMES = {
     "max_targets": "goes with the vaddr operations",
     "adjust": "goes with damo's region engine (sim, vaddr): kernel DAMON adjusts its own",
     "force": "goes with the vaddr operations (only damo's sampler clears Accessed bits)",
+    "intervals_goal": "goes with damo's region engine (sim, vaddr): kernel DAMON's own "
+                      "goal is set through its sysfs",
 }
 
 
@@ -86,6 +90,7 @@ class RecordOptions:
     max_targets: int | None = None
     adjust: str | None = None
     force: bool = False
+    intervals_goal: "IntervalsGoal | None" = None
 
     def given(self) -> list[str]:
         """The names (in SOURCE_OPTIONS) of the source options given."""

@@ -16,6 +16,7 @@ from damo.sources import Source
 if TYPE_CHECKING:
     from damo.core.context import Context
     from damo.core.operations import Operations
+    from damo.ops.vaddr.budget import CpuBudget
     from damo.sources import RecordOptions, Sink
 
 
@@ -23,7 +24,7 @@ class EngineSource(Source):
     """The region engine on a prepared context (any operations, or none)."""
 
     #: The options of damo's region engine; the subclasses add their operations'.
-    TAKES = frozenset({"seed", "adjust"})
+    TAKES = frozenset({"seed", "adjust", "intervals_goal"})
 
     def __init__(self, ctx: "Context"):
         self.ctx = ctx
@@ -42,6 +43,10 @@ class EngineSource(Source):
         ctx = Context(options.attrs, ops, Callbacks(), np.random.default_rng(options.seed), clock,
                       adjust=options.adjust or DEFAULT_ADJUST)
         ctx.set_targets(target_ids)
+        if options.intervals_goal is not None:
+            from damo.core.intervals import IntervalsTuner
+
+            ctx.intervals_tuner = IntervalsTuner(options.intervals_goal)
         return ctx
 
     @staticmethod
@@ -100,6 +105,26 @@ class EngineSource(Source):
         return dict(ops=self.name, attrs=attrs_fields(self.ctx.attrs),
                     targets=[self.target_info(t.id) for t in self.ctx.targets], command=None,
                     adjust=self.ctx.adjust)
+
+    def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
+        """The intervals an intervals goal chose (`--monitoring_intervals_goal`)."""
+        tuner = self.ctx.intervals_tuner
+        return [] if tuner is None else [("intervals", change) for change in tuner.take_log()]
+
+    @staticmethod
+    def budget_messages(budget: "CpuBudget | None", now_ns: int,
+                        moment: str) -> list[tuple[str, dict[str, Any]]]:
+        """The CPU budget's changes and, at the end, its run-long figures (vaddr; sim with
+        --max-cpu)."""
+        from damo.sources import END
+
+        if budget is None:
+            return []
+        out: list[tuple[str, dict[str, Any]]] = [("budget", c) for c in budget.take_log()]
+        if moment == END:
+            out.append(("budget", dict(time_ns=now_ns, **budget.describe(),
+                                       run_checks_per_region_mean=budget.run_checks_mean)))
+        return out
 
     def what(self) -> str:
         return f"{self.name} targets " + ", ".join(str(t.id) for t in self.ctx.targets)

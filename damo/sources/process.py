@@ -18,17 +18,13 @@ if TYPE_CHECKING:
     from damo.ops.vaddr import VaddrBpfOperations
     from damo.sources import RecordOptions, Sink
 
-#: `--max-cpu` when not given: % of one core.
-DEFAULT_MAX_CPU = 2.0
-
-
 class ProcessSource(EngineSource):
     TAKES = EngineSource.TAKES | {"max_cpu", "colocate", "include_child_tasks", "max_targets",
                                   "force"}
 
     def __init__(self, options: "RecordOptions"):
         from damo.ops import vaddr
-        from damo.ops.children import DEFAULT_MAX_TARGETS
+        from damo.ops.vaddr.children import DEFAULT_MAX_TARGETS
 
         self.check_adjust(options)
         if options.attrs.max_nr_regions > vaddr.MAX_NR_REGIONS:
@@ -44,7 +40,8 @@ class ProcessSource(EngineSource):
         ops.colocate_requested = options.colocate
         ops.children.follow = options.include_child_tasks
         ops.children.max_targets = max_targets
-        ops.max_cpu = DEFAULT_MAX_CPU if options.max_cpu is None else options.max_cpu
+        if options.max_cpu is not None:  # else the operations' default budget
+            ops.max_cpu = options.max_cpu
         self.ops = ops
         self.force = options.force
         self._locks: TargetLocks | None = None
@@ -103,10 +100,7 @@ class ProcessSource(EngineSource):
     def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
         """Targets joining and leaving, the budget's changes, mappings, footprints."""
         ops = self.ops
-        out: list[tuple[str, dict[str, Any]]] = []
-        if moment == END and ops.budget is not None:
-            out.append(("budget", dict(time_ns=now_ns, **ops.budget.describe(),
-                                       run_checks_per_region_mean=ops.budget.run_checks_mean)))
+        out = super().messages(now_ns, moment)
         if moment != START:
             if moment == END:
                 ops.children.finish(self.ctx)
@@ -114,7 +108,7 @@ class ProcessSource(EngineSource):
                 if event["type"] == "target":
                     event = {**event, **self.target_info(event["id"])}
                 out.append((event.pop("type"), event))
-        out.extend(("budget", change) for change in ops.take_budget())
+        out.extend(self.budget_messages(ops.budget, now_ns, moment))
         out.extend(("maps", dict(time_ns=time_ns, target_id=target_id, maps=[
             [m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode] for m in maps]))
             for target_id, time_ns, maps in ops.take_maps())
@@ -134,7 +128,7 @@ class ProcessSource(EngineSource):
         ops = self.ops
         line = ""
         if ops.budget is not None:
-            line += f"   checks {ops.budget.checks_mean:.1f}/{ops.budget.samples_per_aggr} per aggr"
+            line += ops.budget.status()
         sizes = [ops.rss_bytes(t.id) for t in self.ctx.targets]
         total = sum(s for s in sizes if s is not None)
         return line + f"   target RSS {total / 2**20:.1f} MiB"
@@ -157,12 +151,8 @@ class ProcessSource(EngineSource):
 
     def summary(self, cpu_share: float | None) -> str:
         text = "" if cpu_share is None else f"; damo used {cpu_share:.1%} of one CPU"
-        budget = self.ops.budget
-        if budget is not None and cpu_share is not None:
-            nominal, mean = budget.samples_per_aggr, budget.run_checks_mean
-            text += (f" (budget {budget.max_cpu:g}%: every sample taken)" if mean >= nominal else
-                     f" (budget {budget.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
-                     f"on average, of {nominal})")
+        if self.ops.budget is not None and cpu_share is not None:
+            text += self.ops.budget.summary()
         status = self.ops.command_status
         if status is not None:
             text += (f"; the command was killed by signal {-status}" if status < 0

@@ -5,7 +5,7 @@ so this source also writes the ground truth (`--truth`): each phase run as
 it finishes, and at the end the unfinished one, cut where monitoring ended.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from damo.sources.engine import EngineSource
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 class SimSource(EngineSource):
-    TAKES = EngineSource.TAKES | {"truth"}
+    TAKES = EngineSource.TAKES | {"truth", "max_cpu"}
 
     def __init__(self, options: "RecordOptions"):
         from damo.ops import sim
@@ -25,6 +25,8 @@ class SimSource(EngineSource):
         self.check_adjust(options)
         setup = sim.setup(options.targets)
         self.ops: SimOperations = setup.ops
+        if options.max_cpu is not None:  # a budget on the CPU a real recording would use
+            self.ops.max_cpu = options.max_cpu
         self.truth_path = options.truth
         self._truth: TruthLog | None = None
         self._truth_next_ns = 0
@@ -64,6 +66,16 @@ class SimSource(EngineSource):
             elif final and run.start_ns < now:
                 self._truth.write(self.ops.truth_run(run, end_ns=now))
                 self._truth_next_ns = now
+
+    def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
+        return super().messages(now_ns, moment) + \
+            self.budget_messages(self.ops.budget, now_ns, moment)
+
+    def status(self) -> str:
+        return "" if self.ops.budget is None else self.ops.budget.status()
+
+    def summary(self, cpu_share: float | None) -> str:
+        return "" if self.ops.budget is None else self.ops.budget.summary()
 
     def what(self) -> str:
         return f"the simulated workload {self.ops.workload.path}"

@@ -27,7 +27,7 @@ from damo.linux.children import child_pids, command_name
 
 if TYPE_CHECKING:
     from damo.core.context import Context
-    from damo.ops.vaddr import VaddrBpfOperations
+    from damo.ops.vaddr.operations import VaddrBpfOperations
 
 DEFAULT_MAX_TARGETS = 64
 

@@ -1,0 +1,275 @@
+"""`narrow`, damo's default region adjustment (`--adjust narrow`).
+
+The seed's merge and split (damo.core.adjust) find a small hot object only by
+luck; `narrow` keeps the evidence of a sparse hit until the search has
+narrowed in on it.  It merges through the seed's loop
+(`damo.core.adjust.merge_regions`) with rules that keep some neighbours apart,
+and splits by the seed's rule of 2 or 3 pieces (`nr_subregions`) except where
+its own rules cut finer.  Its switches are a `NarrowSettings`, so a benchmark
+(bench/narrow --ablate) measures each rule's part without rewriting globals;
+docs/design.md argues each with measurements.
+"""
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from damo.core.adjust import merge_regions, nr_subregions
+from damo.core.target import COUNT_DTYPE, Target
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+
+
+# The rules.
+#
+# The seed's merge and split find a small hot object only by luck: a sample
+# lands on it rarely, its region's split pieces get no second hit within the
+# next aggregation, and the merge joins them back before the search narrows.
+# `narrow` changes three things, on per-aggregation counts only (nr_accesses at
+# aggregation time, and a per-region `hold` kept across aggregations):
+#
+# - evidence is kept: a region with a sparse hit (a few samples of an
+#   aggregation, neighbours unaccessed) is cut into up to evidence_pieces even
+#   pieces, each held out of merges for hold_aggregations aggregations while it
+#   sees no access; a piece that is hit is cut again, so the search narrows by
+#   a factor of evidence_pieces per hit; a small object found (an accessed
+#   region of at most evidence_pieces pages) is held the same way;
+# - accessed and unaccessed neighbours never merge, whatever the threshold (a
+#   region hit once stays apart when another object's count raised the
+#   threshold);
+# - unaccessed regions are cut into more pieces for the next aggregation, up to
+#   1 / cold_share of max_nr_regions pieces in all, so samples cover cold memory
+#   densely (the merge joins them back as the seed's does: the snapshots keep
+#   the seed's few cold regions).  An unaccessed region is the cheap kind to
+#   sample (no Accessed bit to clear), and the chance of a sample landing on a
+#   small hot object grows with the number of regions covering it.
+#
+# Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
+# (as every narrow cut, near-even at a random phase: `split_evenly`).
+
+
+@dataclass(frozen=True)
+class NarrowSettings:
+    """narrow's constants and switches (bench/narrow --ablate NAME=VALUE sets them)."""
+
+    hold_aggregations: int = 10
+    cool_aggregations: int = 10
+    evidence_pieces: int = 16
+    unaccessed_apart: bool = True  # accessed and unaccessed neighbours never merge
+    release_diffuse: bool = True  # searches hit in separate places end (release_diffuse)
+    hold_found: bool = True  # accessed regions of up to evidence_pieces pages are held too
+    cold_share: int = 3  # cold pieces: up to max_nr_regions // cold_share
+    update_room: int = 3  # regions an update may add before the next merge
+    # Pieces of an accessed region whose count is neither sparse nor full and
+    # differs much from a neighbour's (it straddles a boundary of the access
+    # pattern): 0 for the seed's 2 or 3.
+    straddle_pieces: int = 8
+
+
+DEFAULT = NarrowSettings()
+
+
+def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
+                            settings: NarrowSettings = DEFAULT) -> None:
+    """The seed's merge, except that held pieces without an access stay apart and
+    accessed regions never join unaccessed ones; remembers the merged counts."""
+    if t.nr_regions < 2:
+        t.last_nr_accesses = t.nr_accesses.copy()
+        return
+    if settings.release_diffuse:
+        release_diffuse(t, settings)
+    # Whether region i may join the region before it, as far as does not depend on
+    # the merges before: neither is a held piece waiting for its hit (nothing
+    # merges into one, so the survivor before i is region i - 1 then), and both or
+    # neither were accessed (a survivor keeps the accessedness of its parts).
+    nr, hold = t.nr_accesses, t.hold
+    waiting = (hold > 0) & (nr == 0)
+    may = np.zeros(len(nr), dtype=bool)
+    may[1:] = ~waiting[:-1] & ~waiting[1:]
+    if settings.unaccessed_apart:
+        may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
+    idx = merge_regions(t, thres, sz_limit, may.tolist())
+    if idx is not None:
+        # A merged region holds as long as its longest-held part; a cooling-off
+        # (negative) hold spreads over what it merges with.
+        lo, hi = np.minimum.reduceat(hold, idx), np.maximum.reduceat(hold, idx)
+        t.hold = np.where(lo < 0, lo, hi)
+    t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
+    """End the searches whose pieces were hit in two or more separate places.
+
+    The pieces of one evidence split are adjacent and share their hold.  A small
+    object shows in one piece (or a run of adjacent ones); hits scattered over
+    the pieces mean accesses spread thin over the whole region, which cutting
+    finer would only fragment.  Such pieces cool off instead: a negative hold,
+    counting up to 0, during which they merge as the seed's and are not
+    searched again.
+    """
+    h, nr = t.hold, t.nr_accesses
+    held = h > 0
+    if not held.any():
+        return
+    same = np.zeros(len(h), dtype=bool)  # region i is in the family of region i - 1
+    same[1:] = held[1:] & held[:-1] & (h[1:] == h[:-1]) & (t.end[:-1] == t.start[1:])
+    family = np.cumsum(~same) - 1
+    hit = nr > 0
+    run_start = hit & held
+    run_start[1:] &= ~(same[1:] & hit[:-1])
+    runs = np.bincount(family, weights=run_start)
+    diffuse = held & (runs[family] >= 2)
+    h[diffuse] = -settings.cool_aggregations
+
+
+def _within(extra: np.ndarray, budget: int) -> np.ndarray:
+    """`extra` pieces per region, cut to zero from the first region the budget runs out at."""
+    return np.where(np.cumsum(extra) <= budget, extra, 0)
+
+
+def narrow_split_counts(
+    nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
+    nr_subs: int, sparse_max: int, max_nr_regions: int, settings: NarrowSettings = DEFAULT,
+    full: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pieces per region (>= 1) and which regions are evidence, within the budget.
+
+    `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
+    Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
+    ones share what is left of max_nr_regions // cold_share, by size.
+    """
+    n = len(nr)
+    # An update may add a region for each of the three ranges before the next
+    # merge: leave room for them (the seed's split leaves half of max free).
+    budget = max_nr_regions - settings.update_room - n
+    # An unaccessed neighbour, or none: the hit is alone there.
+    quiet_left = np.ones(n, dtype=bool)
+    quiet_right = np.ones(n, dtype=bool)
+    quiet_left[1:] = ~adjacent | (nr[:-1] == 0)
+    quiet_right[:-1] = ~adjacent | (nr[1:] == 0)
+    splittable = pages > 2
+    evidence = ((nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
+                & (hold >= 0))
+    accessed = (nr > 0) & ~evidence & splittable
+    cold = (nr == 0) & (hold == 0) & splittable
+
+    extra = np.zeros(n, dtype=np.int64)
+    want = np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0)
+    extra += _within(want, budget)
+    evidence &= extra > 0
+    budget -= int(extra.sum())
+    pieces = nr_subs
+    if settings.straddle_pieces and full is not None:
+        # Neither sparse nor full, beside a region counted far from it: a
+        # boundary of the access pattern inside.  (Alike neighbours mean memory
+        # accessed in part throughout: cutting it finer would find nothing.)
+        step = np.zeros(n, dtype=bool)
+        far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
+        step[1:] |= far
+        step[:-1] |= far
+        straddle = accessed & (nr < full) & (nr > sparse_max) & step
+        pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
+    want = np.where(accessed, pieces - 1, 0)
+    got = _within(want, max(budget, 0))
+    extra += got
+    budget -= int(got.sum())
+    nr_cold = int(cold.sum())
+    if nr_cold and budget > 0:
+        cold_pieces = min(budget + nr_cold,
+                          max(max_nr_regions // settings.cold_share, 2 * nr_cold))
+        sizes = np.where(cold, pages, 0)
+        piece = max(int(sizes.sum()) // cold_pieces, 1)
+        want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
+        extra += _within(want, budget)
+    return extra + 1, evidence
+
+
+def split_evenly(
+    t: Target, pieces: np.ndarray, rng: np.random.Generator, min_region: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The boundaries of region i cut into `pieces[i]` near-even pieces at a random
+    phase: (starts, ends, index of the region each piece comes from).
+
+    A region of P minimum regions cut in k has its cuts at floor((j - 1/2 + u) P / k),
+    j = 1..k-1, u uniform in [0, 1) (1/2 when P / k < 2): the pieces are P / k
+    long except the first and last, which share 2 P / k, and the phase moves the
+    cuts at every split, so no address stays a boundary.  Cuts are distinct and
+    inside the region (for P / k >= 2 the first is at least P / k / 2 >= 1).
+    """
+    n = t.nr_regions
+    k = pieces.astype(np.int64)
+    cut_of = np.repeat(np.arange(n), k - 1)
+    if len(cut_of) == 0:
+        return t.start, t.end, np.arange(n)
+    first = np.cumsum(k - 1) - (k - 1)
+    j = np.arange(len(cut_of)) - first[cut_of] + 1  # 1..k-1 within each region
+    pages = (t.end - t.start) // min_region
+    step = pages / k
+    # No phase for pieces under two minimum regions: the cuts fall on every
+    # floor(j * step) then, distinct and inside the region.
+    u = np.where(step < 2, 0.5, rng.random(n))
+    offset = np.floor(step[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
+    cut = t.start[cut_of] + offset * min_region
+    new_starts = np.sort(np.concatenate((t.start, cut)))
+    new_ends = np.sort(np.concatenate((t.end, cut)))
+    parent = np.searchsorted(t.start, new_starts, side="right") - 1
+    return new_starts, new_ends, parent
+
+
+def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> None:
+    """Split for `narrow`: evidence into even pieces, held; accessed regions as the seed;
+    cold regions into pieces covering cold memory densely.  Ages every hold by one."""
+    targets = [t for t in ctx.targets if t.nr_regions]
+    nr_subs = nr_subregions(ctx, sum(t.nr_regions for t in targets))
+    if not targets:
+        return
+    attrs = ctx.attrs
+    nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
+    sparse_max = max(nr_samples // 4, 1)
+    last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
+            else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
+    nr = np.concatenate(last)
+    hold = np.concatenate([t.hold for t in targets])
+    pages = np.concatenate([(t.end - t.start) // ctx.min_region for t in targets])
+    # Region i and i + 1 touch, within one target.
+    adjacent = np.concatenate(
+        [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    pieces, evidence = narrow_split_counts(
+        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
+        full=nr_samples * 9 // 10)
+    hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
+    # A small object found is held too: an aggregation in which a sparsely
+    # accessed one happens to see no access does not merge it away.
+    if settings.hold_found:
+        hold[(nr > 0) & (pages <= settings.evidence_pieces) & (hold >= 0)] = \
+            settings.hold_aggregations
+    hold[evidence] = settings.hold_aggregations
+    base = 0
+    for t in targets:
+        n = t.nr_regions
+        sl = slice(base, base + n)
+        base += n
+        if (pieces[sl] == 1).all():
+            t.hold = hold[sl].astype(t.hold.dtype)
+            continue
+        new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
+        nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
+        t.set_regions(new_starts, new_ends, nrs, parent=parent)
+        t.hold = hold[sl][parent].astype(t.hold.dtype)
+
+
+class Narrow:
+    """The `narrow` adjustment with its settings (`--adjust narrow`, the default)."""
+
+    name = "narrow"
+
+    def __init__(self, settings: NarrowSettings = DEFAULT):
+        self.settings = settings
+
+    def merge(self, t: Target, thres: int, sz_limit: int) -> None:
+        narrow_merge_regions_of(t, thres, sz_limit, self.settings)
+
+    def split(self, ctx: "Context") -> None:
+        narrow_split_regions(ctx, self.settings)

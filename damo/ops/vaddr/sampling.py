@@ -1,0 +1,403 @@
+"""The vaddr operations' sampling: the BPF sample program per sample, or the native loop.
+
+Per sample each region's random page is checked and made old through
+`damo.sampler.PageSampler`: the BPF sample program walks the pages, counts
+and draws, `process_madvise(MADV_COLD)` clears the Accessed bit of the pages
+that are young (an old page needs no clearing), whole huge-page leaves at
+once.  The targets' region arrays are views of that program's arrays, each
+target a slice (`_lay_out`, again whenever merge, split or an update made
+new arrays).
+
+One step, merged: the check of sample k and the preparation of sample k+1
+are one pass of the program, which counts the previous pages and draws and
+stages the next.  `prepare_access_checks` then has nothing to do; when the
+regions changed in between (aggregation, update) it draws and clears
+afresh.  A page whose bit could not be cleared (shared with another
+process) gives a check without evidence.
+
+The program counts, per region, the checks it made and the young ones among
+them; at the end of an aggregation `_to_counts` turns the two into the
+region's count in units of the aggregation's samples (budget.py's
+`counts_from_checks`), so a region checked less often than nominal (the CPU
+budget, a late step) reads what its checks found, never less.
+
+With the native loop (`damo/sampler/_loop.c`), `run_samples` runs every
+sample up to the next aggregation or update as one call with the GIL
+released; the steps it cannot finish itself (an advice the kernel stopped
+short, a failed walk, an exit) it hands back, and this module finishes them
+with the per-sample code.  Unlike the per-sample path it does not remember
+shared pages (their samples are not counted either way).  An aggregation
+waits for the regions checked fewer than the floor's times (`_make_up`).
+The CPU budget (`--max-cpu`, budget.py) sets each region's period and the
+intervals before each aggregation interval.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from damo.core.target import Target
+from damo.errors import PlatformError
+from damo.ops.vaddr.budget import (
+    DEFAULT_MAX_CPU,
+    SAMPLE_FLOOR,
+    CpuBudget,
+    count_before,
+    counts_from_checks,
+)
+from damo.ops.vaddr.process import Process
+from damo.sampler import TargetGone, native
+from damo.sampler.walker import (
+    CHECKS_NO_EVIDENCE_SHIFT,
+    REGION_MAY_SHARE,
+    REGION_PERIOD_SHIFT,
+    REGION_PHASE_SHIFT,
+    SAMPLE_AHEAD,
+    SAMPLE_CHECK,
+)
+
+if TYPE_CHECKING:
+    from damo.core.context import Context
+    from damo.sampler.walker import Walker
+
+
+def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Which regions [start, end) overlap any of `ranges` ((N, 2), sorted, disjoint)."""
+    if not len(ranges):
+        return np.zeros(len(start), dtype=bool)
+    # The first range ending after each region's start must begin before its end.
+    i = np.searchsorted(ranges[:, 1], start, side="right")
+    hit = i < len(ranges)
+    hit[hit] = ranges[i[hit], 0] < end[hit]
+    return hit
+
+
+class Sampling:
+    """The sampling half of `VaddrBpfOperations` (a mixin: it shares the processes)."""
+
+    walker: Walker
+    procs: dict[int, Process]
+    colocate: bool
+
+    def _init_sampling(self) -> None:
+        # The last check drew the next sample of every target and cleared it.
+        self.ahead = False
+        # The native loop (None: samples from Python, kdamond's per-sample path).
+        self._native = native.loop()
+        if self._native is None:
+            self.run_samples = None  # type: ignore[assignment]
+        # `damo record --max-cpu` (0: none): the budget, made by init().
+        self.max_cpu = DEFAULT_MAX_CPU
+        self.budget: CpuBudget | None = None
+        self.step = 0  # the native loop's step within the aggregation interval
+        self._done_at: int | None = None  # when the last deadline's check ran
+        self._next_ns = 0  # the pending step's time, after an interrupted run
+        # id -> (start, count) of the last aggregation's regions, and of the one before
+        self._counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._counts_before: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Samples per aggregation at the nominal attributes (what counts are in units of),
+        # and the least checks per region per aggregation.
+        self._samples = 1
+        self._floor = 1
+        self._replan = True
+        self._laid_out_regions = 0  # regions in the program's arrays, all targets
+        # target id -> (checks with evidence, checks made) per region, of the
+        # regions of the last aggregation before merge: what its counts rest on.
+        self.last_checks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def _start_sampling(self, ctx: Context) -> None:
+        """The nominal samples per aggregation, the floor, and the budget (at init)."""
+        self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
+        self._floor = min(SAMPLE_FLOOR, self._samples)
+        if self._native is not None and self.max_cpu > 0:
+            self.budget = CpuBudget(self.max_cpu, ctx.attrs)
+
+    def _reset_sampling(self, ctx: Context) -> None:
+        """Between two aggregations: no checks yet, a new plan, the budget's next level."""
+        self.step = 0
+        self.walker.regions.nr_checks[:self._laid_out_regions] = 0
+        self._replan = True
+        if self.budget is not None:
+            self.budget.after_aggregation()
+            ctx.attrs = self.budget.attrs(ctx.base_attrs)
+
+    def _laid_out(self, ctx: Context) -> bool:
+        """Whether every sampled target's arrays are still the region arrays' views."""
+        for t, p in self._live(ctx):
+            if len(p.views) != 4 or not (p.views[0] is t.start and p.views[1] is t.end and
+                                         p.views[2] is t.sampling_addr and
+                                         p.views[3] is t.nr_accesses):
+                return False
+        return True
+
+    def _lay_out(self, ctx: Context) -> None:
+        """Give each target a slice of the sample program's region arrays.
+
+        The target's arrays become views of its slice: the program counts
+        into `nr_accesses` and draws into `sampling_addr` in place, and an
+        edit of the regions in place reaches it too.  New arrays (merge,
+        split, update) are laid out again before the next sample.
+        """
+        live = self._live(ctx)
+        # Copies first: a slice may move over another target's old one.
+        columns = [(t, p, np.array(t.start), np.array(t.end), np.array(t.nr_accesses),
+                    self._old_checks(p, t.start, t.end))
+                   for t, p in live]
+        if sum(t.nr_regions for t, _ in live) > len(self.walker.regions.start):
+            raise PlatformError(f"more than {len(self.walker.regions.start)} regions to sample")
+        arrays, base = self.walker.regions, 0
+        for t, p, start, end, nr_accesses, checks in columns:
+            n = len(start)
+            views = tuple(a[base:base + n] for a in (arrays.start, arrays.end,
+                                                     arrays.sampling_addr, arrays.nr_accesses))
+            views[0][:] = start
+            views[1][:] = end
+            views[3][:] = nr_accesses
+            arrays.nr_checks[base:base + n] = checks
+            arrays.flags[base:base + n] = np.where(
+                overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+            t.start, t.end, t.sampling_addr, t.nr_accesses = views
+            p.views, p.base = views, base
+            base += n
+        self._laid_out_regions = base
+        for p in self.procs.values():
+            if all(p is not q for _, q in live):  # its old slice is another's now
+                p.views = ()
+
+    def _old_checks(self, p: Process, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+        """The checks made so far of each region [start, end), from the process's old slice.
+
+        Between two aggregations only an update changes the regions: it drops,
+        stretches or adds regions at the mappings' edges, keeping the others'
+        counts.  A region keeps the checks of the old one it overlaps first
+        (itself, when kept); a new one has none yet.
+        """
+        if len(p.views) != 4 or not len(p.views[0]) or not len(start):
+            return np.zeros(len(start), dtype=np.int64)
+        old_start, old_end = p.views[0], p.views[1]
+        old = self.walker.regions.nr_checks[p.base:p.base + len(old_start)]
+        i = np.searchsorted(old_end, start, side="right")
+        i_ok = np.minimum(i, len(old_end) - 1)
+        keep = (i < len(old_end)) & (old_start[i_ok] < end)
+        return np.where(keep, old[i_ok], 0)
+
+    def _sample(self, p: Process, mode: int, n: int) -> int:
+        """One sample-program pass over the process's regions, then the clearing it staged."""
+        try:
+            staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base, n)
+            if self.colocate:
+                self.cpu.follow(self.walker.owner_cpu)
+            if staged:
+                p.sampler.clear_staged(staged, staged_bytes)
+        except TargetGone:
+            p.valid = False
+            return 0
+        return max_nr_accesses
+
+    def prepare_access_checks(self, ctx: Context) -> None:
+        if self.ahead:  # the last check drew and cleared every target's sample
+            self.ahead = False
+            return
+        if not self._laid_out(ctx):
+            self._lay_out(ctx)
+        for t, p in self._live(ctx):
+            self._sample(p, SAMPLE_AHEAD, t.nr_regions)
+
+    def check_accesses(self, ctx: Context) -> int:
+        """Count the last sample and prepare the next one, in one BPF pass per target.
+
+        Unless merge/split or an update follows (`ctx.regions_change_next`): then
+        the next sample is drawn by `prepare_access_checks` on the new regions.
+        """
+        ahead = not ctx.regions_change_next
+        mode = SAMPLE_CHECK | SAMPLE_AHEAD if ahead else SAMPLE_CHECK
+        max_nr_accesses = 0
+        for t, p in self._live(ctx):
+            max_nr_accesses = max(max_nr_accesses, self._sample(p, mode, t.nr_regions))
+        # Nothing changes the regions before the next prepare_access_checks
+        # unless an aggregation or update comes first, and then ahead is false.
+        self.ahead = ahead
+        if ctx.aggregating:
+            return self._to_counts(ctx)
+        return max_nr_accesses
+
+    def _proc(self, t: Target) -> Process | None:
+        """The target's process while it is valid (not exited, not failed)."""
+        p = self.procs.get(t.id)
+        return p if p is not None and p.valid else None
+
+    def _live(self, ctx: Context) -> list[tuple[Target, Process]]:
+        """The targets to sample, with their processes: valid, and with regions."""
+        return [(t, p) for t in ctx.targets if t.nr_regions and (p := self._proc(t)) is not None]
+
+    def run_samples(self, ctx: Context, deadline_ns: int) -> int:
+        """Every sample up to `deadline_ns`, whose check runs alone, through the native loop.
+
+        At an aggregation's deadline the aggregation waits, a few steps at a
+        time, for the regions checked fewer than the floor's times (a stalled
+        monitor, late wake-ups); then the checks become counts (`_to_counts`).
+        """
+        if not self.ahead:  # a deadline passed: the regions may be new
+            if not self._laid_out(ctx):
+                self._lay_out(ctx)
+            self._plan(ctx)
+        interval = ctx.attrs.sample_interval * 1000  # in force: the budget may lengthen it
+        now = ctx.clock.now_ns()
+        next_ns = self._next_ns if self.ahead else \
+            max(self._done_at if self._done_at is not None else now, now) + interval
+        live = self._live(ctx)
+        if not live:  # nothing to sample (yet): the deadline's update may find regions
+            time.sleep(max(0, deadline_ns - now) / 1e9)
+            return 0
+        next_ns = self._run(ctx, live, next_ns, interval, deadline_ns)
+        self._next_ns = next_ns
+        if self.ahead:  # interrupted: kdamond calls again
+            return 0
+        # The last step ran at next_ns - interval: at the deadline, or up to
+        # an interval after it when wake-ups came late.
+        self._done_at = max(deadline_ns, next_ns - interval)
+        if not ctx.aggregating:
+            return 0
+        self._make_up(ctx, interval)
+        return self._to_counts(ctx)
+
+    def _run(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
+             interval: int, deadline_ns: int) -> int:
+        """The native loop to the deadline, finishing in Python the steps it hands back."""
+        w = self.walker
+        while live:
+            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
+                self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
+                                 [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
+                                 self.ahead, self.step, next_ns, interval, deadline_ns)
+            self.ahead = bool(ahead)
+            if reason in (native.R_DONE, native.R_INTR):
+                break
+            self._finish_step(live, index, reason, mode, staged, nbytes)
+            self.ahead = bool(mode & SAMPLE_AHEAD)
+            if not self.ahead:
+                break
+            live = self._live(ctx)
+        if self.colocate:
+            self.cpu.follow(w.owner_cpu)
+        return next_ns
+
+    def _checks(self, p: Process, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """A process's regions' checks with evidence, and all checks made, so far."""
+        raw = self.walker.regions.nr_checks[p.base:p.base + n]
+        evidence = raw & ((1 << CHECKS_NO_EVIDENCE_SHIFT) - 1)
+        return evidence, evidence + (raw >> CHECKS_NO_EVIDENCE_SHIFT)
+
+    def _make_up(self, ctx: Context, interval: int) -> None:
+        """Let the aggregation wait for the checks its regions miss under the floor.
+
+        Regions checked fewer than the floor's times (steps lost to a stalled
+        monitor or late wake-ups) are checked at every step until they have
+        them, for at most one more aggregation's steps.  A region whose checks
+        were made but gave no evidence (its page shared, its bit kept) is not
+        waited for.
+        """
+        flags = self.walker.regions.flags
+        waited = 0
+        while waited < self._samples and not ctx.stop_requested:
+            short_any, need = False, 0
+            for t, p in self._live(ctx):
+                _, made = self._checks(p, t.nr_regions)
+                short = made < self._floor
+                if short.any():
+                    short_any = True
+                    need = max(need, self._floor - int(made[short].min()))
+                    f = flags[p.base:p.base + t.nr_regions]
+                    f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
+            if not short_any:
+                break
+            need = min(need, self._samples - waited)
+            now = ctx.clock.now_ns()
+            self.ahead = False  # draw afresh for the steps to come
+            self._run(ctx, self._live(ctx), now + interval, interval, now + need * interval)
+            waited += need
+            if self.ahead:  # interrupted (a signal): count what was checked
+                break
+        self.ahead = False
+        if waited:
+            self._done_at = max(self._done_at or 0, ctx.clock.now_ns())
+            if self.budget is not None:
+                self.budget.makeup_steps += waited
+
+    def _to_counts(self, ctx: Context) -> int:
+        """Turn each region's young checks into its count for the aggregation; the highest.
+
+        A count is in units of the aggregation's samples at the nominal
+        attributes (its maximum their ratio, as in DAMON whatever the
+        budget did): young checks times samples over checks made.  A region
+        checked fewer than the floor's times gets its missing checks from its
+        last count, never read as unaccessed for lack of checks.
+        """
+        n, floor, highest = self._samples, self._floor, 0
+        all_checks = []
+        self.last_checks = {}
+        for t, p in self._live(ctx):
+            checks, _ = self._checks(p, t.nr_regions)
+            counts = counts_from_checks(t.nr_accesses, checks,
+                                        count_before(self._counts.get(t.id), t.start), n, floor)
+            t.nr_accesses[:] = counts
+            self.last_checks[t.id] = self._checks(p, t.nr_regions)
+            if len(counts):
+                highest = max(highest, int(counts.max()))
+            all_checks.append(self.last_checks[t.id][1])
+        self._counts_before = self._counts
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
+        if self.budget is not None:
+            self.budget.note_checks(np.concatenate(all_checks) if all_checks else np.zeros(0))
+        return highest
+
+    def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
+                     mode: int, staged: int, nbytes: int) -> None:
+        """Finish, with the per-sample code, the step the native loop handed back at `index`."""
+        t, p = live[index]
+        try:
+            if reason == native.R_GONE:
+                p.valid = False
+            elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
+                self._sample(p, mode, t.nr_regions)
+            else:  # R_ADVISE: which ranges the kernel refused, and the verify
+                p.sampler.clear_staged(staged, nbytes, advised=False)
+        except TargetGone:
+            p.valid = False
+        for t2, p2 in live[index + 1:]:
+            self._sample(p2, mode, t2.nr_regions)
+
+    @property
+    def _config_addr(self) -> int:
+        return np.frombuffer(self.walker._config, dtype=np.uint64).ctypes.data
+
+    @property
+    def _sample_fd(self) -> int:
+        return self.walker._loaded.prog_fds["sample"]
+
+    def _plan(self, ctx: Context) -> None:
+        """Each region's period and phase (region_flags): the budget checks steady ones less."""
+        b = self.budget
+        if not self._replan:
+            return
+        self._replan = False
+        flags = self.walker.regions.flags
+        for t, p in self._live(ctx):
+            n = t.nr_regions
+            f = flags[p.base:p.base + n]
+            if b is None or b.current.steady_period <= 1:
+                f[:] = f & REGION_MAY_SHARE
+                continue
+            periods = b.periods(count_before(self._counts.get(t.id), t.start),
+                                count_before(self._counts_before.get(t.id), t.start))
+            # Phases spread a period's checks over the steps (and so the clears).
+            phases = np.arange(n) % periods
+            f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
+                (phases << REGION_PHASE_SHIFT)
+
+    def take_budget(self) -> list[dict]:
+        """The budget's level at the start and at each change since, for the sidecar."""
+        return [] if self.budget is None else self.budget.take_log()
