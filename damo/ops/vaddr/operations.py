@@ -130,6 +130,11 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
 
     def cleanup(self, ctx: Context) -> None:
         self.cpu.release()
+        running = self.child is not None and self.child.poll() is None
+        if running:
+            # Stopped early (duration, signal): damo started the command, damo ends it,
+            # before its descendants (a shell that saw its child end first would go on).
+            self.child.terminate()
         if self.child is not None:
             # Stopped early: the command's monitored descendants end with it
             # (they would outlive the shell).
@@ -141,9 +146,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         self.walker.regions.flags[:] = 0
         for p in self.procs.values():
             p.close()
-        if self.child is not None and self.child.poll() is None:
-            # Stopped early (duration, signal): damo started the command, damo ends it.
-            self.child.terminate()
+        if running:
             try:
                 self.child.wait(TERM_WAIT_S)
             except subprocess.TimeoutExpired:
