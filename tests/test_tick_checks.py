@@ -274,3 +274,36 @@ def test_nothing_outlives_the_process(how):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_record_falls_back_to_the_native_loop_in_one_line(tmp_path):
+    """A CPU the kernel has no perf event for: the refusal is real, the recording goes on."""
+    import os
+
+    need_bpf()
+    out = tmp_path / "r.data"
+    env = {**os.environ, "DAMO_TICK_CPU": str(1 << 20)}
+    p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "1.5",
+                        "-o", str(out), "sleep 5"], capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "kernel-side sampling checks" in ln]
+    assert len(lines) == 1
+    assert lines[0].startswith("damo: warning: kernel-side sampling checks unavailable "
+                               "(perf_event_open")
+    assert "kernel-side checks)" not in p.stderr  # no kernel-side time: the native loop ran
+    assert out.stat().st_size > 0
+
+
+def test_record_counts_the_kernel_side_time(tmp_path):
+    need_bpf()
+    out = tmp_path / "r.data"
+    p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "2",
+                        "-o", str(out), "sleep 5"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "unavailable" not in p.stderr
+    assert "of it in its kernel-side checks)" in p.stderr.splitlines()[-1]
+    from damo.records.meta import read_meta
+
+    end = [m for m in read_meta(str(out)) or [] if m.get("type") == "end"]
+    assert end and end[-1]["bpf_kernel_s"] > 0

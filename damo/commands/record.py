@@ -107,6 +107,16 @@ def run(
             show_default=False,
         ),
     ] = None,
+    checks: Annotated[
+        str,
+        typer.Option(
+            "--checks",
+            help="Where vaddr's per-sample checks run: kernel (a BPF program on a periodic "
+            "perf event; damo wakes a few times per aggregation) or native (damo's sampling "
+            "loop wakes every sample). kernel falls back to native where the kernel refuses "
+            "it (docs/sampler.md).",
+        ),
+    ] = "kernel",
     adjust: Annotated[
         str,
         typer.Option(
@@ -144,7 +154,8 @@ def run(
     else:
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
                                 include_child_tasks=include_child_tasks,
-                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
+                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu,
+                                checks=checks)
     rec.status = sys.stderr.isatty()
     rec.run()
     print(rec.summary(), file=sys.stderr)

@@ -184,6 +184,10 @@ class VaddrBpfOperations(VaddrOperations):
         self._plan_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._replan = True
         self._budget_started = False
+        # Per-sample checks in the kernel (damo.sampler.tick), made by init()
+        # unless refused or turned off; then the native loop samples.
+        self.kernel_checks = True
+        self.tick = None
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
             self.procs[pid] = Process(pid, self.walker)
@@ -203,7 +207,15 @@ class VaddrBpfOperations(VaddrOperations):
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
-        if self._native is not None and self.max_cpu > 0:
+        if self.kernel_checks:
+            from damo.sampler.tick import open_tick_checks
+
+            self.tick, why = open_tick_checks(ctx.attrs.sample_interval)
+            if why is not None:
+                print(f"damo: warning: {why}", file=sys.stderr)
+            else:
+                self.run_samples = self._tick_samples  # type: ignore[method-assign]
+        if self.tick is None and self._native is not None and self.max_cpu > 0:
             from damo.core.budget import CpuBudget
 
             self.budget = CpuBudget(self.max_cpu,
@@ -239,6 +251,9 @@ class VaddrBpfOperations(VaddrOperations):
             self.procs.pop(pid, None)
 
     def cleanup(self, ctx: Context) -> None:
+        if self.tick is not None:  # detached before the samplers let go of the targets' mm
+            self.tick.close()
+            self.tick = None
         self.cpu.release()
         if self.child is not None:
             # Stopped early: the command's monitored descendants end with it
@@ -526,6 +541,29 @@ class VaddrBpfOperations(VaddrOperations):
         self._done_at = deadline_ns
         self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in live}
         return max((int(t.nr_accesses.max()) for t, _ in self._live(ctx)), default=0)
+
+    def _tick_samples(self, ctx: Context, deadline_ns: int) -> int:
+        """Every sample up to `deadline_ns`, checked in the kernel (damo.sampler.tick)."""
+        from damo.sampler.tick import run_until
+
+        while True:
+            live = self._live(ctx)
+            if not live:
+                time.sleep(max(0, deadline_ns - ctx.clock.now_ns()) / 1e9)
+                return 0
+            ctx.sample_scale = 1
+            parts = [(p.sampler, t.start, t.end, overlaps(t.start, t.end, p.shared_ranges),
+                      t.nr_accesses) for t, p in live]
+            top, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
+                                  ctx.attrs.aggr_interval)
+            if not gone:
+                return top
+            for k in gone:
+                live[k][1].valid = False
+
+    def kernel_seconds(self) -> float:
+        """Kernel-side time of damo's attached BPF programs so far (beyond its threads' CPU)."""
+        return self.tick.kernel_ns() / 1e9 if self.tick is not None else 0.0
 
     def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
                      mode: int, staged: int, nbytes: int) -> None:

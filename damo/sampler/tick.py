@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from damo.errors import PlatformError
+from damo.errors import PlatformError, UsageError
 from damo.linux import bpf_stats, bpf_syscall, btf, perf_event, syscalls
 from damo.sampler import program
 from damo.sampler import walker as walker_mod
@@ -300,8 +300,23 @@ class TickChecks:
         return s.run_time_ns if self._stats_fd >= 0 else s.self_ns
 
 
-def open_tick_checks(interval_us: int, cpu: int = 0) -> tuple[TickChecks | None, str | None]:
-    """Started tick checks, or None and the one line saying why the native loop samples instead."""
+def default_cpu() -> int:
+    """The CPU the tick fires on: $DAMO_TICK_CPU, else 0 (docs/sampler.md, "Which CPU")."""
+    value = os.environ.get("DAMO_TICK_CPU", "0")
+    try:
+        return int(value)
+    except ValueError:
+        raise UsageError(f"DAMO_TICK_CPU must be a CPU number, not {value!r}") from None
+
+
+def open_tick_checks(interval_us: int, cpu: int | None = None
+                     ) -> tuple[TickChecks | None, str | None]:
+    """Started tick checks, or None and the one line saying why the native loop samples instead.
+
+    `cpu`: where the tick fires (default: `default_cpu()`).
+    """
+    if cpu is None:
+        cpu = default_cpu()
     tc = None
     try:
         tc = TickChecks(interval_us, cpu)
@@ -360,3 +375,39 @@ def counts(hits: np.ndarray, checks: np.ndarray, intervals: int) -> np.ndarray:
     made = checks > 0
     out[made] = np.rint(np.asarray(hits, dtype=np.float64)[made] / checks[made] * intervals)
     return out
+
+
+# Segments (fresh sample pages) per aggregation interval: every region gets at
+# least this many independent samples, a hot one one check and one clear each.
+SEGMENTS = 4
+
+Part = tuple[PageSampler, np.ndarray, np.ndarray, "np.ndarray | None", np.ndarray]
+
+
+def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: int,
+              aggr_us: int, segments_per_aggr: int = SEGMENTS) -> tuple[int, list[int]]:
+    """A sampling driver's call: every sample of `parts` up to `deadline_ns`, checked in the kernel.
+
+    `parts`: per target (sampler, start, end, may_share or None, nr_accesses);
+    each target's counts for the time until the deadline are added to its
+    nr_accesses, in nominal sampling intervals from the checks made (a region
+    without any check adds nothing).  Returns (the highest count, the indices
+    of targets found gone: the caller drops them and calls again).
+    """
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    interval_ns = sample_us * 1000
+    intervals = max(1, round((deadline_ns - now) / interval_ns))
+    segments = max(1, min(intervals, round(segments_per_aggr * intervals * sample_us
+                                           / max(aggr_us, sample_us))))
+    tc.set_targets([(s, start, end, share) for s, start, end, share, _ in parts])
+    try:
+        got = sample_until(tc, deadline_ns, segments)
+    except TargetGone:
+        return 0, [k for k, p in enumerate(parts) if not p[0].alive()]
+    top = 0
+    for (_, _, _, _, nr_accesses), (hits, nchecks) in zip(parts, got, strict=True):
+        c = counts(hits, nchecks, intervals)
+        nr_accesses += np.maximum(c, 0)
+        if len(nr_accesses):
+            top = max(top, int(nr_accesses.max()))
+    return top, []
