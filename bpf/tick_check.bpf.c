@@ -50,21 +50,28 @@
 #define TC_SELF_NS 16    /* tick: time spent in itself, by its own clock */
 #define TC_NR_STILL 17   /* arm commit: staged pages still young after the clear */
 #define TC_CPU 18        /* tick: the CPU it last ran on */
+#define TC_IN_TICK 19    /* tick: 1 while it runs (atomic: see hold()) */
+#define TC_REDRAW 20     /* tick: draw a new page after every check (else check one until young) */
+#define TC_DRAWS 21      /* tick: pages drawn */
 
 #define ST_OK 0
 #define ST_NO_FILE 1
 #define ST_NO_MM 2
+#define ST_BUSY 3        /* the tick was running on the target: try again */
 
 /* arm's modes */
 #define ARM_DRAW 1   /* a new uniform random sample page per region */
 #define ARM_GIVEN 2  /* the sample address userspace wrote */
 #define ARM_COMMIT 4 /* after the clear: arm staged pages, or mark them uncleared */
+#define ARM_PENDING 8 /* stage the pages the tick drew young (R_PENDING), keep the rest */
+#define ARM_HOLD 16   /* only take the slot (generation odd) for userspace to rewrite */
+#define ARM_RELEASE 32 /* only give it back */
 
 /* Region states */
 #define R_OFF 0       /* not checked */
 #define R_ARMED 1     /* checked at every tick until found young */
 #define R_YOUNG 2     /* found young: done until the next arm */
-#define R_PENDING 3   /* young when drawn: waits for damo's clear */
+#define R_PENDING 3   /* young when drawn: waits for damo's clear (then checked) */
 #define R_UNCLEARED 4 /* the clear did not take (shared page, refused range): no evidence */
 #define R_LATE 5      /* young at a late tick: the window was too long to count */
 
@@ -222,6 +229,23 @@ static inline __attribute__((always_inline)) u64 mm_of_fd(u64 fd, u64 *status)
 }
 
 /*
+ * Take target slot `genp` for rewriting, or fail when the tick is running.  The
+ * slot's generation goes odd and then the tick's flag is read; the tick raises
+ * its flag and then reads the generation.  Both are locked instructions (full
+ * barriers), so at least one of the two sees the other: the tick skips the slot,
+ * or this waits for the tick to finish.
+ */
+static inline __attribute__((always_inline)) int hold(u64 *genp, u64 *in_tick)
+{
+	__sync_fetch_and_add(genp, 1);
+	if (*in_tick) {  /* a plain read: the locked add above is a full barrier (x86) */
+		__sync_fetch_and_add(genp, 1);  /* even again: not taken */
+		return 0;
+	}
+	return 1;
+}
+
+/*
  * One arm run over the regions of target slot TC_TARGET.  ARM_DRAW / ARM_GIVEN:
  * choose each region's sample page, walk it, cache the walk, zero the counts;
  * old -> armed, young -> staged for the clear (pending).  ARM_COMMIT, after
@@ -234,12 +258,12 @@ int damo_arm(void *ctx)
 	u64 *fdp = cfg(TC_MEM_FD), *po = cfg(TC_PAGE_OFFSET), *levels = cfg(TC_LEVELS);
 	u64 *tp = cfg(TC_TARGET), *modep = cfg(TC_MODE), *st = cfg(TC_STATUS);
 	u64 *nr_iov = cfg(TC_NR_IOV), *bytes = cfg(TC_IOV_BYTES), *users = cfg(TC_MM_USERS);
-	u64 *still = cfg(TC_NR_STILL);
+	u64 *still = cfg(TC_NR_STILL), *in_tick = cfg(TC_IN_TICK);
 	u64 *mmp, *basep, *nrp, *genp, status, mm, pgd, base, n;
 	u32 t;
 
 	if (!fdp || !po || !levels || !tp || !modep || !st || !nr_iov || !bytes || !users ||
-	    !still)
+	    !still || !in_tick)
 		return 0;
 	t = *tp;
 	mmp = t_mm.lookup(&t);
@@ -248,16 +272,28 @@ int damo_arm(void *ctx)
 	genp = t_gen.lookup(&t);
 	if (!mmp || !basep || !nrp || !genp)
 		return 0;
+	if (*modep & ARM_RELEASE) {
+		__sync_fetch_and_add(genp, 1);
+		*st = ST_OK;
+		return 0;
+	}
+	if (!hold(genp, in_tick)) {
+		*st = ST_BUSY;
+		return 0;
+	}
+	if (*modep & ARM_HOLD) {
+		*st = ST_OK;
+		return 0;
+	}
 	mm = mm_of_fd(*fdp, &status);
 	if (!mm) {
+		__sync_fetch_and_add(genp, 1);
 		*st = status;
 		return 0;
 	}
 	pgd = read_u64(mm + OFF_MM_PGD);
 	base = *basep;
 	n = *modep & ARM_COMMIT ? *nr_iov : *nrp;
-	/* Odd while this run rewrites the target's regions: the tick leaves them alone. */
-	__sync_fetch_and_add(genp, 1);
 	*mmp = mm;
 
 	{
@@ -309,6 +345,8 @@ int damo_arm(void *ctx)
 				*state = R_ARMED;
 				continue;
 			}
+			if ((mode & ARM_PENDING) && *state != R_PENDING)
+				continue;  /* armed by the tick, or found young: the tick goes on */
 			*state = R_OFF;
 			if (mode & ARM_DRAW) {
 				size = *hi > *lo ? *hi - *lo : 1;
@@ -324,8 +362,10 @@ int damo_arm(void *ctx)
 			*upp = up;
 			*upv = uv;
 			*seqp = seq;
-			*hits = 0;
-			*checks = 0;
+			if (!(mode & ARM_PENDING)) {
+				*hits = 0;
+				*checks = 0;
+			}
 			if (!(leaf & PAGE_ACCESSED)) {
 				*state = R_ARMED;
 				continue;
@@ -378,18 +418,48 @@ static inline __attribute__((always_inline)) u64 check_entry(u32 r, u64 mm, u32 
 	return leaf;
 }
 
+/*
+ * Draw region r's next sample page (uniform in the region, whatever its state),
+ * walk it and cache the walk: old -> armed (checked at the next tick), young ->
+ * pending (damo clears it, then it is checked).
+ */
+static inline __attribute__((always_inline)) void draw(u32 r, u64 mm, u32 seq, u64 page_offset,
+						       int five, u64 *state)
+{
+	u64 *sa = r_addr.lookup(&r), *leafp = r_leafp.lookup(&r), *upp = r_upp.lookup(&r);
+	u64 *upv = r_upv.lookup(&r), *seqp = r_seq.lookup(&r), *lo = r_start.lookup(&r);
+	u64 *hi = r_end.lookup(&r);
+	u64 lp = 0, up = 0, uv = 0, shift, leaf, size, addr;
+
+	if (!sa || !leafp || !upp || !upv || !seqp || !lo || !hi)
+		return;
+	size = *hi > *lo ? *hi - *lo : 1;
+	addr = *lo + ((((u64)bpf_get_prandom_u32()) << 32) | bpf_get_prandom_u32()) % size;
+	*sa = addr;
+	leaf = walk_cache(read_u64(mm + OFF_MM_PGD), page_offset, five, addr, &lp, &up, &uv,
+			  &shift);
+	*leafp = lp;
+	*upp = up;
+	*upv = uv;
+	*seqp = seq & 1 ? ~0ULL : seq;
+	*state = leaf & PAGE_ACCESSED ? R_PENDING : R_ARMED;
+}
+
 int damo_tick(void *ctx)
 {
 	u64 *po = cfg(TC_PAGE_OFFSET), *levels = cfg(TC_LEVELS), *ntp = cfg(TC_NR_TARGETS);
 	u64 *periodp = cfg(TC_PERIOD_NS), *ticks = cfg(TC_TICKS), *latep = cfg(TC_LATE);
 	u64 *lastp = cfg(TC_LAST_NS), *total = cfg(TC_CHECKS), *walksp = cfg(TC_WALKS);
-	u64 *selfp = cfg(TC_SELF_NS), *cpup = cfg(TC_CPU);
-	u64 now = bpf_ktime_get_ns(), checks = 0, walks = 0;
-	int late;
+	u64 *selfp = cfg(TC_SELF_NS), *cpup = cfg(TC_CPU), *in_tick = cfg(TC_IN_TICK);
+	u64 *redrawp = cfg(TC_REDRAW), *drawsp = cfg(TC_DRAWS);
+	u64 now = bpf_ktime_get_ns(), checks = 0, walks = 0, draws = 0;
+	int late, redraw;
 
 	if (!po || !levels || !ntp || !periodp || !ticks || !latep || !lastp || !total ||
-	    !walksp || !selfp || !cpup)
+	    !walksp || !selfp || !cpup || !in_tick || !redrawp || !drawsp)
 		return 0;
+	__sync_fetch_and_add(in_tick, 1);  /* before any generation is read: see hold() */
+	redraw = *redrawp;
 	/*
 	 * A check's window runs from the previous tick: after a late tick (the
 	 * event did not fire for a while) a young bit may stand for an access
@@ -441,15 +511,21 @@ int damo_tick(void *ctx)
 						continue;
 					leaf = check_entry(r, mm, seq, *po, *levels == 5, &walks);
 					if (late) {
-						if (leaf & PAGE_ACCESSED)
-							*state = R_LATE;
-						continue;
+						/* old: its next window is whole; young: no evidence */
+						if (!(leaf & PAGE_ACCESSED))
+							continue;
+						*state = R_LATE;
+					} else {
+						checks += 1;
+						*rc += 1;
+						if (leaf & PAGE_ACCESSED) {
+							*hits += 1;
+							*state = R_YOUNG;
+						}
 					}
-					checks += 1;
-					*rc += 1;
-					if (leaf & PAGE_ACCESSED) {
-						*hits += 1;
-						*state = R_YOUNG;
+					if (redraw) {
+						draw(r, mm, seq, *po, *levels == 5, state);
+						draws += 1;
 					}
 				}
 				bpf_iter_num_destroy(&ri);
@@ -459,6 +535,8 @@ int damo_tick(void *ctx)
 	}
 	*total += checks;
 	*walksp += walks;
+	*drawsp += draws;
 	*selfp += bpf_ktime_get_ns() - now;
+	__sync_fetch_and_add(in_tick, -1);
 	return 0;
 }

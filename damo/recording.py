@@ -135,8 +135,8 @@ class Recording:
         if ops_name == "vaddr":
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
-        if hasattr(setup.ops, "kernel_checks"):
-            setup.ops.kernel_checks = checks == "kernel"
+        if checks == "kernel" and hasattr(setup.ops, "use_kernel_checks"):
+            setup.ops.use_kernel_checks(attrs.sample_interval)
         if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget
             setup.ops.max_cpu = max_cpu
 

@@ -184,9 +184,8 @@ class VaddrBpfOperations(VaddrOperations):
         self._plan_counts: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._replan = True
         self._budget_started = False
-        # Per-sample checks in the kernel (damo.sampler.tick), made by init()
-        # unless refused or turned off; then the native loop samples.
-        self.kernel_checks = True
+        # Per-sample checks in the kernel (damo.sampler.tick), loaded by
+        # use_kernel_checks() and attached by init(); None: the native loop samples.
         self.tick = None
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
@@ -207,12 +206,15 @@ class VaddrBpfOperations(VaddrOperations):
             self._refresh_maps(ctx, t)
         self._check_colocation()
         super().init(ctx)
-        if self.kernel_checks:
-            from damo.sampler.tick import open_tick_checks
+        if self.tick is not None:
+            from damo.sampler.tick import refusal
 
-            self.tick, why = open_tick_checks(ctx.attrs.sample_interval)
-            if why is not None:
-                print(f"damo: warning: {why}", file=sys.stderr)
+            try:
+                self.tick.start()
+            except PlatformError as e:
+                print(f"damo: warning: {refusal(e)}", file=sys.stderr)
+                self.tick.close()
+                self.tick = None
             else:
                 self.run_samples = self._tick_samples  # type: ignore[method-assign]
         if self.tick is None and self._native is not None and self.max_cpu > 0:
@@ -220,6 +222,15 @@ class VaddrBpfOperations(VaddrOperations):
 
             self.budget = CpuBudget(self.max_cpu,
                                     ctx.attrs.aggr_interval // ctx.attrs.sample_interval)
+
+    def use_kernel_checks(self, interval_us: int) -> None:
+        """Check samples in the kernel (damo.sampler.tick): loaded now, before any
+        command starts; where the kernel refuses, one line says the native loop samples."""
+        from damo.sampler.tick import load_tick_checks
+
+        self.tick, why = load_tick_checks(interval_us)
+        if why is not None:
+            print(f"damo: warning: {why}", file=sys.stderr)
 
     def _start_command(self, ctx: Context) -> None:
         """Run the command through /bin/sh and sample it from its exec on."""
@@ -554,8 +565,11 @@ class VaddrBpfOperations(VaddrOperations):
             ctx.sample_scale = 1
             parts = [(p.sampler, t.start, t.end, overlaps(t.start, t.end, p.shared_ranges),
                       t.nr_accesses) for t, p in live]
+            # No budget (--max-cpu 0): every page drawn young is cleared at the
+            # next tick, as DAMON samples; else SEGMENTS clears per aggregation.
             top, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
-                                  ctx.attrs.aggr_interval)
+                                  ctx.attrs.aggr_interval,
+                                  busy=0.0 if self.max_cpu == 0 else None)
             if not gone:
                 return top
             for k in gone:

@@ -54,9 +54,12 @@ TC_MEM_FD, TC_PAGE_OFFSET, TC_LEVELS, TC_TARGET, TC_MODE, TC_STATUS = 0, 1, 2, 3
 TC_NR_IOV, TC_IOV_BYTES, TC_MM_USERS, TC_NR_TARGETS, TC_PERIOD_NS, TC_TICKS = 6, 7, 8, 9, 10, 11
 TC_LATE, TC_LAST_NS, TC_CHECKS, TC_WALKS, TC_SELF_NS, TC_NR_STILL, TC_CPU = (
     12, 13, 14, 15, 16, 17, 18)
-ARM_DRAW, ARM_GIVEN, ARM_COMMIT = 1, 2, 4
+TC_IN_TICK, TC_REDRAW, TC_DRAWS = 19, 20, 21
+ARM_DRAW, ARM_GIVEN, ARM_COMMIT, ARM_PENDING, ARM_HOLD, ARM_RELEASE = 1, 2, 4, 8, 16, 32
 R_OFF, R_ARMED, R_YOUNG, R_PENDING, R_UNCLEARED, R_LATE = range(6)
-ST_OK = 0
+ST_OK, ST_BUSY = 0, 3
+# Tries of a run that finds the tick running on its target (a tick takes microseconds).
+BUSY_TRIES = 10000
 # A segment begins this long after a tick: past it, with the arm done well before the next.
 ALIGN_NS = 200_000
 
@@ -71,6 +74,7 @@ class TickStats:
     ticks: int  # runs of the tick program
     late: int  # runs that came more than 1.5 intervals after the previous one
     checks: int  # Accessed-bit checks made, all regions
+    draws: int  # sample pages the tick drew (redraw mode)
     walks: int  # checks whose cached walk no longer held (a walk from the top)
     self_ns: int  # time inside the tick program, by its own clock
     run_time_ns: int  # the kernel's bpf_stats for it (0 when statistics are refused)
@@ -88,9 +92,14 @@ class ArmResult:
 class TickChecks:
     """Sample pages of any number of targets, checked every interval by a BPF perf-event program."""
 
-    def __init__(self, interval_us: int, cpu: int = 0, use_cache: bool = True):
+    def __init__(self, interval_us: int, cpu: int = 0, use_cache: bool = True,
+                 redraw: bool = True):
         self.interval_ns = int(interval_us) * 1000
         self.cpu = cpu
+        # A new page after every check (DAMON's sampling: a fresh page each
+        # interval), or one page checked until found young (one walk and one
+        # clear per region per segment: cheaper, fewer independent pages).
+        self.redraw = redraw
         self._event_fd = -1
         self._stats_fd = -1
         self._targets: list[tuple[PageSampler, int, int, np.ndarray | None]] = []
@@ -124,6 +133,7 @@ class TickChecks:
             self._cfg[TC_PAGE_OFFSET] = w.page_offset
             self._cfg[TC_LEVELS] = w.levels
             self._cfg[TC_PERIOD_NS] = self.interval_ns
+            self._cfg[TC_REDRAW] = int(redraw)
             self._cfg[TC_NR_TARGETS] = 0
             try:
                 self._stats_fd = bpf_stats.enable_run_time()
@@ -148,22 +158,26 @@ class TickChecks:
             raise PlatformError(f"the tick checks hold at most {MAX_REGIONS} regions")
         t, r = self._t, self._r
         cfg = self._cfg
-        self._targets = []
-        base = 0
-        for slot, (sampler, starts, ends, may_share) in enumerate(targets):
-            n = len(starts)
-            t["t_gen"][slot] += 1  # odd: the tick leaves the slot alone meanwhile
-            t["t_nr"][slot] = 0
-            r["r_state"][base:base + n] = R_OFF
-            r["r_start"][base:base + n] = starts
-            r["r_end"][base:base + n] = ends
-            t["t_base"][slot] = base
-            t["t_nr"][slot] = n
-            t["t_gen"][slot] += 1
-            self._targets.append((sampler, base, n, None if may_share is None
-                                  else np.asarray(may_share, dtype=bool)))
-            base += n
-        cfg[TC_NR_TARGETS] = len(targets)
+        slots = range(max(len(targets), cfg[TC_NR_TARGETS]))
+        for slot in slots:  # the tick leaves held slots alone
+            self._run(slot, None, ARM_HOLD)
+        try:
+            self._targets = []
+            base = 0
+            for slot, (sampler, starts, ends, may_share) in enumerate(targets):
+                n = len(starts)
+                r["r_state"][base:base + n] = R_OFF
+                r["r_start"][base:base + n] = starts
+                r["r_end"][base:base + n] = ends
+                t["t_base"][slot] = base
+                t["t_nr"][slot] = n
+                self._targets.append((sampler, base, n, None if may_share is None
+                                      else np.asarray(may_share, dtype=bool)))
+                base += n
+            cfg[TC_NR_TARGETS] = len(targets)
+        finally:
+            for slot in slots:
+                self._run(slot, None, ARM_RELEASE)
 
     def start(self) -> None:
         """Attach the tick program to a cpu-clock event on `cpu`: checks begin."""
@@ -203,28 +217,39 @@ class TickChecks:
         _, base, n, _ = self._targets[slot]
         return self._r["r_addr"][base:base + n]
 
-    def arm(self, draw: bool = True) -> ArmResult:
+    def arm(self, draw: bool = True, pending: bool = False) -> ArmResult:
         """Every region of every target: a new sample page (uniform, `draw`; else the
         address in `sample_addrs`), checked from the next tick; young ones cleared first.
+        Zeroes the regions' hits and checks.
 
-        Zeroes the regions' hits and checks. Raises TargetGone for a target that exited.
+        `pending`: only clear and arm the pages the tick drew young (redraw
+        mode); the rest and the counts are left as they are.
+        Raises TargetGone for a target that exited.
         """
+        mode = ARM_PENDING if pending else ARM_DRAW if draw else ARM_GIVEN
         armed = cleared = uncleared = 0
         for slot, (sampler, base, n, may_share) in enumerate(self._targets):
-            a = self._arm_target(slot, sampler, base, n, may_share,
-                                 ARM_DRAW if draw else ARM_GIVEN)
+            a = self._arm_target(slot, sampler, base, n, may_share, mode)
             armed += a.armed
             cleared += a.cleared
             uncleared += a.uncleared
         return ArmResult(armed, cleared, uncleared)
 
-    def _run(self, slot: int, sampler: PageSampler, mode: int) -> None:
+    def _run(self, slot: int, sampler: PageSampler | None, mode: int) -> None:
+        """One run of damo_arm on target `slot` (ARM_HOLD / ARM_RELEASE: no sampler)."""
         cfg = self._cfg
-        cfg[TC_MEM_FD] = sampler.loop_target(0, 0)[0]
+        cfg[TC_MEM_FD] = sampler.loop_target(0, 0)[0] if sampler is not None else 0
         cfg[TC_TARGET] = slot
         cfg[TC_MODE] = mode
-        cfg[TC_STATUS] = 1
-        self._run_arm()
+        for _ in range(BUSY_TRIES):
+            cfg[TC_STATUS] = 1
+            self._run_arm()
+            if cfg[TC_STATUS] != ST_BUSY:
+                break
+        else:
+            raise PlatformError("the tick program never let go of a target")
+        if sampler is None:
+            return
         if cfg[TC_STATUS] != ST_OK or (cfg[TC_MM_USERS] == 0 and not sampler.alive()):
             if not sampler.alive():
                 raise TargetGone(f"process {sampler.pid} exited")
@@ -280,7 +305,7 @@ class TickChecks:
         run_ns = run_cnt = 0
         if self._stats_fd >= 0:
             run_ns, run_cnt = bpf_stats.run_time(self._loaded.prog_fds["damo_tick"])
-        return TickStats(cfg[TC_TICKS], cfg[TC_LATE], cfg[TC_CHECKS], cfg[TC_WALKS],
+        return TickStats(cfg[TC_TICKS], cfg[TC_LATE], cfg[TC_CHECKS], cfg[TC_DRAWS], cfg[TC_WALKS],
                          cfg[TC_SELF_NS], run_ns, run_cnt, self.cpu)
 
     def prog_ids(self) -> list[int]:
@@ -309,38 +334,53 @@ def default_cpu() -> int:
         raise UsageError(f"DAMO_TICK_CPU must be a CPU number, not {value!r}") from None
 
 
-def open_tick_checks(interval_us: int, cpu: int | None = None
+def refusal(e: Exception) -> str:
+    """The one line saying why the native loop samples instead."""
+    why = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return f"kernel-side sampling checks unavailable ({why}): using the native loop"
+
+
+def load_tick_checks(interval_us: int, cpu: int | None = None
                      ) -> tuple[TickChecks | None, str | None]:
-    """Started tick checks, or None and the one line saying why the native loop samples instead.
+    """Loaded (not yet started) tick checks, or None and `refusal`'s line.
 
     `cpu`: where the tick fires (default: `default_cpu()`).
     """
-    if cpu is None:
-        cpu = default_cpu()
-    tc = None
     try:
-        tc = TickChecks(interval_us, cpu)
+        return TickChecks(interval_us, default_cpu() if cpu is None else cpu), None
+    except (PlatformError, OSError) as e:
+        return None, refusal(e)
+
+
+def open_tick_checks(interval_us: int, cpu: int | None = None
+                     ) -> tuple[TickChecks | None, str | None]:
+    """Started tick checks, or None and `refusal`'s line."""
+    tc, why = load_tick_checks(interval_us, cpu)
+    if tc is None:
+        return None, why
+    try:
         tc.start()
     except (PlatformError, OSError) as e:
-        if tc is not None:
-            tc.close()
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return None, f"kernel-side sampling checks unavailable ({why}): using the native loop"
+        tc.close()
+        return None, refusal(e)
     return tc, None
 
 
-def sample_until(tc: TickChecks, deadline_ns: int, segments: int
+def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | None = None
                  ) -> list[tuple[np.ndarray, np.ndarray]]:
     """One aggregation's sampling: `segments` arms until `deadline_ns` (CLOCK_MONOTONIC).
 
-    Returns per target (hits, checks) per region, summed over the segments:
-    each segment a fresh uniform page per region, so a region gets `segments`
-    independent samples (pages) and a check at every tick of each until its
-    page is found young.  A segment starts just after a tick (the program's
+    Returns per target (hits, checks) per region, summed over the segments.
+    Redraw mode: a new page after every check, the young ones cleared at the
+    segments' ends, and (`busy`) at the next tick after a wake that cleared
+    more than that share of the regions.  Otherwise each segment a fresh uniform page per region,
+    checked at every tick until found young: a region gets `segments`
+    independent pages.  A segment starts just after a tick (the program's
     clock is CLOCK_MONOTONIC), so the first check's window is nearly a whole
     interval.  Raises TargetGone as `arm`.
     """
-    period = tc.interval_ns
+    if tc.redraw:
+        return _sample_until_redraw(tc, deadline_ns, segments, busy)
     total: list[tuple[np.ndarray, np.ndarray]] = []
 
     def add(part: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -353,16 +393,50 @@ def sample_until(tc: TickChecks, deadline_ns: int, segments: int
         if k:
             now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             # This segment's share of what is left, on the tick grid.
-            end = now + (deadline_ns - now) // (segments - k + 1)
-            last = tc.last_tick_ns()
-            if last:
-                end = last + max(1, round((end - last) / period)) * period + ALIGN_NS
+            end = _on_grid(tc, now + (deadline_ns - now) // (segments - k + 1))
             time.sleep(max(0, end - now) / 1e9)
             add(tc.read())
         tc.arm()
     time.sleep(max(0, deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9)
     add(tc.read())
     return total
+
+
+def _on_grid(tc: TickChecks, when: int) -> int:
+    """`when` moved to just after the nearest tick (the tick's clock is CLOCK_MONOTONIC)."""
+    last = tc.last_tick_ns()
+    if not last:
+        return when
+    return last + max(1, round((when - last) / tc.interval_ns)) * tc.interval_ns + ALIGN_NS
+
+
+def _sample_until_redraw(tc: TickChecks, deadline_ns: int, segments: int,
+                         busy: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """sample_until in redraw mode: the tick draws a page after every check; damo
+    clears the young ones at `segments` - 1 points, the last an interval before the
+    deadline, so that every page drawn young by then is checked within the call;
+    and, with `busy`, an interval after any wake that cleared more than that share
+    of the regions (clears are due: DAMON's exact sampling when 0)."""
+    tc.arm()
+    nr = max(1, sum(n for _, _, n, _ in tc._targets))
+    interval = tc.interval_ns
+    start = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    last = deadline_ns - interval
+    points = [start + (last - start) * k // (segments - 1) for k in range(1, segments)]
+    cleared = 0
+    while True:
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        points = [t for t in points if t > now]
+        nxt = points[0] if points else None
+        if busy is not None and cleared > busy * nr:
+            nxt = now + interval if nxt is None else min(nxt, now + interval)
+        if nxt is None or nxt > last + ALIGN_NS:
+            break
+        when = _on_grid(tc, nxt)
+        time.sleep(max(0, when - now) / 1e9)
+        cleared = tc.arm(pending=True).cleared
+    time.sleep(max(0, deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9)
+    return tc.read()
 
 
 def counts(hits: np.ndarray, checks: np.ndarray, intervals: int) -> np.ndarray:
@@ -385,13 +459,15 @@ Part = tuple[PageSampler, np.ndarray, np.ndarray, "np.ndarray | None", np.ndarra
 
 
 def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: int,
-              aggr_us: int, segments_per_aggr: int = SEGMENTS) -> tuple[int, list[int]]:
+              aggr_us: int, segments_per_aggr: int = SEGMENTS, busy: float | None = None
+              ) -> tuple[int, list[int]]:
     """A sampling driver's call: every sample of `parts` up to `deadline_ns`, checked in the kernel.
 
     `parts`: per target (sampler, start, end, may_share or None, nr_accesses);
     each target's counts for the time until the deadline are added to its
     nr_accesses, in nominal sampling intervals from the checks made (a region
-    without any check adds nothing).  Returns (the highest count, the indices
+    without any check adds nothing).  `busy`: see `sample_until` (0: clear
+    whenever anything is due, DAMON's exact sampling).  Returns (the highest count, the indices
     of targets found gone: the caller drops them and calls again).
     """
     now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -401,7 +477,7 @@ def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: in
                                            / max(aggr_us, sample_us))))
     tc.set_targets([(s, start, end, share) for s, start, end, share, _ in parts])
     try:
-        got = sample_until(tc, deadline_ns, segments)
+        got = sample_until(tc, deadline_ns, segments, busy)
     except TargetGone:
         return 0, [k for k, p in enumerate(parts) if not p[0].alive()]
     top = 0
