@@ -81,7 +81,7 @@ class Recording:
         max_targets: int | None = None,
         adjust: str = "narrow",
         max_cpu: float = 2.0,
-        checks: str = "kernel",
+        checks: str = "auto",
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -107,8 +107,11 @@ class Recording:
         if not 0 <= max_cpu <= 100:
             raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
                              f"not {max_cpu:g}")
-        if checks not in ("kernel", "native"):
-            raise UsageError(f"--checks must be kernel or native, not {checks}")
+        if checks not in ("auto", "kernel", "native"):
+            raise UsageError(f"--checks must be auto, kernel or native, not {checks}")
+        if checks == "kernel" and colocate:
+            raise UsageError("--colocate goes with --checks native (it moves damo's sampling "
+                             "loop to the target's CPU)")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
         if (include_child_tasks or max_targets is not None) and ops_name != "vaddr":
@@ -135,6 +138,9 @@ class Recording:
         if ops_name == "vaddr":
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
+        if checks == "auto":
+            # The CPU budget's ladder is the native loop's: with a budget, it samples.
+            checks = "kernel" if max_cpu == 0 and not colocate else "native"
         if checks == "kernel" and hasattr(setup.ops, "use_kernel_checks"):
             setup.ops.use_kernel_checks(attrs.sample_interval)
         if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget

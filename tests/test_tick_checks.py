@@ -289,7 +289,8 @@ def test_record_falls_back_to_the_native_loop_in_one_line(tmp_path):
     out = tmp_path / "r.data"
     env = {**os.environ, "DAMO_TICK_CPU": str(1 << 20)}
     p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "1.5",
-                        "-o", str(out), "sleep 5"], capture_output=True, text=True, env=env,
+                        "--checks", "kernel", "-o", str(out), "sleep 5"],
+                       capture_output=True, text=True, env=env,
                        timeout=120)
     assert p.returncode == 0, p.stderr
     lines = [ln for ln in p.stderr.splitlines() if "kernel-side sampling checks" in ln]
@@ -304,7 +305,8 @@ def test_record_counts_the_kernel_side_time(tmp_path):
     need_bpf()
     out = tmp_path / "r.data"
     p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "2",
-                        "-o", str(out), "sleep 5"], capture_output=True, text=True, timeout=120)
+                        "--max-cpu", "0", "-o", str(out), "sleep 5"],  # auto: kernel
+                       capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "unavailable" not in p.stderr
     assert "of it in its kernel-side checks)" in p.stderr.splitlines()[-1]

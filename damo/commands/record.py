@@ -112,11 +112,12 @@ def run(
         typer.Option(
             "--checks",
             help="Where vaddr's per-sample checks run: kernel (a BPF program on a periodic "
-            "perf event; damo wakes a few times per aggregation) or native (damo's sampling "
-            "loop wakes every sample). kernel falls back to native where the kernel refuses "
-            "it (docs/sampler.md).",
+            "perf event; damo wakes only when pages need clearing) or native (damo's sampling "
+            "loop wakes every sample; the only one --max-cpu budgets and --colocate moves); "
+            "auto: kernel with --max-cpu 0, else native. kernel falls back to native where "
+            "the kernel refuses it (docs/sampler.md).",
         ),
-    ] = "kernel",
+    ] = "auto",
     adjust: Annotated[
         str,
         typer.Option(
