@@ -2,7 +2,8 @@
 
 Every aggregation the budget reads the monitor's own CPU time (all its
 threads, `CLOCK_PROCESS_CPUTIME_ID`: the scheduler's exact runtime, not
-sampled ticks) and, over the last few aggregation intervals, compares it with
+sampled ticks; plus the kernel-side time of its attached BPF programs, when
+the operations have any) and, over the last few aggregation intervals, compares it with
 PCT of one core.  Over budget it moves one level (or more, far over) down a
 ladder of cheaper settings; well under it, back up towards the nominal one:
 
@@ -68,8 +69,12 @@ def ladder(samples_per_aggr: int) -> list[Level]:
 class CpuBudget:
     """Chooses the sampling level that keeps the monitor's CPU within `max_cpu` % of a core."""
 
-    def __init__(self, max_cpu: float, samples_per_aggr: int, clock=time.clock_gettime_ns):
+    def __init__(self, max_cpu: float, samples_per_aggr: int, clock=time.clock_gettime_ns,
+                 extra_ns=None):
         self.max_cpu = max_cpu
+        # The kernel-side time of the monitor's attached BPF programs (in no
+        # thread's CPU time), in ns so far: counted as the monitor's too.
+        self._extra_ns = extra_ns
         self.samples_per_aggr = max(samples_per_aggr, 1)
         self.levels = ladder(self.samples_per_aggr)
         self.level = 0
@@ -92,8 +97,10 @@ class CpuBudget:
         return self.levels[self.level]
 
     def _sample_cpu(self) -> None:
-        self._history.append((self._clock(time.CLOCK_MONOTONIC),
-                              self._clock(time.CLOCK_PROCESS_CPUTIME_ID)))
+        cpu = self._clock(time.CLOCK_PROCESS_CPUTIME_ID)
+        if self._extra_ns is not None:
+            cpu += self._extra_ns()
+        self._history.append((self._clock(time.CLOCK_MONOTONIC), cpu))
 
     def after_aggregation(self) -> bool:
         """Measure the last aggregation and choose the next level; whether it changed."""

@@ -221,7 +221,8 @@ class VaddrBpfOperations(VaddrOperations):
             from damo.core.budget import CpuBudget
 
             self.budget = CpuBudget(self.max_cpu,
-                                    ctx.attrs.aggr_interval // ctx.attrs.sample_interval)
+                                    ctx.attrs.aggr_interval // ctx.attrs.sample_interval,
+                                    extra_ns=lambda: round(self.kernel_seconds() * 1e9))
 
     def use_kernel_checks(self, interval_us: int) -> None:
         """Check samples in the kernel (damo.sampler.tick): loaded now, before any
