@@ -20,6 +20,7 @@ import pytest
 
 from tests import proc_targets
 from tests.conftest import need_bpf
+from tests.test_sampler import Child as SamplerChild
 
 PAGE = 4096
 INTERVAL_US = 5000
@@ -57,18 +58,15 @@ for line in sys.stdin:
 """
 
 
-class Child:
+class Child(SamplerChild):
+    """test_sampler's target, its pages 2 MiB apart (each in a page table of its own)."""
+
     def __init__(self, pages: int):
         self.proc = subprocess.Popen([sys.executable, "-c", CHILD, str(pages)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         self.base = int(self.proc.stdout.readline())
         self.addrs = np.array([self.base + (i << 21) for i in range(pages)], dtype=np.int64)
-
-    def cmd(self, line: str) -> None:
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-        assert self.proc.stdout.readline().strip() == "ok"
 
     def stop(self) -> None:
         if self.proc.poll() is None:

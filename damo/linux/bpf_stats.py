@@ -15,20 +15,17 @@ import ctypes
 import errno
 import os
 
-from damo.linux.bpf_syscall import SYS_BPF
+from damo.linux.bpf_syscall import bpf
 
 BPF_PROG_GET_FD_BY_ID = 13
 BPF_OBJ_GET_INFO_BY_FD = 15
 BPF_ENABLE_STATS = 32
 BPF_STATS_RUN_TIME = 0
-# struct bpf_prog_info: offsets of run_time_ns and run_cnt (stable uapi since 5.1)
+# struct bpf_prog_info: offsets of id, run_time_ns and run_cnt (stable uapi since 5.1)
 INFO_SIZE = 256
+OFF_ID = 4
 OFF_RUN_TIME_NS = 192
 OFF_RUN_CNT = 200
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
 
 
 class _InfoAttr(ctypes.Structure):
@@ -38,42 +35,36 @@ class _InfoAttr(ctypes.Structure):
 
 def enable_run_time() -> int:
     """An fd that keeps run-time statistics on while open; OSError when the kernel refuses."""
-    attr = (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME)
-    fd = _syscall(SYS_BPF, BPF_ENABLE_STATS, ctypes.byref(attr), ctypes.sizeof(attr))
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_ENABLE_STATS: {os.strerror(err)}")
-    return fd
+    return bpf(BPF_ENABLE_STATS, (ctypes.c_uint32 * 4)(BPF_STATS_RUN_TIME))
 
 
 def _info(prog_fd: int) -> bytes:
     buf = ctypes.create_string_buffer(INFO_SIZE)
     attr = _InfoAttr(bpf_fd=prog_fd, info_len=INFO_SIZE, info=ctypes.addressof(buf))
-    if _syscall(SYS_BPF, BPF_OBJ_GET_INFO_BY_FD, ctypes.byref(attr), ctypes.sizeof(attr)) < 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"BPF_OBJ_GET_INFO_BY_FD: {os.strerror(err)}")
+    bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     return buf.raw[:attr.info_len]
+
+
+def _u64(raw: bytes, off: int, size: int = 8) -> int:
+    return int.from_bytes(raw[off:off + size], "little") if len(raw) >= off + size else 0
 
 
 def prog_id(prog_fd: int) -> int:
     """The kernel's id of a loaded program (what `bpftool prog show` lists)."""
-    return int.from_bytes(_info(prog_fd)[4:8], "little")
+    return _u64(_info(prog_fd), OFF_ID, 4)
 
 
 def prog_exists(prog_id_: int) -> bool:
     """Whether a program of this id is still loaded (BPF_PROG_GET_FD_BY_ID)."""
-    attr = (ctypes.c_uint32 * 4)(prog_id_)
-    fd = _syscall(SYS_BPF, BPF_PROG_GET_FD_BY_ID, ctypes.byref(attr), ctypes.sizeof(attr))
-    if fd >= 0:
-        os.close(fd)
-        return True
-    return ctypes.get_errno() != errno.ENOENT
+    try:
+        fd = bpf(BPF_PROG_GET_FD_BY_ID, (ctypes.c_uint32 * 4)(prog_id_))
+    except OSError as e:
+        return e.errno != errno.ENOENT
+    os.close(fd)
+    return True
 
 
 def run_time(prog_fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) of a loaded program: its runs while statistics were on."""
     raw = _info(prog_fd)
-    if len(raw) < OFF_RUN_CNT + 8:
-        return 0, 0
-    return (int.from_bytes(raw[OFF_RUN_TIME_NS:OFF_RUN_TIME_NS + 8], "little"),
-            int.from_bytes(raw[OFF_RUN_CNT:OFF_RUN_CNT + 8], "little"))
+    return _u64(raw, OFF_RUN_TIME_NS), _u64(raw, OFF_RUN_CNT)

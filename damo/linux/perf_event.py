@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
-import os
 
 from damo.errors import PlatformError
+from damo.linux import syscalls
 
-SYS_PERF_EVENT_OPEN = 298  # x86-64
 PERF_TYPE_SOFTWARE = 1
 PERF_COUNT_SW_CPU_CLOCK = 0
 PERF_FLAG_FD_CLOEXEC = 1 << 3
@@ -26,11 +25,6 @@ ATTR_DISABLED = 1 << 0
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
 PERF_EVENT_IOC_SET_BPF = 0x40042408
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_syscall = _libc.syscall
-_syscall.restype = ctypes.c_long
-
 
 class PerfEventAttr(ctypes.Structure):
     _fields_ = [
@@ -49,11 +43,11 @@ def open_cpu_clock(period_ns: int, cpu: int) -> int:
     """A disabled cpu-clock event of `period_ns` on `cpu`, for all tasks; its fd."""
     attr = PerfEventAttr(type=PERF_TYPE_SOFTWARE, size=ATTR_SIZE, config=PERF_COUNT_SW_CPU_CLOCK,
                          sample_period=period_ns, flags=ATTR_DISABLED)
-    fd = _syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
-    if fd < 0:
-        err = ctypes.get_errno()
-        raise PlatformError(f"perf_event_open(cpu-clock, cpu {cpu}) refused: {os.strerror(err)}")
-    return fd
+    try:
+        return syscalls.perf_event_open(attr, -1, cpu, -1, PERF_FLAG_FD_CLOEXEC)
+    except OSError as e:
+        raise PlatformError(f"perf_event_open(cpu-clock, cpu {cpu}) refused: "
+                            f"{e.strerror.partition(': ')[2]}") from None
 
 
 def attach_bpf(event_fd: int, prog_fd: int) -> None:
