@@ -312,3 +312,35 @@ def test_record_counts_the_kernel_side_time(tmp_path):
 
     end = [m for m in read_meta(str(out)) or [] if m.get("type") == "end"]
     assert end and end[-1]["bpf_kernel_s"] > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_record_stopped_by_a_signal_leaves_a_record_and_no_program(tmp_path, sig):
+    need_bpf()
+    from damo.linux import bpf_stats
+    from damo.records.reader import read_snapshots
+
+    before = bpf_stats.prog_ids_named("damo_tick")
+    out = tmp_path / "r.data"
+    p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", "--checks", "kernel",
+                          "-o", str(out), "sleep 30"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        mine: set[int] = set()
+        while not mine and time.monotonic() < deadline:
+            time.sleep(0.1)
+            mine = bpf_stats.prog_ids_named("damo_tick") - before
+        assert mine, "damo record attached no tick program"
+        time.sleep(1.0)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert len(read_snapshots(str(out))) >= 5
+    deadline = time.monotonic() + 5
+    while any(bpf_stats.prog_exists(i) for i in mine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(bpf_stats.prog_exists(i) for i in mine)

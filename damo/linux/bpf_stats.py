@@ -68,3 +68,29 @@ def run_time(prog_fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) of a loaded program: its runs while statistics were on."""
     raw = _info(prog_fd)
     return _u64(raw, OFF_RUN_TIME_NS), _u64(raw, OFF_RUN_CNT)
+
+
+BPF_PROG_GET_NEXT_ID = 11
+OFF_NAME = 64  # char name[16]
+
+
+def prog_ids_named(name: str) -> set[int]:
+    """Ids of the loaded programs called `name` (what `bpftool prog show name NAME` lists)."""
+    out, start = set(), 0
+    while True:
+        attr = (ctypes.c_uint32 * 4)(start)
+        try:
+            bpf(BPF_PROG_GET_NEXT_ID, attr)
+        except OSError:
+            return out  # ENOENT: no more
+        start = attr[1]  # next_id
+        try:
+            fd = bpf(BPF_PROG_GET_FD_BY_ID, (ctypes.c_uint32 * 4)(start))
+        except OSError:
+            continue  # freed meanwhile
+        try:
+            raw = _info(fd)
+        finally:
+            os.close(fd)
+        if raw[OFF_NAME:OFF_NAME + 16].split(b"\0")[0].decode(errors="replace") == name:
+            out.add(start)
