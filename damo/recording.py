@@ -139,8 +139,10 @@ class Recording:
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
         if checks == "auto":
-            # The CPU budget's ladder is the native loop's: with a budget, it samples.
-            checks = "kernel" if max_cpu == 0 and not colocate else "native"
+            # Measured on this project's hosts (docs/performance.md, "Checks in the
+            # kernel"), kernel checks cost more than the native loop at every sample
+            # (--max-cpu 0), and the budget's ladder and --colocate are the loop's.
+            checks = "native"
         if checks == "kernel" and hasattr(setup.ops, "use_kernel_checks"):
             setup.ops.use_kernel_checks(attrs.sample_interval)
         if hasattr(setup.ops, "max_cpu"):  # the backends that sample with a CPU budget

@@ -303,7 +303,7 @@ def test_record_counts_the_kernel_side_time(tmp_path):
     need_bpf()
     out = tmp_path / "r.data"
     p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "2",
-                        "--max-cpu", "0", "-o", str(out), "sleep 5"],  # auto: kernel
+                        "--max-cpu", "0", "--checks", "kernel", "-o", str(out), "sleep 5"],
                        capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "unavailable" not in p.stderr

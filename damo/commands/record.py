@@ -114,8 +114,8 @@ def run(
             help="Where vaddr's per-sample checks run: kernel (a BPF program on a periodic "
             "perf event; damo wakes only when pages need clearing) or native (damo's sampling "
             "loop wakes every sample; the only one --max-cpu budgets and --colocate moves); "
-            "auto: kernel with --max-cpu 0, else native. kernel falls back to native where "
-            "the kernel refuses it (docs/sampler.md).",
+            "auto: native (measured cheaper here, docs/performance.md). kernel falls back to "
+            "native where the kernel refuses it (docs/sampler.md).",
         ),
     ] = "auto",
     adjust: Annotated[
