@@ -50,6 +50,7 @@ class Recording:
         self.argv = list(sys.argv)
         self._cpu0 = self._wall0 = 0.0
         self.cpu_share = 0.0  # damo's CPU over the run, as a share of one core
+        self.kernel_share = 0.0  # of which its attached BPF programs, in the kernel
         self.min_regions: int | None = None
         self.max_regions = 0
         self._sum_regions = 0
@@ -80,6 +81,7 @@ class Recording:
         max_targets: int | None = None,
         adjust: str = "narrow",
         max_cpu: float | None = None,
+        checks: str = "auto",
     ) -> "Recording":
         """Check every input and build the run; creates no file."""
         import numpy as np
@@ -105,6 +107,11 @@ class Recording:
         if max_cpu is not None and not 0 <= max_cpu <= 100:
             raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
                              f"not {max_cpu:g}")
+        if checks not in ("auto", "kernel", "native"):
+            raise UsageError(f"--checks must be auto, kernel or native, not {checks}")
+        if checks == "kernel" and colocate:
+            raise UsageError("--colocate goes with --checks native (it moves damo's sampling "
+                             "loop to the target's CPU)")
         if colocate and ops_name != "vaddr":
             raise UsageError(f"--colocate goes with the vaddr operations, not {ops_name}")
         if (include_child_tasks or max_targets is not None) and ops_name != "vaddr":
@@ -131,6 +138,13 @@ class Recording:
         if ops_name == "vaddr":
             setup.ops.children.follow = include_child_tasks
             setup.ops.children.max_targets = max_targets
+        if checks == "auto":
+            # Measured on this project's hosts (docs/performance.md, "Checks in the
+            # kernel"), kernel checks cost more than the native loop at every sample
+            # (--max-cpu 0), and the budget's ladder and --colocate are the loop's.
+            checks = "native"
+        if checks == "kernel" and hasattr(setup.ops, "use_kernel_checks"):
+            setup.ops.use_kernel_checks(attrs.sample_interval)
         if hasattr(setup.ops, "max_cpu") and max_cpu is not None:  # None: the backend's default
             setup.ops.max_cpu = max_cpu
 
@@ -186,7 +200,7 @@ class Recording:
         from damo.core.clock import MonotonicClock
 
         self.start_ns = self._truth_next_ns = ctx.clock.now_ns()
-        self._cpu0, self._wall0 = _cpu_seconds(), time.monotonic()
+        self._cpu0, self._wall0 = self._cpu(ctx), time.monotonic()
         fields = dict(
             time_ns=self.start_ns,
             clock="CLOCK_MONOTONIC" if isinstance(ctx.clock, MonotonicClock) else "virtual",
@@ -258,7 +272,8 @@ class Recording:
         now = ctx.clock.now_ns()
         self.elapsed_ns = now - self.start_ns
         wall = time.monotonic() - self._wall0
-        self.cpu_share = (_cpu_seconds() - self._cpu0) / wall if wall > 0 else 0.0
+        self.cpu_share = (self._cpu(ctx) - self._cpu0) / wall if wall > 0 else 0.0
+        self.kernel_share = _kernel_seconds(ctx) / wall if wall > 0 else 0.0
         if self.reason == "stopped" and ctx.ops is not None \
                 and not any(ctx.ops.target_valid(t) for t in ctx.targets):
             self.reason = "target exit"
@@ -267,7 +282,8 @@ class Recording:
         if self._meta.failed:
             return
         end = dict(time_ns=now, nr_records=self.nr_records, reason=self.reason,
-                   cpu_s=time.process_time(), peak_rss_bytes=_peak_rss_bytes(),
+                   cpu_s=time.process_time(), bpf_kernel_s=_kernel_seconds(ctx),
+                   peak_rss_bytes=_peak_rss_bytes(),
                    **self._end_extra())
         if self.fault is not None:
             end["error"] = str(self.fault)
@@ -349,13 +365,18 @@ class Recording:
         # No refresh thread: the line is redrawn from the aggregation callback.
         self._live = _StatusLine(sys.stderr)
 
+    @staticmethod
+    def _cpu(ctx: "Context") -> float:
+        """damo's CPU seconds: its threads, and the kernel-side time of its attached programs."""
+        return _cpu_seconds() + _kernel_seconds(ctx)
+
     def _show_status(self, ctx: "Context", nr_regions: int) -> None:
         now = time.monotonic()
         if now < self._status_next:
             return
         self._status_next = now + 0.5
         wall = now - self._wall0
-        cpu = (_cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
+        cpu = (self._cpu(ctx) - self._cpu0) / wall * 100 if wall > 0 else 0.0
         line = (
             f"recording {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%"
@@ -394,6 +415,8 @@ class Recording:
         text += f"; ended by {self.reason}"
         if _ops_name(ctx) == "vaddr":
             text += f"; damo used {self.cpu_share:.1%} of one CPU"
+            if self.kernel_share:
+                text += f" ({self.kernel_share:.2%} of it in its kernel-side checks)"
             text += _budget_summary(getattr(ops, "budget", None))
         text += self._summary_extra()
         status = getattr(ops, "command_status", None)
@@ -563,6 +586,12 @@ def _ops_name(ctx: "Context") -> str:
 def _cpu_seconds() -> float:
     """damo's CPU time so far, all threads: the scheduler's exact runtime, not sampled ticks."""
     return time.clock_gettime(time.CLOCK_PROCESS_CPUTIME_ID)
+
+
+def _kernel_seconds(ctx: "Context") -> float:
+    """Kernel-side seconds of the operations' attached BPF programs (not in any thread's time)."""
+    kernel = getattr(ctx.ops, "kernel_seconds", None)
+    return kernel() if kernel is not None else 0.0
 
 
 def _startup_cpu_seconds() -> float:

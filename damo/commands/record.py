@@ -111,6 +111,17 @@ def run(
             show_default=False,
         ),
     ] = None,
+    checks: Annotated[
+        str,
+        typer.Option(
+            "--checks",
+            help="Where vaddr's per-sample checks run: kernel (a BPF program on a periodic "
+            "perf event; damo wakes only when pages need clearing) or native (damo's sampling "
+            "loop wakes every sample; the only one --max-cpu budgets and --colocate moves); "
+            "auto: native (measured cheaper here, docs/performance.md). kernel falls back to "
+            "native where the kernel refuses it (docs/sampler.md).",
+        ),
+    ] = "auto",
     adjust: Annotated[
         str,
         typer.Option(
@@ -174,7 +185,8 @@ def run(
     else:
         rec = Recording.prepare(target, ops, attrs, out, duration, seed, truth, colocate,
                                 include_child_tasks=include_child_tasks,
-                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu)
+                                max_targets=max_targets, adjust=adjust, max_cpu=max_cpu,
+                                checks=checks)
         if goal is not None:
             rec.ctx.intervals_tuner = IntervalsTuner(goal)
     rec.status = sys.stderr.isatty()

@@ -129,6 +129,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
             self.procs.pop(pid, None)
 
     def cleanup(self, ctx: Context) -> None:
+        self._stop_kernel_checks()  # detached before the samplers let go of the targets' mm
         self.cpu.release()
         if self.child is not None:
             # Stopped early: the command's monitored descendants end with it
