@@ -147,7 +147,7 @@ class Recording:
         from damo.core.clock import MonotonicClock
 
         self.start_ns = now
-        self._cpu0, self._wall0 = cpu_seconds(), time.monotonic()
+        self._cpu0, self._wall0 = self._cpu(), time.monotonic()
         fields = dict(
             time_ns=now,
             clock="CLOCK_MONOTONIC" if isinstance(self.source.clock, MonotonicClock)
@@ -217,7 +217,7 @@ class Recording:
     def end(self, now: int) -> None:
         self.elapsed_ns = now - self.start_ns
         wall = time.monotonic() - self._wall0
-        self.cpu_share = (cpu_seconds() - self._cpu0) / wall if wall > 0 else 0.0
+        self.cpu_share = (self._cpu() - self._cpu0) / wall if wall > 0 else 0.0
         if self.reason == "stopped":
             self.reason = self.source.ended_by() or self.reason
         self._stop_status()
@@ -236,13 +236,17 @@ class Recording:
 
     # the live status line and the summary
 
+    def _cpu(self) -> float:
+        """damo's CPU seconds: its threads, and the kernel-side time of the source's programs."""
+        return cpu_seconds() + self.source.kernel_seconds()
+
     def _show_status(self, nr_regions: int) -> None:
         now = time.monotonic()
         if now < self._status_next:
             return
         self._status_next = now + 0.5
         wall = now - self._wall0
-        cpu = (cpu_seconds() - self._cpu0) / wall * 100 if wall > 0 else 0.0
+        cpu = (self._cpu() - self._cpu0) / wall * 100 if wall > 0 else 0.0
         self._live.update(
             f"recording {self.elapsed_ns / 1e9:7.1f} s   {self.nr_records} snapshots   "
             f"{nr_regions} regions   damo CPU {cpu:.1f}%" + self.source.status())

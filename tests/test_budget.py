@@ -134,3 +134,23 @@ def test_kdamond_runs_the_samples_to_deadlines_that_do_not_drift():
     # every deadline a whole number of aggregation intervals from the start.
     assert len(ops.deadlines) == 25
     assert ops.deadlines == [(i + 1) * 100_000_000 for i in range(25)]
+
+
+def test_kernel_side_time_counts_as_the_monitors():
+    """Attached programs' time (extra_ns) is in no thread's CPU: the budget adds it."""
+    from damo.ops.vaddr.budget import WINDOW
+
+    now = {"mono": 0, "cpu": 0, "bpf": 0}
+
+    def clock(which):
+        return now["mono"] if which == time.CLOCK_MONOTONIC else now["cpu"]
+
+    b = CpuBudget(1.0, Attrs(), clock=clock, extra_ns=lambda: now["bpf"])
+    for _ in range(WINDOW + 1):
+        b.after_aggregation()
+        now["mono"] += 100_000_000
+        now["cpu"] += 500_000  # 0.5 % of a core in the monitor's threads
+        now["bpf"] += 1_000_000  # and 1 % in the kernel on its behalf
+    b.after_aggregation()
+    assert b.usage is not None and abs(b.usage - 1.5) < 0.01
+    assert b.level > 0  # over the 1 % budget only with the kernel-side time

@@ -35,10 +35,12 @@ ENGINE_OPTIONS = {
     "adjust": ("--adjust", "seed"),
     "force": ("--force",),
     "intervals_goal": ("--monitoring_intervals_goal", "4%", "3", "5ms", "10s"),
+    "checks": ("--checks", "native"),
 }
 VALUES = {"seed": 1, "truth": "t.jsonl", "colocate": True, "include_child_tasks": True,
           "max_targets": 2, "max_cpu": 2.0, "adjust": "seed", "attach": True,
-          "force": True, "intervals_goal": AUTOTUNE}
+          "force": True, "intervals_goal": AUTOTUNE,
+          "checks": "native"}
 
 
 @pytest.mark.parametrize("option", sorted(ENGINE_OPTIONS))

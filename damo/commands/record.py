@@ -139,6 +139,18 @@ def run(
             "each clears the Accessed bits the other is about to read).",
         ),
     ] = False,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            "--checks",
+            help="Where vaddr's per-sample checks run: kernel (a BPF program on a periodic "
+            "perf event; damo wakes only when pages need clearing) or native (damo's sampling "
+            "loop wakes every sample; the only one --max-cpu budgets and --colocate moves); "
+            "auto: native (measured cheaper here, docs/performance.md). kernel falls back to "
+            "native where the kernel refuses it (docs/sampler.md). [default: auto]",
+            show_default=False,
+        ),
+    ] = None,
     adjust: Annotated[
         str | None,
         typer.Option(
@@ -187,7 +199,8 @@ def run(
         target or [], attrs, out=out, ops=ops,
         duration=duration, attach=attach, seed=seed, truth=truth, max_cpu=max_cpu,
         colocate=colocate, include_child_tasks=include_child_tasks, max_targets=max_targets,
-        adjust=adjust, force=force, intervals_goal=goal)
+        adjust=adjust, force=force, intervals_goal=goal,
+        checks=checks)
     if ops is None:
         options.ops = "kernel" if why_not_kernel(options) is None else "vaddr"
         if options.ops == "kernel":

@@ -96,12 +96,16 @@ class TestRunAttr(ctypes.Structure):
     ]
 
 
-def _bpf(cmd: int, attr: ctypes.Structure) -> int:
+def bpf(cmd: int, attr: ctypes.Structure | ctypes.Array) -> int:
+    """bpf(2) with `attr` as its union bpf_attr; OSError (errno set) when it fails."""
     ret = _syscall(SYS_BPF, cmd, ctypes.byref(attr), ctypes.sizeof(attr))
     if ret < 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
     return ret
+
+
+_bpf = bpf
 
 
 def map_create(

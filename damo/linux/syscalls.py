@@ -1,4 +1,4 @@
-"""System calls Python's os module lacks: process_madvise and migrate_pages (x86-64 numbers)."""
+"""System calls the os module lacks: process_madvise, migrate_pages, perf_event_open (x86-64)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 SYS_MIGRATE_PAGES = 256
 SYS_PROCESS_MADVISE = 440
+SYS_PERF_EVENT_OPEN = 298
 
 MADV_COLD = 20
 IOV_MAX = 1024  # most iovecs one process_madvise call takes
@@ -55,6 +56,16 @@ def process_madvise_at(pidfd: int, iovecs_addr: int, n: int, advice: int = MADV_
         err = ctypes.get_errno()
         raise OSError(err, f"process_madvise: {os.strerror(err)}")
     return ret
+
+
+def perf_event_open(attr: ctypes.Structure, pid: int, cpu: int, group_fd: int,
+                    flags: int) -> int:
+    """A perf event's fd for `attr` (a struct perf_event_attr); OSError when refused."""
+    fd = _syscall(SYS_PERF_EVENT_OPEN, ctypes.byref(attr), pid, cpu, group_fd, flags)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"perf_event_open: {os.strerror(err)}")
+    return fd
 
 
 def online_nodes(path: Path = Path("/sys/devices/system/node/online")) -> list[int]:

@@ -44,8 +44,9 @@ run cut short leaves every message whole.  Every message has a ``type``:
   whose tracepoint carries them).
 - ``"end"``: ``time_ns``, ``nr_records``, ``reason`` (why monitoring ended),
   ``error`` (the write that failed, when one did), ``cpu_s`` (damo's own CPU
-  from its exec), ``peak_rss_bytes`` (its VmHWM), and source-specific
-  counters such as ``lost_events``.
+  from its exec), ``bpf_kernel_s`` (the kernel-side time of its attached BPF
+  programs, which no thread of damo's is charged for), ``peak_rss_bytes``
+  (its VmHWM), and source-specific counters such as ``lost_events``.
 
 Reports use it when present and work without it.
 """

@@ -322,6 +322,10 @@ class PageSampler:
         leaves, _ = self.walk_buffer(len(addrs))
         return (leaves & PAGE_ACCESSED) != 0
 
+    def advise(self, iovecs: np.ndarray) -> np.ndarray:
+        """MADV_COLD every range of an (N, 2) iovec array; True where the kernel refused a range."""
+        return self._advise(iovecs)
+
     def _advise(self, iovecs: np.ndarray) -> np.ndarray:
         """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
         failed = np.zeros(len(iovecs), dtype=bool)

@@ -210,10 +210,12 @@ def _compile_and_store(text: str, cflags: list[str], use_cache: bool) -> Compile
     return compiled
 
 
-def load(compiled: Compiled, kfunc_ids: dict[int, int] | None = None) -> Loaded:
+def load(compiled: Compiled, kfunc_ids: dict[int, int] | None = None,
+         prog_types: dict[str, int] | None = None) -> Loaded:
     """Create the maps, map the mmapable ones, and load every program.
 
     `kfunc_ids`: placeholder helper number -> BTF id of the kernel function to call.
+    `prog_types`: program name -> BPF program type, where not a raw tracepoint.
     """
     loaded = Loaded({}, {}, {})
     try:
@@ -229,7 +231,8 @@ def load(compiled: Compiled, kfunc_ids: dict[int, int] | None = None) -> Loaded:
         for name, insns in compiled.programs.items():
             insns = bpf_syscall.patch_kfunc_calls(
                 bpf_syscall.patch_map_fds(insns, fd_map), kfunc_ids or {})
-            loaded.prog_fds[name] = bpf_syscall.prog_load(insns, name)
+            loaded.prog_fds[name] = bpf_syscall.prog_load(
+                insns, name, (prog_types or {}).get(name, bpf_syscall.BPF_PROG_TYPE_RAW_TRACEPOINT))
     except BaseException:
         loaded.close()
         raise
@@ -238,7 +241,8 @@ def load(compiled: Compiled, kfunc_ids: dict[int, int] | None = None) -> Loaded:
 
 def compile_and_load(text: str, cflags: list[str], kfunc_ids: dict[int, int] | None = None,
                      use_cache: bool = True, programs: tuple[str, ...] = (),
-                     maps: tuple[str, ...] = ()) -> tuple[Loaded, bool]:
+                     maps: tuple[str, ...] = (),
+                     prog_types: dict[str, int] | None = None) -> tuple[Loaded, bool]:
     """`load` of `compile_cached`; a cached entry that is not what the caller needs
     (`programs` and `maps` by name) or that fails to load is compiled again.
 
@@ -249,8 +253,8 @@ def compile_and_load(text: str, cflags: list[str], kfunc_ids: dict[int, int] | N
         if set(programs) <= set(compiled.programs) and \
                 set(maps) <= {m.name for m in compiled.maps}:
             try:
-                return load(compiled, kfunc_ids), True
+                return load(compiled, kfunc_ids, prog_types), True
             except (PlatformError, OSError, ValueError):
                 pass  # e.g. instructions of another build of this release: compile afresh
         compiled = _compile_and_store(text, cflags, use_cache)
-    return load(compiled, kfunc_ids), False
+    return load(compiled, kfunc_ids, prog_types), False

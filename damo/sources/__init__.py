@@ -54,6 +54,7 @@ SOURCE_OPTIONS = {
     "adjust": "--adjust",
     "force": "--force",
     "intervals_goal": "--monitoring_intervals_goal",
+    "checks": "--checks",
 }
 
 #: Who takes each of them, for the one-line refusal (`{flag} {home}, not {ops}`).
@@ -69,7 +70,12 @@ HOMES = {
     "force": "goes with the vaddr operations (only damo's sampler clears Accessed bits)",
     "intervals_goal": "goes with damo's region engine (sim, vaddr): kernel DAMON's own "
                       "goal is set through its sysfs",
+    "checks": "goes with the vaddr operations",
 }
+
+
+#: Where vaddr's per-sample checks run (`--checks`): auto is native, measured cheaper.
+CHECKS = ("auto", "kernel", "native")
 
 
 @dataclass
@@ -91,6 +97,7 @@ class RecordOptions:
     adjust: str | None = None
     force: bool = False
     intervals_goal: "IntervalsGoal | None" = None
+    checks: str | None = None
 
     def given(self) -> list[str]:
         """The names (in SOURCE_OPTIONS) of the source options given."""
@@ -110,6 +117,9 @@ class RecordOptions:
         if self.max_cpu is not None and not 0 <= self.max_cpu <= 100:
             raise UsageError(f"--max-cpu must be 0 (no budget) to 100 (% of one core), "
                              f"not {self.max_cpu:g}")
+        if self.checks is not None and self.checks not in CHECKS:
+            raise UsageError(f"--checks must be {', '.join(CHECKS[:-1])} or {CHECKS[-1]}, "
+                             f"not {self.checks}")
         if self.max_targets is not None and self.max_targets < 1:
             raise UsageError(f"--max-targets must be at least 1, not {self.max_targets}")
         for path in (self.out, self.truth):
@@ -213,6 +223,11 @@ class Source:
     def failure(self) -> str | None:
         """Why a run that recorded no region failed (the command damo started), or None."""
         return None
+
+    def kernel_seconds(self) -> float:
+        """CPU time of the source's attached programs in the kernel, charged to no thread of
+        damo's (0 for none)."""
+        return 0.0
 
     def end_fields(self) -> dict[str, Any]:
         """The sidecar end message's fields that only the source knows."""

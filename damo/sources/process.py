@@ -7,6 +7,7 @@ where damo samples from (`--colocate`); the operations are
 `damo.ops.vaddr.VaddrBpfOperations`.
 """
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from damo.errors import UsageError
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
 
 class ProcessSource(EngineSource):
     TAKES = EngineSource.TAKES | {"max_cpu", "colocate", "include_child_tasks", "max_targets",
-                                  "force"}
+                                  "force", "checks"}
 
     def __init__(self, options: "RecordOptions"):
         from damo.ops import vaddr
@@ -35,8 +36,13 @@ class ProcessSource(EngineSource):
         if len(pids) > max_targets:
             raise UsageError(f"{len(pids)} pids to monitor, more than --max-targets "
                              f"({max_targets})")
+        if options.checks == "kernel" and options.colocate:
+            raise UsageError("--colocate goes with --checks native (it moves damo's sampling "
+                             "loop to the target's CPU)")
         setup = vaddr.setup(options.targets)
         ops: VaddrBpfOperations = setup.ops
+        if options.checks == "kernel":  # auto is native: measured cheaper (docs/performance.md)
+            ops.use_kernel_checks(options.attrs.sample_interval)  # loaded before a command starts
         ops.colocate_requested = options.colocate
         ops.children.follow = options.include_child_tasks
         ops.children.max_targets = max_targets
@@ -46,6 +52,8 @@ class ProcessSource(EngineSource):
         self.force = options.force
         self._locks: TargetLocks | None = None
         self._kdamond_note: str | None = None
+        self._wall0 = 0.0
+        self._kernel_s = 0.0
         super().__init__(self.context(options, ops, setup.target_ids, setup.clock))
 
     def claim(self) -> None:
@@ -64,6 +72,7 @@ class ProcessSource(EngineSource):
             self._locks = None
 
     def run(self, sink: "Sink") -> None:
+        self._wall0 = time.monotonic()
         try:
             super().run(sink)
         finally:
@@ -121,6 +130,15 @@ class ProcessSource(EngineSource):
                 out.append(("footprints", dict(time_ns=now_ns, targets=rows)))
         return out
 
+    def kernel_seconds(self) -> float:
+        # Kept: the programs' statistics go with them when the operations clean up,
+        # before the summary.
+        self._kernel_s = max(self._kernel_s, self.ops.kernel_seconds())
+        return self._kernel_s
+
+    def end_fields(self) -> dict[str, Any]:
+        return {"bpf_kernel_s": self.kernel_seconds()}
+
     def notes(self) -> list[str]:
         return self.ops.children.take_notes()
 
@@ -151,6 +169,10 @@ class ProcessSource(EngineSource):
 
     def summary(self, cpu_share: float | None) -> str:
         text = "" if cpu_share is None else f"; damo used {cpu_share:.1%} of one CPU"
+        wall = time.monotonic() - self._wall0
+        kernel = self._kernel_s
+        if cpu_share is not None and kernel and wall > 0:
+            text += f" ({kernel / wall:.2%} of it in its kernel-side checks)"
         if self.ops.budget is not None and cpu_share is not None:
             text += self.ops.budget.summary()
         status = self.ops.command_status

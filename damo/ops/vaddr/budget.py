@@ -2,8 +2,10 @@
 
 Every aggregation the budget reads the monitor's own CPU time (all its
 threads, `CLOCK_PROCESS_CPUTIME_ID`: the scheduler's exact runtime, not
-sampled ticks, which includes the sample program's runs in its syscalls) and,
-over the last few aggregation intervals, compares it with PCT of one core.
+sampled ticks, which includes the sample program's runs in its syscalls;
+plus the kernel-side time of its attached BPF programs, when the operations
+have any) and, over the last few aggregation intervals, compares it with PCT
+of one core.
 Over budget it moves one level (or more, far over) down a ladder of cheaper
 settings; well under it, back up towards the nominal one:
 
@@ -26,6 +28,7 @@ region's young checks into a count in units of the aggregation's samples.
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -82,8 +85,12 @@ def ladder(samples_per_aggr: int, floor: int = SAMPLE_FLOOR) -> list[Level]:
 class CpuBudget:
     """Chooses the sampling level that keeps the monitor's CPU within `max_cpu` % of a core."""
 
-    def __init__(self, max_cpu: float, nominal: Attrs, clock=time.clock_gettime_ns):
+    def __init__(self, max_cpu: float, nominal: Attrs, clock=time.clock_gettime_ns,
+                 extra_ns: Callable[[], int] | None = None):
         self.max_cpu = max_cpu
+        # The kernel-side time of the monitor's attached BPF programs (in no
+        # thread's CPU time), in ns so far: counted as the monitor's too.
+        self._extra_ns = extra_ns
         self.nominal = nominal
         self._base = nominal
         self.samples_per_aggr = max(nominal.aggr_interval // nominal.sample_interval, 1)
@@ -126,8 +133,10 @@ class CpuBudget:
                        aggr_interval=base.aggr_interval * m)
 
     def _sample_cpu(self) -> None:
-        self._history.append((self._clock(time.CLOCK_MONOTONIC),
-                              self._clock(time.CLOCK_PROCESS_CPUTIME_ID)))
+        cpu = self._clock(time.CLOCK_PROCESS_CPUTIME_ID)
+        if self._extra_ns is not None:
+            cpu += self._extra_ns()
+        self._history.append((self._clock(time.CLOCK_MONOTONIC), cpu))
 
     def after_aggregation(self) -> bool:
         """Measure the last aggregation and choose the next level; whether it changed."""

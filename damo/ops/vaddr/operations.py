@@ -129,6 +129,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
             self.procs.pop(pid, None)
 
     def cleanup(self, ctx: Context) -> None:
+        self._stop_kernel_checks()  # detached before the samplers let go of the targets' mm
         self.cpu.release()
         running = self.child is not None and self.child.poll() is None
         if running:

@@ -30,10 +30,17 @@ shared pages (their samples are not counted either way).  An aggregation
 waits for the regions checked fewer than the floor's times (`_make_up`).
 The CPU budget (`--max-cpu`, budget.py) sets each region's period and the
 intervals before each aggregation interval.
+
+With `--checks kernel` (`use_kernel_checks`) the checks run in the kernel
+instead, on a periodic perf event (damo.sampler.tick), and `run_samples` is
+`_tick_samples`: no budget applies.  Its counts are of the checks made too
+(`counts_from_checks`, per call): a region the tick could not check in a
+call gets its last aggregation's count for it, never read as unaccessed.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -107,13 +114,47 @@ class Sampling:
         # target id -> (checks with evidence, checks made) per region, of the
         # regions of the last aggregation before merge: what its counts rest on.
         self.last_checks: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # Per-sample checks in the kernel (damo.sampler.tick), loaded by
+        # use_kernel_checks() and attached at init; None: the native loop samples.
+        self.tick = None
 
     def _start_sampling(self, ctx: Context) -> None:
         """The nominal samples per aggregation, the floor, and the budget (at init)."""
         self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
         self._floor = min(SAMPLE_FLOOR, self._samples)
-        if self._native is not None and self.max_cpu > 0:
-            self.budget = CpuBudget(self.max_cpu, ctx.attrs)
+        if self.tick is not None:
+            from damo.sampler.tick import refusal
+
+            try:
+                self.tick.start()
+            except PlatformError as e:
+                print(f"damo: warning: {refusal(e)}", file=sys.stderr)
+                self.tick.close()
+                self.tick = None
+            else:
+                self.run_samples = self._tick_samples  # type: ignore[method-assign]
+        if self.tick is None and self._native is not None and self.max_cpu > 0:
+            self.budget = CpuBudget(self.max_cpu, ctx.attrs,
+                                    extra_ns=lambda: round(self.kernel_seconds() * 1e9))
+
+    def use_kernel_checks(self, interval_us: int) -> None:
+        """Check samples in the kernel (damo.sampler.tick): loaded now, before any
+        command starts; where the kernel refuses, one line says the native loop samples."""
+        from damo.sampler.tick import load_tick_checks
+
+        self.tick, why = load_tick_checks(interval_us)
+        if why is not None:
+            print(f"damo: warning: {why}", file=sys.stderr)
+
+    def _stop_kernel_checks(self) -> None:
+        """Detach the tick program (before the samplers let go of the targets' mm)."""
+        if self.tick is not None:
+            self.tick.close()
+            self.tick = None
+
+    def kernel_seconds(self) -> float:
+        """Kernel-side time of damo's attached BPF programs so far (beyond its threads' CPU)."""
+        return self.tick.kernel_ns() / 1e9 if self.tick is not None else 0.0
 
     def _reset_sampling(self, ctx: Context) -> None:
         """Between two aggregations: no checks yet, a new plan, the budget's next level."""
@@ -352,6 +393,49 @@ class Sampling:
         self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
         if self.budget is not None:
             self.budget.note_checks(np.concatenate(all_checks) if all_checks else np.zeros(0))
+        return highest
+
+    def _tick_samples(self, ctx: Context, deadline_ns: int) -> int:
+        """Every sample up to `deadline_ns`, checked in the kernel (damo.sampler.tick).
+
+        Each call's hits and checks become counts in units of the call's
+        nominal samples (`counts_from_checks` with a floor of one check: a
+        region the tick never checked in the call gets its share of its
+        last aggregation's count), added to the aggregation's; at the
+        aggregation they are its counts.
+        """
+        from damo.sampler.tick import run_until
+
+        while True:
+            live = self._live(ctx)
+            if not live:
+                time.sleep(max(0, deadline_ns - ctx.clock.now_ns()) / 1e9)
+                return 0
+            parts = [(p.sampler, t.start, t.end, overlaps(t.start, t.end, p.shared_ranges))
+                     for t, p in live]
+            # No budget (--max-cpu 0): every page drawn young is cleared at the
+            # next tick, as DAMON samples; else SEGMENTS clears per aggregation.
+            got, intervals, gone = run_until(self.tick, parts, deadline_ns,
+                                             ctx.attrs.sample_interval, ctx.attrs.aggr_interval,
+                                             busy=0.0 if self.max_cpu == 0 else None)
+            if not gone:
+                break
+            for k in gone:
+                live[k][1].valid = False
+        # Nothing got (an arm's TargetGone, yet every target alive): nothing counted.
+        for (t, _), (hits, checks) in zip(live, got, strict=True) if got else ():
+            before = count_before(self._counts.get(t.id), t.start) * intervals / self._samples
+            t.nr_accesses += counts_from_checks(hits.astype(np.int64), checks, before,
+                                                intervals, 1).astype(t.nr_accesses.dtype)
+        if not ctx.aggregating:
+            return 0
+        highest = 0
+        for t, _ in live:
+            np.minimum(t.nr_accesses, self._samples, out=t.nr_accesses)
+            if t.nr_regions:
+                highest = max(highest, int(t.nr_accesses.max()))
+        self._counts_before = self._counts
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
         return highest
 
     def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,

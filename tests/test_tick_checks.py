@@ -1,0 +1,346 @@
+"""Per-sample checks in the kernel (damo/sampler/tick.py) on real processes (needs root and bcc).
+
+A touched page is found young and an untouched one is not; the counts equal
+those of damo's per-sample path (walk, count, draw, clear every interval) on
+the same regions; a cached walk is revalidated when the target remaps; the
+kernel's refusal is one line; no program outlives the process that loaded it,
+whatever ends it, and the run-time statistics switch is left as found.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests import proc_targets
+from tests.conftest import need_bpf
+from tests.test_sampler import Child as SamplerChild
+
+PAGE = 4096
+INTERVAL_US = 5000
+
+# A target: `pages` pages written once, then commands on stdin: "touch I..."
+# writes pages, "remap I" unmaps page I and maps a fresh one there, written.
+CHILD = r"""
+import ctypes, mmap, sys
+pages = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+# 2 MiB apart: each page has a page table of its own, freed when it is unmapped
+base = libc.mmap(None, pages << 21, 3, 0x22, -1, 0)
+def page(i):
+    return base + (i << 21)
+for i in range(pages):
+    ctypes.c_char.from_address(page(i)).value = b"x"
+print(base, flush=True)
+for line in sys.stdin:
+    cmd = line.split()
+    if cmd[0] == "touch":
+        for i in map(int, cmd[1:]):
+            ctypes.c_char.from_address(page(i)).value = b"y"
+    elif cmd[0] == "remap":
+        i = int(cmd[1])
+        libc.munmap(page(i) & ~((2 << 20) - 1), 2 << 20)
+        assert libc.mmap(page(i) & ~((2 << 20) - 1), 2 << 20, 3, 0x32, -1, 0) is not None
+        ctypes.c_char.from_address(page(i)).value = b"z"
+    elif cmd[0] == "exit":
+        break
+    print("ok", flush=True)
+"""
+
+
+class Child(SamplerChild):
+    """test_sampler's target, its pages 2 MiB apart (each in a page table of its own)."""
+
+    def __init__(self, pages: int):
+        self.proc = subprocess.Popen([sys.executable, "-c", CHILD, str(pages)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        self.base = int(self.proc.stdout.readline())
+        self.addrs = np.array([self.base + (i << 21) for i in range(pages)], dtype=np.int64)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
+@pytest.fixture(params=[False, True], ids=["one-page", "redraw"])
+def checks(request):
+    """(TickChecks, make_sampler) with everything closed afterwards; both modes."""
+    need_bpf()
+    from damo.sampler import PageSampler
+    from damo.sampler.tick import TickChecks
+
+    tc = TickChecks(INTERVAL_US, redraw=request.param)
+    made = []
+
+    def sampler(pid: int):
+        s = PageSampler(pid)
+        s.drain()
+        made.append(s)
+        return s
+
+    yield tc, sampler
+    tc.close()
+    for s in made:
+        s.close()
+
+
+def one_region_per_page(tc, s, addrs: np.ndarray) -> None:
+    tc.set_targets([(s, addrs, addrs + PAGE, None)])
+    tc.sample_addrs(0)[:] = addrs
+
+
+def wait_ticks(tc, n: int) -> None:
+    start = tc.stats().ticks
+    deadline = time.monotonic() + 5
+    while tc.stats().ticks < start + n and time.monotonic() < deadline:
+        time.sleep(INTERVAL_US / 1e6)
+    assert tc.stats().ticks >= start + n, "the perf event did not fire"
+
+
+def test_touched_page_is_found_young_untouched_not(checks):
+    """One-page regions: in redraw mode the tick draws the same page again."""
+    from damo.sampler.tick import R_ARMED, R_PENDING, R_YOUNG
+
+    tc, sampler = checks
+    # Found young: done until the next arm, or (redraw) drawn again, young, pending a clear.
+    done = R_PENDING if tc.redraw else R_YOUNG
+    child = Child(4)
+    try:
+        s = sampler(child.pid)
+        one_region_per_page(tc, s, child.addrs)
+        tc.start()
+        armed = tc.arm(draw=False)
+        # Every page was written at start: young, so cleared before its checks begin.
+        assert armed.cleared == 4 and armed.armed == 4
+        wait_ticks(tc, 4)
+        hits, nchecks = tc.read()[0]
+        assert hits.tolist() == [0, 0, 0, 0]
+        assert (nchecks >= 3).all()
+        assert (tc.states(0) == R_ARMED).all()
+        child.cmd("touch 1 3")
+        wait_ticks(tc, 2)
+        hits, nchecks2 = tc.read()[0]
+        assert hits.tolist() == [0, 1, 0, 1]
+        assert tc.states(0).tolist() == [R_ARMED, done, R_ARMED, done]
+        # Old pages go on being checked; found young, a region is done until the next arm.
+        wait_ticks(tc, 2)
+        hits, nchecks3 = tc.read()[0]
+        assert (nchecks3[[0, 2]] > nchecks2[[0, 2]]).all()
+        assert (nchecks3[[1, 3]] == nchecks2[[1, 3]]).all()
+        if not tc.redraw:
+            assert tc.stats().walks == 0  # the cached walk held: nothing was remapped
+        # Re-armed: the touched pages are cleared again and read old.
+        assert tc.arm(draw=False, pending=tc.redraw).cleared == 2
+        wait_ticks(tc, 3)
+        assert tc.read()[0][0].tolist() == ([0, 1, 0, 1] if tc.redraw else [0, 0, 0, 0])
+        assert (tc.states(0) == R_ARMED).all()
+    finally:
+        child.stop()
+
+
+def test_remapped_page_is_walked_afresh(checks):
+    """The cached leaf entry's table is freed by munmap: the tick must notice and walk again."""
+    tc, sampler = checks
+    child = Child(2)
+    try:
+        s = sampler(child.pid)
+        one_region_per_page(tc, s, child.addrs)
+        tc.start()
+        tc.arm(draw=False)
+        wait_ticks(tc, 3)
+        assert tc.read()[0][0].tolist() == [0, 0]
+        child.cmd("remap 0")
+        wait_ticks(tc, 3)
+        hits, _ = tc.read()[0]
+        assert hits.tolist() == [1, 0]  # the new page, written: young
+        assert tc.stats().walks >= 1
+    finally:
+        child.stop()
+
+
+def reference_counts(s, starts: np.ndarray, ends: np.ndarray, intervals: int) -> np.ndarray:
+    """damo's per-sample path, from Python: every interval check, count, draw anew, clear."""
+    rng = np.random.default_rng(1)
+    counts = np.zeros(len(starts), dtype=np.int64)
+    addrs = (starts + rng.integers(0, ends - starts) // PAGE * PAGE).astype(np.uint64)
+    st = s.walk(addrs)
+    s.clear_young(addrs, st.leaf_size)
+    for _ in range(intervals):
+        time.sleep(INTERVAL_US / 1e6)
+        counts += s.walk(addrs).young
+        addrs = (starts + rng.integers(0, ends - starts) // PAGE * PAGE).astype(np.uint64)
+        st = s.walk(addrs)
+        s.clear_young(addrs, st.leaf_size, drain=False)
+    return counts
+
+
+def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
+    from damo.sampler.tick import counts, sample_until
+
+    tc, sampler = checks
+    p, (addr, size) = proc_targets.start("many", 16, 30)
+    try:
+        s = sampler(p.pid)
+        starts = addr + np.arange(16, dtype=np.int64) * (1 << 20)
+        ends = starts + (1 << 20)
+        want = reference_counts(s, starts, ends, 20)
+        tc.set_targets([(s, starts, ends, None)])
+        tc.start()
+        got = []
+        for _ in range(3):  # three aggregations of 100 ms, 4 segments (pages) each
+            deadline = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + 100_000_000
+            (hits, nchecks), = sample_until(tc, deadline, 4)
+            assert (nchecks >= 4).all()  # every segment's page was checked
+            got.append(counts(hits, nchecks, 20))
+        busy = np.arange(16) % 2 == 0
+        assert want.tolist() == np.where(busy, 20, 0).tolist()
+        for g in got:
+            assert g.tolist() == want.tolist()
+        st = tc.stats()
+        assert st.run_cnt == 0 or st.run_time_ns > 0
+    finally:
+        p.kill()
+        p.wait()
+
+
+def test_refusal_is_one_line():
+    need_bpf()
+    from damo.sampler.tick import open_tick_checks
+
+    tc, why = open_tick_checks(INTERVAL_US, cpu=1 << 20)  # no such CPU: the kernel refuses
+    assert tc is None
+    assert why is not None and "\n" not in why
+    assert why.startswith("kernel-side sampling checks unavailable (perf_event_open")
+    assert why.endswith("using the native loop")
+
+
+HOLDER = r"""
+import os, sys, time
+sys.path.insert(0, sys.argv[2])
+from damo.sampler import PageSampler
+from damo.sampler.tick import TickChecks
+import numpy as np
+s = PageSampler(int(sys.argv[1]))
+tc = TickChecks(5000)
+tc.set_targets([(s, np.array([0], dtype=np.int64), np.array([4096], dtype=np.int64), None)])
+tc.start()
+print(*tc.prog_ids(), flush=True)
+time.sleep(60)
+"""
+
+
+def stats_switch() -> str:
+    return Path("/proc/sys/kernel/bpf_stats_enabled").read_text().strip()
+
+
+@pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL, "target"])
+def test_nothing_outlives_the_process(how):
+    need_bpf()
+    from damo.linux import bpf_stats
+
+    before = stats_switch()
+    target = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    repo = str(Path(__file__).resolve().parents[1])
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(target.pid), repo],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        ids = [int(x) for x in holder.stdout.readline().split()]
+        assert len(ids) == 2 and all(bpf_stats.prog_exists(i) for i in ids)
+        if how == "target":  # the target dies first; then the holder is killed
+            target.kill()
+            target.wait()
+            time.sleep(0.05)
+            assert holder.poll() is None  # ticks on a dead target's mm are harmless
+            holder.kill()
+        else:
+            holder.send_signal(how)
+        holder.wait(10)
+        deadline = time.monotonic() + 5  # programs are freed after an RCU grace period
+        while any(bpf_stats.prog_exists(i) for i in ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(bpf_stats.prog_exists(i) for i in ids)
+        assert stats_switch() == before
+    finally:
+        for p in (holder, target):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_record_falls_back_to_the_native_loop_in_one_line(tmp_path):
+    """A CPU the kernel has no perf event for: the refusal is real, the recording goes on."""
+    import os
+
+    need_bpf()
+    out = tmp_path / "r.data"
+    env = {**os.environ, "DAMO_TICK_CPU": str(1 << 20)}
+    p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "1.5",
+                        "--checks", "kernel", "-o", str(out), "sleep 5"],
+                       capture_output=True, text=True, env=env,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    lines = [ln for ln in p.stderr.splitlines() if "kernel-side sampling checks" in ln]
+    assert len(lines) == 1
+    assert lines[0].startswith("damo: warning: kernel-side sampling checks unavailable "
+                               "(perf_event_open")
+    assert "kernel-side checks)" not in p.stderr  # no kernel-side time: the native loop ran
+    assert out.stat().st_size > 0
+
+
+def test_record_counts_the_kernel_side_time(tmp_path):
+    need_bpf()
+    out = tmp_path / "r.data"
+    p = subprocess.run([sys.executable, "-m", "damo.cli", "record", "--duration", "2",
+                        "--max-cpu", "0", "--checks", "kernel", "-o", str(out), "sleep 5"],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "unavailable" not in p.stderr
+    assert "of it in its kernel-side checks)" in p.stderr.splitlines()[-1]
+    from damo.records.meta import read_meta
+
+    end = [m for m in read_meta(str(out)) or [] if m.get("type") == "end"]
+    assert end and end[-1]["bpf_kernel_s"] > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_record_stopped_by_a_signal_leaves_a_record_and_no_program(tmp_path, sig):
+    need_bpf()
+    from damo.linux import bpf_stats
+    from damo.records.reader import read_snapshots
+
+    before = bpf_stats.prog_ids_named("damo_tick")
+    out = tmp_path / "r.data"
+    p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", "--checks", "kernel",
+                          "-o", str(out), "sleep 30"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        mine: set[int] = set()
+        while not mine and time.monotonic() < deadline:
+            time.sleep(0.1)
+            mine = bpf_stats.prog_ids_named("damo_tick") - before
+        assert mine, "damo record attached no tick program"
+        time.sleep(1.0)
+        p.send_signal(sig)
+        _, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, err
+    assert len(read_snapshots(str(out))) >= 5
+    deadline = time.monotonic() + 5
+    while any(bpf_stats.prog_exists(i) for i in mine) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(bpf_stats.prog_exists(i) for i in mine)
