@@ -15,6 +15,7 @@ from test_soak import load_bench
 
 from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
+from damo.reports.validate import spacing
 
 MIB = 1 << 20
 
@@ -46,17 +47,19 @@ def test_big_target_records_within_bounds(tmp_path, case):
         assert nr_threads >= 257
     assert scan < 100, scan
     snaps = read_snapshots(str(tmp_path / "big.data"))
-    assert not snaps.warnings and len(snaps) >= 40
+    # 6 s at the default budget's intervals (up to 16x the nominal 0.1 s: spacing below).
+    assert not snaps.warnings and len(snaps) >= 3
     meta = read_meta(str(tmp_path / "big.data"))
     attrs = meta[0]["attrs"]
     # Regions stay within the limits at every snapshot.
     assert snaps.nr_regions.max() <= attrs["max_nr_regions"]
     assert snaps.nr_regions.min() >= 1
-    # The update intervals did not stall the aggregations: records stay evenly spaced.
-    # The p99 gap measured 0.10-0.13 s loaded (bench/soak, bench/big); 3x the interval
-    # is a stall, not scheduling noise.
-    gaps = np.diff(np.unique(snaps.end_ns)) / 1e9
-    assert measured(f"gap_p99_s_{case}", float(np.percentile(gaps, 99))) < 0.3
+    # The update intervals did not stall the aggregations: records stay evenly spaced,
+    # against the aggregation interval the CPU budget put in force.  The p99 gap measured
+    # 0.10-0.13 s at 0.1 s loaded (bench/soak, bench/big); 3x the interval is a stall,
+    # not scheduling noise.
+    gaps = spacing(str(tmp_path / "big.data"), np.unique(snaps.end_ns))
+    assert measured(f"gap_p99_aggregations_{case}", float(np.percentile(gaps, 99))) < 3
     # The 64 MiB busy set is found: the median WSS of the last half within 0.75-1.5x.
     wss = []
     for i in range(len(snaps) // 2, len(snaps)):

@@ -99,7 +99,8 @@ def test_pid_that_exits_mid_record(tmp_path):
     assert "ended by target exit" in err and "error" not in err
     assert took < 10  # ended by the exit, not hanging on
     snaps = read_snapshots(str(data))
-    assert not snaps.warnings and len(snaps) >= 10
+    # 2 s at the default budget's intervals (up to 16x the nominal 0.1 s).
+    assert not snaps.warnings and len(snaps) >= 2
     assert set(snaps.target_id.tolist()) == {target.pid}
     meta = read_meta(str(data))
     assert meta[-1]["type"] == "end" and meta[-1]["reason"] == "target exit"

@@ -29,4 +29,9 @@ def test_two_minutes_flat(tmp_path):
     print({k: v for k, v in fig.items() if k != "checks"})
     missed = [name for name, ok in fig["checks"].items() if not ok]
     assert not missed, (missed, fig)
-    assert fig["records"] >= 0.9 * 120 / soak.AGGR_S
+    # At most the budget's longest aggregation interval apart (the spacing check above
+    # holds them to the interval in force).
+    from damo.ops.vaddr.budget import ladder
+
+    longest = soak.AGGR_S * max(level.scale for level in ladder(20))
+    assert fig["records"] >= 0.9 * 120 / longest

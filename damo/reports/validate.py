@@ -120,6 +120,17 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
         aggr_changes=[] if aggr_us else sorted(changes))
 
 
+def spacing(path: str, ends_ns: np.ndarray) -> np.ndarray:
+    """Each gap between consecutive record times (`ends_ns`, sorted, distinct) as a multiple
+    of the aggregation interval in force (the sidecar's budget and intervals messages;
+    DAMON's default without a sidecar): the longer of those at its two ends, as the
+    change is logged when the aggregation that decided it ends."""
+    lim = limits_for(path, None, None, None, DEFAULT_TOLERANCE)
+    ends = np.asarray(ends_ns, dtype=np.int64).tolist()
+    return np.array([(b - a) / max(lim.aggr_ns_at(a), lim.aggr_ns_at(b))
+                     for a, b in zip(ends[:-1], ends[1:], strict=True)], dtype=float)
+
+
 def validate(path: str, limits: Limits, chunk_bytes: int | None = None) -> Result:
     """Check the file at `path` against `limits`; reading problems are problems too."""
     result = Result(path, limits)
