@@ -63,7 +63,7 @@
 #define ARM_DRAW 1   /* a new uniform random sample page per region */
 #define ARM_GIVEN 2  /* the sample address userspace wrote */
 #define ARM_COMMIT 4 /* after the clear: arm staged pages, or mark them uncleared */
-#define ARM_PENDING 8 /* stage the pages the tick drew young (R_PENDING), keep the rest */
+#define ARM_PENDING 8 /* stage the pages the tick drew young (R_PENDING), redraw uncleared ones */
 #define ARM_HOLD 16   /* only take the slot (generation odd) for userspace to rewrite */
 #define ARM_RELEASE 32 /* only give it back */
 
@@ -308,6 +308,7 @@ int damo_arm(void *ctx)
 			u64 *sa, *state, *hits, *checks, *leafp, *upp, *upv, *seqp, *lo, *hi;
 			u64 *iov, *len, *owner, *verify;
 			u64 leaf, shift, addr, size, seq, lp = 0, up = 0, uv = 0;
+			int redo;
 
 			if (mode & ARM_COMMIT) {
 				owner = iov_region.lookup(&k);
@@ -345,10 +346,12 @@ int damo_arm(void *ctx)
 				*state = R_ARMED;
 				continue;
 			}
-			if ((mode & ARM_PENDING) && *state != R_PENDING)
+			if ((mode & ARM_PENDING) && *state != R_PENDING && *state != R_UNCLEARED)
 				continue;  /* armed by the tick, or found young: the tick goes on */
+			/* an uncleared page (shared) gives no evidence: a fresh one instead */
+			redo = (mode & ARM_PENDING) && *state == R_UNCLEARED;
 			*state = R_OFF;
-			if (mode & ARM_DRAW) {
+			if ((mode & ARM_DRAW) || redo) {
 				size = *hi > *lo ? *hi - *lo : 1;
 				addr = *lo + ((((u64)bpf_get_prandom_u32()) << 32) |
 					      bpf_get_prandom_u32()) % size;

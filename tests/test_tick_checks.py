@@ -9,6 +9,7 @@ whatever ends it, and the run-time statistics switch is left as found.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -344,3 +345,155 @@ def test_record_stopped_by_a_signal_leaves_a_record_and_no_program(tmp_path, sig
     while any(bpf_stats.prog_exists(i) for i in mine) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(bpf_stats.prog_exists(i) for i in mine)
+
+
+def test_an_uncleared_page_is_drawn_afresh_and_counted_as_a_check_without_evidence():
+    """Pages shared after fork: MADV_COLD leaves their bit set, so no check of theirs is
+    evidence.  The next clear draws such a region a fresh page (it is not stuck until the
+    next aggregation) and every page that stayed young is counted as a check made."""
+    need_bpf()
+    from damo.sampler import PageSampler
+    from damo.sampler.tick import R_UNCLEARED, TickChecks
+
+    p, (addr, size, _) = proc_targets.start("shared", 1, 60)
+    tc = TickChecks(INTERVAL_US)
+    s = PageSampler(p.pid)
+    try:
+        s.drain()
+        starts = addr + np.arange(8, dtype=np.int64) * PAGE
+        tc.set_targets([(s, starts, starts + PAGE, np.ones(8, dtype=bool))])
+        tc.sample_addrs(0)[:] = starts
+        first = tc.arm(draw=False)
+        assert first.uncleared == 8 and first.cleared == 0
+        assert (tc.states(0) == R_UNCLEARED).all()
+        assert tc.uncleared()[0].tolist() == [1] * 8
+        again = tc.arm(pending=True)  # drawn afresh (one-page regions: the same page)
+        assert again.uncleared == 8
+        assert tc.uncleared()[0].tolist() == [2] * 8
+        assert tc.read()[0][1].tolist() == [0] * 8  # no check with evidence
+        tc.set_targets([(s, starts, starts + PAGE, np.ones(8, dtype=bool))])
+        assert tc.uncleared()[0].tolist() == [0] * 8  # counted per set_targets
+    finally:
+        tc.close()
+        s.close()
+        p.kill()
+        p.wait()
+
+
+def ticks_over(tc, seconds: float) -> tuple[int, float]:
+    t0, n0 = time.monotonic(), tc.stats().ticks
+    time.sleep(seconds)
+    return tc.stats().ticks - n0, time.monotonic() - t0
+
+
+def test_a_new_interval_is_the_events_period():
+    """set_interval changes the perf event's period: the tick fires at the new rate."""
+    from tests.conftest import measured
+
+    need_bpf()
+    from damo.sampler.tick import TC_PERIOD_NS, TickChecks
+
+    with TickChecks(INTERVAL_US) as tc:
+        tc.start()
+        fast, t_fast = ticks_over(tc, 0.6)
+        tc.set_interval(4 * INTERVAL_US)
+        assert tc.interval_ns == 4 * INTERVAL_US * 1000 == tc._cfg[TC_PERIOD_NS]
+        slow, t_slow = ticks_over(tc, 0.6)
+    # The event cannot fire faster than its period (one tick of slack at each end); CPU 0
+    # fires at its period busy or idle (docs/sampler.md, "Which CPU"): a 4x slower rate.
+    per_period_fast = measured("tick_rate_5ms_share", fast * INTERVAL_US / 1e6 / t_fast)
+    per_period_slow = measured("tick_rate_20ms_share", slow * 4 * INTERVAL_US / 1e6 / t_slow)
+    assert slow <= t_slow / (4 * INTERVAL_US / 1e6) + 2
+    assert 0.6 <= per_period_fast <= 1.05 and 0.6 <= per_period_slow <= 1.1
+    assert fast >= 3 * slow
+
+
+def record_kernel_checks(target_pid: int, attrs, goal=None, stop_ms: int = 0,
+                         aggregations: int = 30):
+    """kdamond over a real target with the kernel checks; per aggregation: the least checks
+    made of a region, the sampling interval in force, the tick's period, its ticks and the
+    time.  `stop_ms`: the recorder (this process) is stopped that long, five times a second."""
+    from damo.core.context import Callbacks, Context
+    from damo.core.intervals import IntervalsTuner
+    from damo.core.kdamond import kdamond_fn
+    from damo.ops import vaddr
+
+    setup = vaddr.setup([str(target_pid)])
+    ops = setup.ops
+    ops.max_cpu = 1.0
+    # Loaded before the stops begin: a pending signal makes the verifier give up.
+    ops.use_kernel_checks(attrs.sample_interval)
+    assert ops.tick is not None, "the kernel refused the tick checks"
+    rows = []
+    me = os.getpid()
+    stopper = None
+    if stop_ms:
+        stopper = subprocess.Popen(["/bin/sh", "-c", f"while :; do sleep {0.2 - stop_ms / 1000};"
+                                    f" kill -STOP {me}; sleep {stop_ms / 1000};"
+                                    f" kill -CONT {me}; done"])
+
+    def after(ctx):
+        lows = [int(made.min()) for _, made in ops.last_checks.values() if len(made)]
+        rows.append((min(lows), ctx.attrs.sample_interval, ops.tick.interval_ns,
+                     ops.tick.stats().ticks, time.monotonic()))
+        return len(rows) >= aggregations
+
+    ctx = Context(attrs, ops, Callbacks(after_aggregation=after), clock=setup.clock)
+    if goal is not None:
+        ctx.intervals_tuner = IntervalsTuner(goal)
+    ctx.set_targets(setup.target_ids)
+    try:
+        kdamond_fn(ctx)
+    finally:
+        if stopper is not None:
+            stopper.kill()
+            stopper.wait()
+            os.kill(me, signal.SIGCONT)
+    return rows, ops
+
+
+@pytest.mark.parametrize("stop_ms", [0, 30, 80])
+def test_every_region_gets_the_sample_floor_of_checks(stop_ms):
+    """Every region of every aggregation is checked at least the floor's times, counted
+    from the checks the tick made (not from a plan), also with the recorder stopped
+    inside aggregations; stopped 80 ms of every 200, the aggregations wait for them."""
+    need_bpf()
+    from damo.core.attrs import Attrs
+    from damo.ops.vaddr.budget import SAMPLE_FLOOR
+
+    target, _ = proc_targets.start("many", 40, 60)
+    try:
+        rows, ops = record_kernel_checks(target.pid, Attrs(), stop_ms=stop_ms)
+    finally:
+        target.kill()
+        target.wait()
+    lows = [r[0] for r in rows]
+    print(f"least checks made per aggregation: {lows}; waited {ops.tick_makeup_intervals} "
+          "intervals")
+    assert min(lows) >= SAMPLE_FLOOR, lows
+    if stop_ms == 80:  # two of an aggregation's four clears lost: only waiting keeps the floor
+        assert ops.tick_makeup_intervals > 0
+
+
+def test_the_tuned_sampling_interval_is_the_events_period():
+    """An intervals goal tunes the sampling interval; the tick fires at the tuned period."""
+    from tests.conftest import measured
+
+    need_bpf()
+    from damo.core.attrs import Attrs
+    from damo.core.intervals import IntervalsGoal
+
+    target, _ = proc_targets.start("sleep", 60)  # idle: the goal lengthens the intervals
+    try:
+        rows, _ = record_kernel_checks(target.pid, Attrs(), IntervalsGoal(400, 1, 5000, 20000),
+                                       aggregations=6)
+    finally:
+        target.kill()
+        target.wait()
+    intervals = [r[1] for r in rows]  # tuned at the aggregation, in force from the next
+    assert rows[0][2] == 5_000_000 and intervals[0] < 20000 == intervals[-1], intervals
+    assert all(now[2] == before[1] * 1000 for before, now in zip(rows[:-1], rows[1:], strict=True))
+    # The last aggregations ran at 20 ms: the ticks came at that period, not at 5 ms.
+    (_, _, _, t0, s0), (_, _, _, t1, s1) = rows[-3], rows[-1]
+    share = measured("tick_rate_tuned_share", (t1 - t0) * 0.02 / (s1 - s0))
+    assert 0.6 <= share <= 1.1

@@ -8,6 +8,7 @@ with BPF_PROG_TEST_RUN, which bcc's Python module does not expose.
 from __future__ import annotations
 
 import ctypes
+import errno
 import mmap
 import os
 
@@ -28,6 +29,8 @@ BPF_F_MMAPABLE = 1 << 10
 # src_reg BPF_PSEUDO_MAP_FD its immediate is a map's file descriptor.
 INSN_LD_IMM64 = 0x18
 BPF_PSEUDO_MAP_FD = 1
+# Loads a pending signal may cut short (the verifier then gives up with EAGAIN).
+LOAD_TRIES = 20
 # A call (BPF_JMP | BPF_CALL): of a helper by number, or with src_reg
 # BPF_PSEUDO_KFUNC_CALL of a kernel function by its BTF id (in vmlinux: off 0).
 INSN_CALL = 0x85
@@ -172,10 +175,13 @@ def prog_load(insns: bytes, name: str, prog_type: int = BPF_PROG_TYPE_RAW_TRACEP
         license=ctypes.addressof(license_buf),
         prog_name=name.encode()[:15],
     )
-    try:
-        return _bpf(BPF_PROG_LOAD, attr)
-    except OSError:
-        pass
+    for _ in range(LOAD_TRIES):
+        try:
+            return _bpf(BPF_PROG_LOAD, attr)
+        except OSError as e:
+            if e.errno != errno.EAGAIN:
+                break
+            # The verifier gives up when a signal is pending (a SIGSTOP, say): again.
     # Load again with the verifier log, to say why.
     log = ctypes.create_string_buffer(1 << 20)
     attr.log_level, attr.log_size, attr.log_buf = 1, len(log), ctypes.addressof(log)

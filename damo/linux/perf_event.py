@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import fcntl
+import struct
 
 from damo.errors import PlatformError
 from damo.linux import syscalls
@@ -25,6 +26,7 @@ ATTR_DISABLED = 1 << 0
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
 PERF_EVENT_IOC_SET_BPF = 0x40042408
+PERF_EVENT_IOC_PERIOD = 0x40082404  # _IOW('$', 4, __u64)
 
 class PerfEventAttr(ctypes.Structure):
     _fields_ = [
@@ -48,6 +50,14 @@ def open_cpu_clock(period_ns: int, cpu: int) -> int:
     except OSError as e:
         raise PlatformError(f"perf_event_open(cpu-clock, cpu {cpu}) refused: "
                             f"{e.strerror.partition(': ')[2]}") from None
+
+
+def set_period(event_fd: int, period_ns: int) -> None:
+    """A new period for the event; the next sample comes one period from now."""
+    try:
+        fcntl.ioctl(event_fd, PERF_EVENT_IOC_PERIOD, struct.pack("=Q", period_ns))
+    except OSError as e:
+        raise PlatformError(f"cannot change a perf event's period: {e.strerror}") from None
 
 
 def attach_bpf(event_fd: int, prog_fd: int) -> None:

@@ -128,6 +128,9 @@ class TickChecks:
             self._iovecs = arr("iovecs", 2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)
             self._iov_region = arr("iov_region", MAX_REGIONS)
             self._iov_verify = arr("iov_verify", MAX_REGIONS)
+            # Per region since set_targets: sample pages whose clear did not take
+            # (shared): checks made without evidence, as the native loop counts them.
+            self._uncleared = np.zeros(MAX_REGIONS, dtype=np.int64)
             self._run_arm = bpf_syscall.TestRun(self._loaded.prog_fds["damo_arm"])
             w = walker_mod.walker()  # the direct map's base and the paging depth, checked
             self._cfg[TC_PAGE_OFFSET] = w.page_offset
@@ -169,6 +172,7 @@ class TickChecks:
                 r["r_state"][base:base + n] = R_OFF
                 r["r_start"][base:base + n] = starts
                 r["r_end"][base:base + n] = ends
+                self._uncleared[base:base + n] = 0
                 t["t_base"][slot] = base
                 t["t_nr"][slot] = n
                 self._targets.append((sampler, base, n, None if may_share is None
@@ -190,6 +194,20 @@ class TickChecks:
             os.close(self._event_fd)
             self._event_fd = -1
             raise
+
+    def set_interval(self, interval_us: int) -> None:
+        """A new sampling interval: the perf event's period (and the late-tick rule's).
+
+        An intervals goal tunes the sampling interval between aggregations; the
+        event fires at the new period from now (PERF_EVENT_IOC_PERIOD).
+        """
+        interval_ns = int(interval_us) * 1000
+        if interval_ns == self.interval_ns:
+            return
+        self.interval_ns = interval_ns
+        self._cfg[TC_PERIOD_NS] = interval_ns
+        if self._event_fd >= 0:
+            perf_event.set_period(self._event_fd, interval_ns)
 
     def close(self) -> None:
         """Detach first (the program reads the mm that the targets' files hold), then unload."""
@@ -223,7 +241,8 @@ class TickChecks:
         Zeroes the regions' hits and checks.
 
         `pending`: only clear and arm the pages the tick drew young (redraw
-        mode); the rest and the counts are left as they are.
+        mode), and draw afresh for the regions whose page stayed uncleared; the
+        rest and the counts are left as they are.
         Raises TargetGone for a target that exited.
         """
         mode = ARM_PENDING if pending else ARM_DRAW if draw else ARM_GIVEN
@@ -285,6 +304,8 @@ class TickChecks:
         cfg[TC_NR_STILL] = 0
         self._run(slot, sampler, ARM_COMMIT)
         still = cfg[TC_NR_STILL]
+        if refused or still:
+            self._uncleared[owners[state[owners] == R_UNCLEARED]] += 1
         return ArmResult(n - refused - still, staged - refused - still, refused + still)
 
     def read(self) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -292,6 +313,11 @@ class TickChecks:
         r = self._r
         return [(r["r_hits"][b:b + n].copy(), r["r_checks"][b:b + n].copy())
                 for _, b, n, _ in self._targets]
+
+    def uncleared(self) -> list[np.ndarray]:
+        """Per target: per region, its sample pages whose clear did not take since
+        `set_targets` (checks made without evidence; copies)."""
+        return [self._uncleared[b:b + n].copy() for _, b, n, _ in self._targets]
 
     def states(self, slot: int) -> np.ndarray:
         """Target `slot`'s regions' states (R_*), a copy."""
@@ -426,8 +452,10 @@ def _sample_until_redraw(tc: TickChecks, deadline_ns: int, segments: int,
     cleared = 0
     while True:
         now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        # Points a stall (a stopped or descheduled damo) passed: one clear now for them.
+        late = bool(points) and points[0] <= now
         points = [t for t in points if t > now]
-        nxt = points[0] if points else None
+        nxt = now if late else points[0] if points else None
         if busy is not None and cleared > busy * nr:
             nxt = now + interval if nxt is None else min(nxt, now + interval)
         if nxt is None or nxt > last + ALIGN_NS:
@@ -460,13 +488,14 @@ Part = tuple[PageSampler, np.ndarray, np.ndarray, "np.ndarray | None"]
 
 def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: int,
               aggr_us: int, segments_per_aggr: int = SEGMENTS, busy: float | None = None
-              ) -> tuple[list[tuple[np.ndarray, np.ndarray]], int, list[int]]:
+              ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int, list[int]]:
     """A sampling driver's call: every sample of `parts` up to `deadline_ns`, checked in the kernel.
 
     `parts`: per target (sampler, start, end, may_share or None).  `busy`:
     see `sample_until` (0: clear whenever anything is due, DAMON's exact
-    sampling).  Returns (per target (hits, checks) per region, the nominal
-    sampling intervals the call spanned, the indices of targets found gone:
+    sampling).  Returns (per target (hits, checks, uncleared: checks made
+    without evidence) per region, the nominal sampling intervals the call
+    spanned, the indices of targets found gone:
     then nothing was counted, the caller drops them and calls again).  The
     caller turns hits and checks into counts from the checks made
     (`counts`, or its own rule for regions without a check).
@@ -481,4 +510,4 @@ def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: in
         got = sample_until(tc, deadline_ns, segments, busy)
     except TargetGone:
         return [], intervals, [k for k, p in enumerate(parts) if not p[0].alive()]
-    return got, intervals, []
+    return [(h, c, u) for (h, c), u in zip(got, tc.uncleared(), strict=True)], intervals, []

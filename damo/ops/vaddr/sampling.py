@@ -32,10 +32,13 @@ The CPU budget (`--max-cpu`, budget.py) sets each region's period and the
 intervals before each aggregation interval.
 
 With `--checks kernel` (`use_kernel_checks`) the checks run in the kernel
-instead, on a periodic perf event (damo.sampler.tick), and `run_samples` is
-`_tick_samples`: no budget applies.  Its counts are of the checks made too
-(`counts_from_checks`, per call): a region the tick could not check in a
-call gets its last aggregation's count for it, never read as unaccessed.
+instead, on a periodic perf event (damo.sampler.tick) whose period is the
+sampling interval in force (an intervals goal tunes it), and `run_samples`
+is `_tick_samples`: no budget applies.  Its counts are of the checks made
+too, summed over the aggregation's calls; the aggregation waits for the
+regions checked fewer than the floor's times (`_tick_make_up`), and a
+region still short gets its missing checks from its last count
+(`counts_from_checks`), never read as unaccessed.
 """
 
 from __future__ import annotations
@@ -82,6 +85,19 @@ def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarr
     return hit
 
 
+def carried(old_start: np.ndarray, old_end: np.ndarray, old: np.ndarray, start: np.ndarray,
+            end: np.ndarray) -> np.ndarray:
+    """Per region [start, end), the value `old` held for the old region it overlaps first
+    (0 without one): what survives an update, which drops, stretches or adds regions
+    at the mappings' edges and keeps the others."""
+    if not len(old_start) or not len(start):
+        return np.zeros(len(start), dtype=np.int64)
+    i = np.searchsorted(old_end, start, side="right")
+    i_ok = np.minimum(i, len(old_end) - 1)
+    keep = (i < len(old_end)) & (old_start[i_ok] < end)
+    return np.where(keep, old[i_ok], 0)
+
+
 class Sampling:
     """The sampling half of `VaddrBpfOperations` (a mixin: it shares the processes)."""
 
@@ -117,6 +133,11 @@ class Sampling:
         # Per-sample checks in the kernel (damo.sampler.tick), loaded by
         # use_kernel_checks() and attached at init; None: the native loop samples.
         self.tick = None
+        # The kernel checks' sums of the aggregation so far, per target id:
+        # (start, end, (hits, checks, uncleared) per region); and the intervals
+        # the aggregations waited for regions under the floor, over the run.
+        self._tick_sums: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self.tick_makeup_intervals = 0
 
     def _start_sampling(self, ctx: Context) -> None:
         """The nominal samples per aggregation, the floor, and the budget (at init)."""
@@ -216,14 +237,11 @@ class Sampling:
         counts.  A region keeps the checks of the old one it overlaps first
         (itself, when kept); a new one has none yet.
         """
-        if len(p.views) != 4 or not len(p.views[0]) or not len(start):
+        if len(p.views) != 4:
             return np.zeros(len(start), dtype=np.int64)
         old_start, old_end = p.views[0], p.views[1]
         old = self.walker.regions.nr_checks[p.base:p.base + len(old_start)]
-        i = np.searchsorted(old_end, start, side="right")
-        i_ok = np.minimum(i, len(old_end) - 1)
-        keep = (i < len(old_end)) & (old_start[i_ok] < end)
-        return np.where(keep, old[i_ok], 0)
+        return carried(old_start, old_end, old, start, end)
 
     def _sample(self, p: Process, mode: int, n: int) -> int:
         """One sample-program pass over the process's regions, then the clearing it staged."""
@@ -398,42 +416,112 @@ class Sampling:
     def _tick_samples(self, ctx: Context, deadline_ns: int) -> int:
         """Every sample up to `deadline_ns`, checked in the kernel (damo.sampler.tick).
 
-        Each call's hits and checks become counts in units of the call's
-        nominal samples (`counts_from_checks` with a floor of one check: a
-        region the tick never checked in the call gets its share of its
-        last aggregation's count), added to the aggregation's; at the
-        aggregation they are its counts.
+        The event's period is the sampling interval in force (an intervals
+        goal may have tuned it).  Each call's hits and checks add to the
+        aggregation's, per region; at the aggregation the aggregation waits
+        for the regions checked fewer than the floor's times (`_tick_make_up`),
+        then the checks become counts (`_tick_counts`), as the native loop's do.
         """
+        self.tick.set_interval(ctx.attrs.sample_interval)
+        # No budget (--max-cpu 0): every page drawn young is cleared at the
+        # next tick, as DAMON samples; else SEGMENTS clears per aggregation.
+        self._tick_run(ctx, self._live(ctx), deadline_ns, 0.0 if self.max_cpu == 0 else None)
+        if not ctx.aggregating:
+            return 0
+        self._tick_make_up(ctx)
+        return self._tick_counts(ctx)
+
+    def _tick_run(self, ctx: Context, live: list[tuple[Target, Process]], deadline_ns: int,
+                  busy: float | None, only: dict[int, np.ndarray] | None = None) -> None:
+        """run_until over `live` (`only`: target id -> the indices of its regions to
+        sample), its hits, checks and uncleared pages added to the aggregation's."""
         from damo.sampler.tick import run_until
 
         while True:
-            live = self._live(ctx)
             if not live:
                 time.sleep(max(0, deadline_ns - ctx.clock.now_ns()) / 1e9)
-                return 0
-            parts = [(p.sampler, t.start, t.end, overlaps(t.start, t.end, p.shared_ranges))
-                     for t, p in live]
-            # No budget (--max-cpu 0): every page drawn young is cleared at the
-            # next tick, as DAMON samples; else SEGMENTS clears per aggregation.
-            got, intervals, gone = run_until(self.tick, parts, deadline_ns,
-                                             ctx.attrs.sample_interval, ctx.attrs.aggr_interval,
-                                             busy=0.0 if self.max_cpu == 0 else None)
+                return
+            parts, picks = [], []
+            for t, p in live:
+                pick = slice(None) if only is None else only[t.id]
+                parts.append((p.sampler, t.start[pick], t.end[pick],
+                              overlaps(t.start[pick], t.end[pick], p.shared_ranges)))
+                picks.append(pick)
+            got, _, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
+                                     ctx.attrs.aggr_interval, busy=busy)
             if not gone:
                 break
             for k in gone:
                 live[k][1].valid = False
+            live = [tp for k, tp in enumerate(live) if k not in gone]
         # Nothing got (an arm's TargetGone, yet every target alive): nothing counted.
-        for (t, _), (hits, checks) in zip(live, got, strict=True) if got else ():
-            before = count_before(self._counts.get(t.id), t.start) * intervals / self._samples
-            t.nr_accesses += counts_from_checks(hits.astype(np.int64), checks, before,
-                                                intervals, 1).astype(t.nr_accesses.dtype)
-        if not ctx.aggregating:
-            return 0
-        highest = 0
-        for t, _ in live:
-            np.minimum(t.nr_accesses, self._samples, out=t.nr_accesses)
+        for (t, _), pick, (hits, checks, uncleared) in zip(live, picks, got, strict=True) \
+                if got else ():
+            acc = self._tick_acc(t)
+            acc[0, pick] += hits.astype(np.int64)
+            acc[1, pick] += checks.astype(np.int64)
+            acc[2, pick] += uncleared
+
+    def _tick_acc(self, t: Target) -> np.ndarray:
+        """The target's (hits, checks, uncleared) per region so far in the aggregation.
+
+        An update may change the regions between two calls: a region keeps the
+        sums of the old one it overlaps first (`carried`), a new one has none.
+        """
+        old = self._tick_sums.get(t.id)
+        if old is not None and len(old[0]) == t.nr_regions and \
+                np.array_equal(old[0], t.start) and np.array_equal(old[1], t.end):
+            return old[2]
+        acc = np.zeros((3, t.nr_regions), dtype=np.int64)
+        if old is not None:
+            for k in range(3):
+                acc[k] = carried(old[0], old[1], old[2][k], t.start, t.end)
+        self._tick_sums[t.id] = (t.start.copy(), t.end.copy(), acc)
+        return acc
+
+    def _tick_make_up(self, ctx: Context) -> None:
+        """Let the aggregation wait for the checks its regions miss under the floor.
+
+        Regions checked fewer than the floor's times (clears a stalled damo did
+        not make, late ticks, pages that stayed young) are sampled alone, a
+        clear at every tick, until they have them, for at most one more
+        aggregation's intervals.  A check made without evidence (a shared page
+        left young) counts as made, as in the native loop: not waited for.
+        """
+        interval = ctx.attrs.sample_interval * 1000
+        waited = 0
+        while waited < self._samples and not ctx.stop_requested:
+            short: dict[int, np.ndarray] = {}
+            need = 0
+            for t, _ in self._live(ctx):
+                acc = self._tick_acc(t)
+                made = acc[1] + acc[2]
+                idx = np.flatnonzero(made < self._floor)
+                if len(idx):
+                    short[t.id] = idx
+                    need = max(need, self._floor - int(made[idx].min()))
+            if not short:
+                break
+            # One interval more than the checks missing: the first clear waits for a tick.
+            need = min(need + 1, self._samples - waited)
+            live = [(t, p) for t, p in self._live(ctx) if t.id in short]
+            self._tick_run(ctx, live, ctx.clock.now_ns() + need * interval, 0.0, short)
+            waited += need
+        self.tick_makeup_intervals += waited
+
+    def _tick_counts(self, ctx: Context) -> int:
+        """The aggregation's counts from its checks made (`counts_from_checks`); the highest."""
+        n, floor, highest = self._samples, self._floor, 0
+        self.last_checks = {}
+        for t, _ in self._live(ctx):
+            hits, checks, uncleared = self._tick_acc(t)
+            counts = counts_from_checks(hits, checks,
+                                        count_before(self._counts.get(t.id), t.start), n, floor)
+            t.nr_accesses[:] = counts
+            self.last_checks[t.id] = (checks.copy(), checks + uncleared)
             if t.nr_regions:
-                highest = max(highest, int(t.nr_accesses.max()))
+                highest = max(highest, int(counts.max()))
+        self._tick_sums = {}
         self._counts_before = self._counts
         self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
         return highest
