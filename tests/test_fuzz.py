@@ -12,7 +12,8 @@ from damo.errors import RecordFormatError
 
 def test_seeded_two_thousand_inputs():
     fuzz = load_bench("fuzz")
-    names = [n for group in ("recfmt", "perf", "sidecar") for n in fuzz.GROUPS[group]]
+    names = [n for group in ("recfmt", "perf", "json", "sidecar") for n in fuzz.GROUPS[group]]
+    assert {"json", "json_compressed"} <= set(names)
     result = fuzz.fuzz(2000, 20260, names)
     assert result["failures"] == [], "\n".join(result["failures"][:20])
     assert result["slowest_s"] < 2.0

@@ -42,6 +42,11 @@ ZIGZAG = REPO / "examples" / "zigzag-sim.data"
 SIM_WORKLOAD = REPO / "examples" / "workloads" / "zigzag.toml"
 
 
+# One region as damo's writer lays it out (the regular-expression path reads it).
+FAST = (b'{"start": "4,096", "end": "8,192", "nr_accesses": {"samples": 3, "percent": null}, '
+        b'"age": {"usec": null, "aggr_intervals": "2"}}')
+
+
 def up_region(start, end, samples, age_aggr=None, age_usec=None, percent=None):
     """One region as upstream's DamonRegion.to_kvpairs() (not raw) writes it."""
     return {
@@ -274,6 +279,22 @@ def test_written_json_matches_upstream_reading_rules(tmp_path):
     (lambda b: zlib.compress(b"[]"), b"the file holds no snapshots"),
     (lambda b: b'[{"snapshots": [{"end_time": "1", "regions": [{"start": "1", "end": "0", '
                b'"nr_accesses": {"samples": 1}}]}]}]', b"is not a valid region"),
+    # Found by bench/fuzz: each was a traceback.
+    (lambda b: b'[{"snapshots": 5}, {"snapshots": [{"end_time": "1", "regions": [' + FAST +
+               b']}]}]',
+     b"record 0 has no list of snapshots"),
+    (lambda b: b'[{"snapshots": [{"end_time": 1e400, "regions": [' + FAST + b']}]}]',
+     b"has no valid end_time"),
+    (lambda b: b'[{"snapshots": [{"end_time": "99999999999999999999", "regions": []}]}]',
+     b"has no valid end_time"),
+    (lambda b: b'[{"intervals": {"sample_us": 5000, "aggr_us": 100000, "ops_update_us": 1}, '
+               b'"snapshots": [{"end_time": "1", "regions": [{"start": 1, "end": 2, '
+               b'"nr_accesses": {"samples": null, "percent": 1' + b"0" * 400 + b'}}]}]}]',
+     b"is not a valid region"),
+    (lambda b: b'[{"intervals": {"sample_us": 0, "aggr_us": 0, "ops_update_us": 1}, '
+               b'"snapshots": [{"end_time": "1", "regions": [{"start": 1, "end": 2, '
+               b'"nr_accesses": {"samples": null, "percent": 5}}]}]}]',
+     b"has no nr_accesses samples"),
 ])
 def test_bad_json_records_are_one_line_errors(traced, tmp_path, damage, message):
     bad = tmp_path / "bad.data"
@@ -283,6 +304,17 @@ def test_bad_json_records_are_one_line_errors(traced, tmp_path, damage, message)
     assert result.stderr.startswith(b"damo: error: " + str(bad).encode())
     assert message in result.stderr and result.stderr.count(b"\n") == 1
     assert not result.stdout
+
+
+def test_an_order_number_too_large_is_no_order(tmp_path):
+    """damo_order beyond 64 bits (found by bench/fuzz: a traceback) orders nothing: the
+    snapshots are read in time order."""
+    odd = tmp_path / "odd.data"
+    odd.write_bytes(b'[{"target_id": 1, "snapshots": [{"end_time": "2", "damo_order": [1' +
+                    b"0" * 30 + b', 0], "regions": [' + FAST + b']}, {"end_time": "1", '
+                    b'"damo_order": [0, 0], "regions": [' + FAST + b']}]}]')
+    snaps = read_snapshots(str(odd))
+    assert snaps.end_ns.tolist() == [1, 2]
 
 
 def test_convert_keeps_an_existing_output_and_never_half_writes(traced, tmp_path):

@@ -200,7 +200,8 @@ class _Fast:
         if not isinstance(doc, list):
             return doc
         for record in doc:
-            for snap in record.get("snapshots") or [] if isinstance(record, dict) else []:
+            snaps = record.get("snapshots") if isinstance(record, dict) else None
+            for snap in snaps if isinstance(snaps, list) else []:
                 if isinstance(snap, dict) and isinstance(snap.get("regions"), int):
                     snap["regions"] = parsed[snap["regions"]]
         return doc
@@ -315,10 +316,14 @@ def _intervals(value: Any) -> dict[str, float] | None:
     if not isinstance(value, dict):
         return None
     try:
-        return {"sample_us": _time_us(value["sample_us"]), "aggr_us": _time_us(value["aggr_us"]),
-                "update_us": _time_us(value["ops_update_us"])}
+        out = {"sample_us": _time_us(value["sample_us"]), "aggr_us": _time_us(value["aggr_us"]),
+               "update_us": _time_us(value["ops_update_us"])}
     except (KeyError, ValueError, TypeError):
         return None
+    # Counts and ages are converted through them: positive and finite, or none at all.
+    if not all(0 < v < float("inf") for v in out.values()):
+        return None
+    return out
 
 
 class JsonRecords:
@@ -363,11 +368,13 @@ class JsonRecords:
                     continue
                 try:
                     end_ns = int(_time_ns(snap["end_time"]))
-                except (KeyError, ValueError, TypeError):
+                    if not -2**63 <= end_ns < 2**63:  # a time in ns fits in 64 bits
+                        raise ValueError
+                except (KeyError, ValueError, TypeError, OverflowError):
                     raise RecordFormatError(f"{kind}: {where} has no valid end_time") from None
                 order = snap.get("damo_order")
                 if not (isinstance(order, list) and len(order) == 2
-                        and all(isinstance(x, int) for x in order)):
+                        and all(type(x) is int and 0 <= x < 2**63 for x in order)):
                     has_order = False
                 rows.append((order, t, end_ns, _columns_of(regions, intervals, kind, where)))
         if not rows:
@@ -402,13 +409,10 @@ def _columns_of(regions: Any, intervals: dict | None, kind: str, where: str):
     nr = np.empty(n, dtype=np.uint32)
     age = np.empty(n, dtype=np.uint32)
     aged = True
-    for k, (s, e, samples, percent, age_aggr, age_us) in enumerate(regions):
+    for k, region in enumerate(regions):
+        s, e, samples, age_aggr = _region_numbers(region, intervals)
         if samples is None:
-            if percent is None or intervals is None:
-                raise RecordFormatError(f"{kind}: {where} region {k} has no nr_accesses samples")
-            samples = percent * intervals["aggr_us"] / intervals["sample_us"] / 100
-        if age_aggr is None and age_us is not None and intervals is not None:
-            age_aggr = age_us / intervals["aggr_us"]
+            raise RecordFormatError(f"{kind}: {where} region {k} has no nr_accesses samples")
         if not (0 <= s <= e <= ULONG_MAX) or not 0 <= samples < 2**32:
             raise RecordFormatError(f"{kind}: {where} region {k} is not a valid region "
                                     f"({s}-{e}, nr_accesses {samples})")
@@ -418,6 +422,26 @@ def _columns_of(regions: Any, intervals: dict | None, kind: str, where: str):
         else:
             age[k] = round(age_aggr)
     return start, end, nr, (age if aged else None)
+
+
+def _region_numbers(region: tuple, intervals: dict | None) -> tuple:
+    """(start, end, samples or None, age in aggregations or None) of a `_Region`: samples
+    from the percent and an age from usec through the intervals when not given."""
+    s, e, samples, percent, age_aggr, age_us = region
+    # A number too large for a float (an int of 400 digits) makes an invalid count, no age.
+    if samples is None:
+        if percent is None or intervals is None:
+            return s, e, None, None
+        try:
+            samples = percent * intervals["aggr_us"] / intervals["sample_us"] / 100
+        except OverflowError:
+            samples = float("inf")
+    if age_aggr is None and age_us is not None and intervals is not None:
+        try:
+            age_aggr = age_us / intervals["aggr_us"]
+        except OverflowError:
+            age_aggr = None
+    return s, e, samples, age_aggr
 
 
 def _target_ids(keys: list[tuple]) -> list[int]:
