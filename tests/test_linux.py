@@ -175,29 +175,40 @@ def test_preflight_tracefs(tmp_path):
 
 
 def test_child_pids_processes_not_threads():
+    """A process with two idle threads, one of which forks `sleep`; its main thread forks
+    another.  Its children are the two processes, found through every thread's file, and
+    the main thread's file holds only its own.
+
+    The target says when both children run `sleep` (Popen returns once the exec closed
+    its pipe, a moment before the exec sets the command name: it waits for that too), so
+    nothing here depends on how fast it runs.  Polling from outside instead was flaky
+    under load: a child forked but not yet exec'd read "python3".
+    """
     import sys
-    import time
 
     from damo.linux.children import child_pids, command_name
 
-    # A process with two idle threads, one of which forks `sleep`; its main thread forks another.
-    code = ("import subprocess, threading, time, sys\n"
-            "t = threading.Thread(target=subprocess.run, args=(['sleep', '30'],))\n"
+    code = ("import subprocess, threading, time\n"
+            "box, ready = [], threading.Event()\n"
+            "def fork():\n"
+            "    box.append(subprocess.Popen(['sleep', '30'])); ready.set(); box[0].wait()\n"
+            "t = threading.Thread(target=fork)\n"
             "u = threading.Thread(target=time.sleep, args=(30,))\n"
             "t.start(); u.start()\n"
             "m = subprocess.Popen(['sleep', '31'])\n"
-            "print(m.pid, flush=True); time.sleep(30)\n")
+            "ready.wait()\n"
+            "def comm(pid):\n"
+            "    return open(f'/proc/{pid}/comm').read().strip()\n"
+            "while comm(m.pid) != 'sleep' or comm(box[0].pid) != 'sleep':\n"
+            "    time.sleep(0.001)\n"
+            "print(m.pid, box[0].pid, flush=True); time.sleep(30)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    kids: list[int] = []
     try:
-        main_child = int(p.stdout.readline())
-        kids = child_pids(p.pid)
-        for _ in range(1000):  # the thread's fork, and both execs, may come a moment later
-            if len(kids) == 2 and all(command_name(k) == "sleep" for k in kids):
-                break
-            time.sleep(0.01)
-            kids = child_pids(p.pid)
-        assert main_child in kids and len(kids) == 2
-        assert all(command_name(k) == "sleep" for k in kids)
+        main_child, thread_child = map(int, p.stdout.readline().split())
+        kids = [main_child, thread_child]
+        assert sorted(child_pids(p.pid)) == sorted(kids)
+        assert all(command_name(k) == "sleep" for k in child_pids(p.pid))
         assert child_pids(p.pid, all_threads=False) == [main_child]
     finally:
         p.kill()
