@@ -49,22 +49,30 @@ def test_merge_takes_size_weighted_age(merge):
     t = target([(0, 10, 5), (10, 40, 5), (40, 50, 90)], ages=[4, 8, 2])
     merge(t, 1, 1000)
     assert t.regions() == [(0, 40, 5), (40, 50, 90)]
-    assert t.age.tolist() == [(4 * 10 + 8 * 30) // 40, 2]
+    assert t.age.tolist() == [(4 * 10 + 8 * 30 + 20) // 40, 2]
 
 
-def test_merge_of_many_rounds_down_once_not_at_each_merge():
+def test_merge_of_many_rounds_to_the_nearest_once_not_down_at_each_merge():
     t = target([(0, 3, 1), (3, 4, 1), (4, 7, 1)], ages=[1, 2, 6])
     adjust.merge_regions_of(t, 0, 100)
-    assert t.age.tolist() == [(1 * 3 + 2 * 1 + 6 * 3) // 7]  # 3; the kernel's steps give 2
+    assert t.age.tolist() == [3]  # 23 / 7 = 3.3; the kernel's steps give 2
     # an idle region's 37 small pieces aged 3 merged into a piece aged 0 (23 long):
-    # the kernel's pairwise rounding would leave 0, the weighted age is 2
+    # the kernel's pairwise rounding would leave 0, the weighted age is 2.7
     t = target([(0, 23, 0)] + [(23 + 6 * k, 29 + 6 * k, 0) for k in range(37)],
                ages=[0] + [3] * 37)
     narrow.narrow_merge_regions_of(t, 2, 10**6)
-    assert t.age.tolist() == [(3 * 6 * 37) // (23 + 6 * 37)]
+    assert t.age.tolist() == [3]
+    # a region aged 10 that took a sliver of a younger neighbour stays 10 (9.9), where
+    # rounding down made it 9: repeated at every aggregation, ages fell behind the truth
+    t = target([(0, 99, 0), (99, 100, 0)], ages=[10, 0])
+    adjust.merge_regions_of(t, 0, 1000)
+    assert t.age.tolist() == [10]
     t = target([(0, 10, 0), (10, 20, 0)], ages=[3, 4])
     adjust.merge_two_regions(t, 0)
-    assert t.age.tolist() == [3]
+    assert t.age.tolist() == [4]  # 3.5, half up
+    t = target([(0, 10, 0), (10, 40, 0)], ages=[3, 4])
+    adjust.merge_two_regions(t, 0)
+    assert t.age.tolist() == [4]  # 3.75
 
 
 def test_split_pieces_keep_age_and_last_count():
@@ -90,8 +98,8 @@ def test_regions_update_keeps_ages_of_resized_regions_new_ones_start_at_zero():
 
 def kernel_merge(regions, thres, sz_limit):
     """The kernel's damon_merge_regions_of, transcribed region by region: [start, end, nr,
-    last, age] lists in, merged lists out (ages rounded once per merged region, as
-    damo.core.age says why)."""
+    last, age] lists in, merged lists out (ages rounded once per merged region, to the
+    nearest, as damo.core.age says why)."""
     out = []
     for r in [list(x) for x in regions]:
         s, e, nr, last, age = r
@@ -107,7 +115,7 @@ def kernel_merge(regions, thres, sz_limit):
         else:
             out.append(r)
     for p in out:
-        p[4] = p[5] // (p[1] - p[0])
+        p[4] = (p[5] + (p[1] - p[0]) // 2) // (p[1] - p[0])
     return out
 
 
@@ -180,14 +188,16 @@ def b_idle_bytes(ages, snaps, b, aggr_ns=100_000_000):
 def test_idle_region_age_is_its_idle_time_on_sim(tmp_path):
     """A region untouched for the last 10 s of a sim run: its bytes show 10 s of idle time
     (age + the aggregation it was seen idle in), the median within one aggregation, and
-    at least 3/4 of them too (the region that straddled the hot and the idle region when
-    the phase changed keeps a younger age for a while: the region boundaries' resolution).
+    at least 95 % of them, on each of 12 seeds.
 
-    Seeds 3 and 5: with narrow's straddle cut (the pieces of the straddling region are
-    held apart, each reset in the aggregation it first reads 0, and size-weighted into
-    the idle region when they merge back), seeds 1-12 gave a median 0 to 2 aggregations
-    short and 39-100 % of the bytes within one aggregation; seeds 1, 2 and 11 are the
-    short ones, 3-10 and 12 meet the bounds below (the issue's note has the figures)."""
+    The region that straddled the hot and the idle region when the phase changed is
+    younger (its pieces read 0 an aggregation or two later); when ages were rounded down
+    at each merge, every region of the idle one that took a sliver of that younger
+    neighbour lost a whole aggregation, again at every aggregation as the boundaries
+    moved: seeds 1, 2 and 11 had the median 1-2 aggregations short and 39-59 % of the
+    bytes within one.  Rounded to the nearest (damo.core.age), all 12 seeds have every
+    byte within one aggregation, by the engine's ages and by ages derived from the
+    record alike."""
     from damo.core.attrs import Attrs
     from damo.recording import Recording
     from damo.records.reader import read_snapshots
@@ -199,7 +209,7 @@ def test_idle_region_age_is_its_idle_time_on_sim(tmp_path):
                   'access = ["a", "b"]\n[[phases]]\nname = "a"\nduration_ms = 10000\n'
                   'access = ["a"]\n')
     out = str(tmp_path / "r.data")
-    for seed in (3, 5):
+    for seed in range(1, 13):
         Recording.prepare([str(wl)], "sim", Attrs(), out, seed=seed,
                           truth=str(tmp_path / "t.jsonl")).run()
         runs = read_truth(str(tmp_path / "t.jsonl"))
@@ -215,7 +225,7 @@ def test_idle_region_age_is_its_idle_time_on_sim(tmp_path):
             median = idle[order][np.searchsorted(np.cumsum(size[order]), size.sum() / 2)]
             assert abs(median - idle_truth) <= 100_000_000, (seed, source, median)
             close = size[np.abs(idle - idle_truth) <= 100_000_000].sum()
-            assert close >= 0.75 * size.sum(), (seed, source, idle.tolist())
+            assert close >= 0.95 * size.sum(), (seed, source, idle.tolist())
 
 
 def test_sidecar_ages_round_trip_in_the_smallest_width():

@@ -170,7 +170,7 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     region's age (+1) when the counts are alike (`damo.core.age.changed`, the
     threshold a tenth of the snapshot's highest count), else starts at 0, as
     does memory the previous snapshot did not cover; the region takes the
-    size-weighted age of its pieces.  The merges and splits between two
+    size-weighted age of its pieces (to the nearest).  The merges and splits between two
     snapshots are not in the record, so this follows the kernel's ages only
     approximately.  Returns the ages (int64, flat as the input) and the last
     snapshot, for the next call.  The work is done by the C loop when it is
@@ -263,7 +263,7 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
             r0, r1 = rows[k - b0], rows[k - b0 + 1]
             carried = (ages[j[r0:r1]] + 1) * weight[r0:r1]
             total = np.bincount(i[r0:r1] - c0, carried, minlength=c1 - c0)
-            ages[nc + c0:nc + c1] = total // size[c0:c1]
+            ages[nc + c0:nc + c1] = (total + size[c0:c1] // 2) // size[c0:c1]  # nearest
     return ages[nc:], last_of(ages[nc:])
 
 
