@@ -131,7 +131,7 @@ def test_engine_ages_follow_the_kernels_rule_on_sim(monkeypatch):
     from damo.workload.load import parse
     from tests.conftest import REPO
 
-    before, checked = {}, []
+    before, checked, inherited = {}, [], []
     real_merge = kdamond.kdamond_merge_regions
 
     def merge(ctx, thres, sz_limit):
@@ -150,8 +150,9 @@ def test_engine_ages_follow_the_kernels_rule_on_sim(monkeypatch):
             for s, e, la, a in zip(t.start.tolist(), t.end.tolist(), t.last_nr_accesses.tolist(),
                                    t.age.tolist(), strict=True):
                 owner = [p for p in prev if p[0] <= s and e <= p[1]]
-                if owner:
+                if owner:  # every region but those an update resized
                     assert (la, a) == (owner[0][2], owner[0][3])
+                    inherited.append(a)
         before["age"] = t.age.tolist()
         real_age(ctx, thres)
 
@@ -175,6 +176,7 @@ def test_engine_ages_follow_the_kernels_rule_on_sim(monkeypatch):
     kdamond.kdamond_fn(ctx)
     assert len(checked) >= 390
     assert max(checked) >= 40  # ages did grow over the 5 s phases
+    assert len(inherited) >= 390 * 10 and max(inherited) >= 40  # the pieces were checked
 
 
 def b_idle_bytes(ages, snaps, b, aggr_ns=100_000_000):

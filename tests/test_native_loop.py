@@ -99,15 +99,18 @@ def test_touched_pages_are_counted_untouched_not_and_as_by_python(busy_half):
     r = lay_out(bounds)
     r.flags[:len(pages)] = 0
     reason, index, mode, step, _, ahead, *_ = run(s, len(pages), 5 * MS, 20)
-    assert (reason, index, mode, step, ahead) == (native.R_DONE, 0, SAMPLE_CHECK, 20, 0)
+    assert (reason, index, mode, ahead) == (native.R_DONE, 0, SAMPLE_CHECK, 0)
+    # A step that comes late is not made up (the aggregation waits instead, tested
+    # below): a loaded machine ran 18 of the 20 here.  Counts are of the steps run.
+    assert 10 <= measured("native_steps_of_20", step) <= 20
     by_c = r.nr_accesses[:len(pages)].tolist()
     # The same pages (one-page regions: the same drawn addresses) through Python.
     lay_out(bounds)
     python_steps(s, len(pages), 0.005, 20)
     by_py = r.nr_accesses[:len(pages)].tolist()
     # The machine's kdamond may make a busy page read old once in a while.
-    for counts in (by_c, by_py):
-        assert all(c >= 18 for c in counts[:4]), (by_c, by_py)
+    for counts, steps in ((by_c, step), (by_py, 20)):
+        assert all(c >= steps - 2 for c in counts[:4]), (by_c, step, by_py)
         assert counts[4:] == [0, 0, 0, 0], (by_c, by_py)
 
 
@@ -123,7 +126,7 @@ def test_periods_and_the_checks_made_are_counted(busy_half):
         # (period 4, phase 1) at steps 3 and 7; region 2 (5, 2) at 3 and 8;
         # region 3 (4, 3) at 1, 5 and 9.
         t0 = time.monotonic()
-        reason, *_ = run(s, 4, 10 * MS, 10)
+        reason, _, _, step, *_ = run(s, 4, 10 * MS, 10)
         took = time.monotonic() - t0
     finally:
         r.flags[:4] = 0
@@ -131,12 +134,25 @@ def test_periods_and_the_checks_made_are_counted(busy_half):
     # Absolute deadlines: 10 steps of 10 ms take at least 0.09 s; the upper bound is the
     # loaded spread's maximum (bench/spread) with a margin: docs/testing.md.
     assert 0.09 <= measured("native_10x10ms_s", took) <= 0.3
+    # Steps that come late are not made up: a loaded machine ran 9 of the 10.  Each
+    # region is checked at the steps run whose number its period and phase select.
+    steps = measured("native_steps_of_10", step)
+    assert 5 <= steps <= 10
+
+    def schedule(n: int) -> list[int]:
+        return [sum((k + phase) % period == 0 for k in range(n))
+                for period, phase in zip(periods.tolist(), (np.arange(4) % periods).tolist(),
+                                         strict=True)]
+
+    assert schedule(10) == [10, 2, 2, 3]  # the schedule above
+    want = schedule(steps)
     checks = r.nr_checks[:4]
     assert (checks >> CHECKS_NO_EVIDENCE_SHIFT).tolist() == [0, 0, 0, 0]  # private pages
-    assert checks.tolist() == [10, 2, 2, 3]
+    assert checks.tolist() == want
     hits = r.nr_accesses[:4].tolist()
     # A busy page is young at every check (the machine's kdamond may take one).
-    assert hits[0] >= 9 and hits[1:3] in ([2, 2], [1, 2], [2, 1]) and hits[3] == 0, hits
+    assert hits[0] >= want[0] - 1 and want[1] - 1 <= hits[1] <= want[1] and \
+        want[2] - 1 <= hits[2] <= want[2] and hits[3] == 0, (hits, want)
 
 
 def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):

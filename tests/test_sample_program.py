@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import pytest
-from test_sampler import HUGE, PAGE, sampler_for  # noqa: F401  (a fixture)
+from test_sampler import HUGE, PAGE, need_thp, sampler_for  # noqa: F401  (a fixture)
 
 from damo.sampler.walker import SAMPLE_AHEAD, SAMPLE_CHECK
 
@@ -106,8 +106,8 @@ def test_shared_pages_are_marked_uncleared_and_not_advised_again(sampler_for):  
 
 def test_huge_pages_are_staged_whole(sampler_for):  # noqa: F811
     child, s = sampler_for(512, thp=True)
-    if not (s.walk(child.addrs()).leaf_size == HUGE).all():
-        pytest.skip("no transparent huge page was allocated")
+    need_thp(child.pid, child.addrs())
+    assert (s.walk(child.addrs()).leaf_size == HUGE).all()  # as the kernel allocated them
     child.cmd("touch 100")
     r = lay_out([(child.start + PAGE, child.start + 2 * PAGE)])
     staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1)

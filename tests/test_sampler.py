@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,6 +114,35 @@ def pagemap(pid: int, addrs: np.ndarray) -> np.ndarray:
     return np.array(out, dtype=np.uint64)
 
 
+KPF_THP = 22  # /proc/kpageflags (include/uapi/linux/kernel-page-flags.h)
+
+
+def thp_backed(pid: int, addrs: np.ndarray) -> np.ndarray:
+    """Which addresses the kernel backs with a transparent huge page, from pagemap's frame
+    numbers and kpageflags (root): known without the walker under test."""
+    out = []
+    with open("/proc/kpageflags", "rb") as f:
+        for e in pagemap(pid, addrs).tolist():
+            pfn = e & ((1 << 55) - 1)
+            if not e >> 63 or not pfn:
+                out.append(False)
+                continue
+            f.seek(pfn * 8)
+            out.append(bool(int.from_bytes(f.read(8), "little") >> KPF_THP & 1))
+    return np.array(out, dtype=bool)
+
+
+def need_thp(pid: int, addrs: np.ndarray, every: bool = True) -> np.ndarray:
+    """The addresses backed by huge pages; a skip (saying why) when the kernel allocated
+    none (or not all, `every`): THP off or memory too fragmented, not the walker's fault."""
+    backed = thp_backed(pid, addrs)
+    if not (backed.all() if every else backed.any()):
+        mode = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+        pytest.skip(f"the kernel backed {int(backed.sum())} of {len(addrs)} pages with huge "
+                    f"pages (THP {mode.read_text().strip() if mode.exists() else 'absent'})")
+    return backed
+
+
 def test_walk_present_matches_pagemap(sampler_for):
     child, s = sampler_for(64)
     st = s.walk(child.addrs())
@@ -190,9 +220,8 @@ def test_thp_cleared_whole_not_split(sampler_for):
     child, s = sampler_for(1024, thp=True)  # two 2 MiB extents
     addrs = child.addrs()
     st = s.walk(addrs)
-    if not (st.leaf_size == HUGE).any():
-        pytest.skip("no transparent huge page was allocated")
-    huge = st.leaf_size == HUGE
+    huge = need_thp(child.pid, addrs, every=False)
+    assert ((st.leaf_size == HUGE) == huge).all()  # the walk sees what the kernel allocated
     pick = np.flatnonzero(huge)[[3, -5]]  # one address inside each huge page
     assert not s.clear_young(addrs[pick], st.leaf_size[pick]).any()
     after = s.walk(addrs)
@@ -206,9 +235,8 @@ def test_partial_thp_advice_would_split(sampler_for):
     # The control for the test above: advising 4 KiB inside a huge page splits it.
     child, s = sampler_for(512, thp=True)
     addrs = child.addrs()
-    st = s.walk(addrs)
-    if not (st.leaf_size == HUGE).all():
-        pytest.skip("no transparent huge page was allocated")
+    need_thp(child.pid, addrs)
+    assert (s.walk(addrs).leaf_size == HUGE).all()
     s.clear_young(addrs[[7]], np.array([PAGE], dtype=np.uint64))
     assert (s.walk(addrs).leaf_size == PAGE).any()
 
