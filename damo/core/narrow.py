@@ -250,7 +250,10 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     if not targets:
         return
     attrs = ctx.attrs
-    nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
+    # Counts are in units of the nominal samples (a CPU budget may take fewer,
+    # damo.ops.vaddr.budget): the ratio of the intervals before its scaling.
+    units = ctx.base_attrs
+    nr_samples = max(units.aggr_interval // units.sample_interval, 1)
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
