@@ -14,29 +14,61 @@ from damo.ops.vaddr.budget import SAMPLE_FLOOR, CpuBudget, Level, ladder
 
 def test_ladder_keeps_the_sample_floor_then_lengthens_both_intervals():
     levels = ladder(20)
-    assert levels[0] == Level(1, 1)
+    assert levels[0] == Level(1, 1, 20)
+    nominal = [lv for lv in levels if lv.scale == 1 and lv.samples == 20]
     # Steady regions less often, down to 3 checks (20 // 3 = 6 steps apart)...
-    assert [lv.steady_period for lv in levels if lv.scale == 1] == [1, 2, 4, 6]
+    assert [lv.steady_period for lv in nominal] == [1, 2, 4, 6]
     for lv in levels:
-        assert 20 // lv.steady_period >= SAMPLE_FLOOR
-    # ...then both intervals longer, their ratio (20 samples an aggregation) kept.
+        assert lv.samples // lv.steady_period >= SAMPLE_FLOOR
+    # ...then fewer samples for every region, the aggregation interval kept...
+    assert [lv.samples for lv in levels if lv.scale == 1] == [20, 20, 20, 20, 10, 5, 3]
+    # ...then both intervals longer, at the floor's samples.
     assert [lv.scale for lv in levels if lv.scale > 1] == [2, 4, 8, 16]
-    assert all(lv.steady_period == 6 for lv in levels if lv.scale > 1)
+    assert all(lv.samples == SAMPLE_FLOOR for lv in levels if lv.scale > 1)
+    # Each level is cheaper: no more checks, nor more aggregations, than the one before.
+    for a, b in zip(levels, levels[1:], strict=False):
+        assert b.samples / b.scale <= a.samples / a.scale
     # A period fits the sample program's 8 bits.
     assert all(lv.steady_period <= 255 for lv in ladder(10_000))
     # Fewer samples than the floor: every sample, only longer intervals.
-    assert {lv.steady_period for lv in ladder(2, floor=2)} == {1}
+    assert {(lv.steady_period, lv.samples) for lv in ladder(2, floor=2)} == {(1, 2)}
 
 
 def test_the_budget_scales_the_intervals_and_keeps_their_ratio():
     b = CpuBudget(1.0, Attrs())
     assert b.attrs() == Attrs()
+    # Steady periods: the nominal intervals.
+    b.level = 3
+    assert b.attrs() == Attrs()
+    # Fewer samples: the sampling interval alone lengthens, in whole steps.
+    b.level = [lv.samples for lv in b.levels].index(5)
+    a = b.attrs()
+    assert (a.sample_interval, a.aggr_interval) == (20_000, 100_000)
+    b.level = [lv.samples for lv in b.levels].index(3)
+    a = b.attrs()
+    assert (a.sample_interval, a.aggr_interval) == (33_333, 99_999)
     b.level = len(b.levels) - 1
     a = b.attrs()
-    assert (a.sample_interval, a.aggr_interval) == (5_000 * 16, 100_000 * 16)
+    assert (a.sample_interval, a.aggr_interval) == (533_333, 1_599_999)
+    assert a.aggr_interval // a.sample_interval == SAMPLE_FLOOR
     assert a.update_interval == Attrs().update_interval  # the maps scan keeps its pace
     d = b.describe()
-    assert (d["sample_us"], d["aggr_us"], d["sample_floor"]) == (80_000, 1_600_000, 3)
+    assert (d["sample_us"], d["aggr_us"], d["sample_floor"]) == (533_333, 1_599_999, 3)
+    assert (d["sampling_scale"], d["samples_per_aggr"], d["nominal_checks"]) == (16, 3, 20)
+    # An intervals goal's base: the same multiples of it.
+    a = b.attrs(Attrs(sample_interval=10_000, aggr_interval=200_000))
+    assert (a.sample_interval, a.aggr_interval) == (1_066_666, 3_199_998)
+
+
+def test_the_summary_says_what_was_traded():
+    b = CpuBudget(1.0, Attrs())
+    b.note_checks(np.full(4, 20))
+    assert b.summary() == " (budget 1%: every sample taken)"
+    b.level = len(b.levels) - 1
+    b.note_checks(np.full(4, 3))
+    text = b.summary()
+    assert "down to 3 samples per aggregation" in text
+    assert "aggregation interval up to 16x the nominal" in text
 
 
 class FakeProcess:

@@ -186,7 +186,8 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
 
         def hold(ctx):
             b = ops.budget
-            b.level = max(i for i, lv in enumerate(b.levels) if lv.scale == 1)
+            b.level = max(i for i, lv in enumerate(b.levels)
+                          if lv.scale == 1 and lv.samples == b.samples_per_aggr)
             b.after_aggregation = lambda: False
 
         def after(ctx):

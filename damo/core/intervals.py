@@ -121,11 +121,13 @@ class IntervalsTuner:
             return False
         new: Attrs = replace(base, sample_interval=sample, aggr_interval=sample * samples)
         ctx.base_attrs = new
-        # The budget's scale (if any) applies to the new base at its next reset.
+        # The budget's scale (if any) applies to the new base at its next reset;
+        # until then each interval keeps its multiple of the base's (a budget
+        # may have lengthened the sampling interval alone).
         ctx.attrs = replace(ctx.attrs, sample_interval=new.sample_interval *
                             ctx.attrs.sample_interval // base.sample_interval,
-                            aggr_interval=new.aggr_interval * ctx.attrs.sample_interval //
-                            base.sample_interval)
+                            aggr_interval=new.aggr_interval * ctx.attrs.aggr_interval //
+                            base.aggr_interval)
         self.log.append({"time_ns": now_ns, "sample_us": new.sample_interval,
                          "aggr_us": new.aggr_interval, "score_bp": score,
                          "goal_bp": self.goal.access_bp})

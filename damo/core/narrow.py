@@ -66,6 +66,10 @@ class NarrowSettings:
     # differs much from a neighbour's (it straddles a boundary of the access
     # pattern): 0 for the seed's 2 or 3.
     straddle_pieces: int = 8
+    # Neighbours whose counts in the last aggregation were far apart (more
+    # than half the highest count) do not merge on one alike aggregation: 0
+    # merges on the current counts alone, as the seed's.
+    changed_apart: bool = True
 
 
 DEFAULT = NarrowSettings()
@@ -90,6 +94,8 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
     may[1:] = ~waiting[:-1] & ~waiting[1:]
     if settings.unaccessed_apart:
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
+    if settings.changed_apart:
+        may[1:] &= ~far_before(t, thres)
     idx = merge_regions(t, thres, sz_limit, may.tolist())
     if idx is not None:
         # A merged region holds as long as its longest-held part; a cooling-off
@@ -97,6 +103,24 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
         lo, hi = np.minimum.reduceat(hold, idx), np.maximum.reduceat(hold, idx)
         t.hold = np.where(lo < 0, lo, hi)
     t.last_nr_accesses = t.nr_accesses.copy()
+
+
+def far_before(t: Target, thres: int) -> np.ndarray:
+    """Whether region i + 1's count in the last aggregation was far from region i's.
+
+    An aggregation that spans a change of the access pattern sees the old hot
+    memory and the new both partly accessed, with alike counts: merged on
+    those, a resolved layout collapses and must be found again, an
+    aggregation per halving.  Regions far apart the aggregation before keep
+    apart for this one; alike again in the next, they merge then.  Far is
+    more than half the highest count (`thres` is a tenth of it), beyond what
+    a few checks' noise moves a count.  Split pieces share their region's
+    last count, so a split's pieces merge back as before.
+    """
+    last = t.last_nr_accesses
+    if len(last) != t.nr_regions:
+        return np.zeros(max(t.nr_regions - 1, 0), dtype=bool)
+    return np.abs(np.diff(last)) > max(5 * thres, 1)
 
 
 def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
@@ -226,7 +250,10 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     if not targets:
         return
     attrs = ctx.attrs
-    nr_samples = max(attrs.aggr_interval // attrs.sample_interval, 1)
+    # Counts are in units of the nominal samples (a CPU budget may take fewer,
+    # damo.ops.vaddr.budget): the ratio of the intervals before its scaling.
+    units = ctx.base_attrs
+    nr_samples = max(units.aggr_interval // units.sample_interval, 1)
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]

@@ -26,8 +26,11 @@ run cut short leaves every message whole.  Every message has a ``type``:
   last record is the one before this message.
 - ``"budget"`` (``vaddr``, and ``sim`` with ``--max-cpu``): ``time_ns``,
   ``max_cpu``, ``level``, ``cpu`` (% of a core measured, or nil),
-  ``sampling_scale`` (the intervals' multiple of the nominal ones),
-  ``steady_period`` (steps between two checks of a steady region),
+  ``sampling_scale`` (the aggregation interval's multiple of the nominal
+  one), ``samples_per_aggr`` (sampling steps per aggregation in force: fewer
+  than nominal when the sampling interval alone was lengthened; counts stay
+  in units of the nominal samples), ``steady_period`` (steps between two
+  checks of a steady region),
   ``sample_us`` and ``aggr_us`` (the intervals in force), ``sample_floor``,
   ``checks_per_region_mean`` and ``_min`` (checks made per region in the last
   aggregation), ``makeup_steps`` (steps aggregations waited for, so far),

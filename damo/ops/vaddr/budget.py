@@ -14,10 +14,22 @@ settings; well under it, back up towards the nominal one:
    `SAMPLE_FLOOR` checks per aggregation.  A saturated region's page is
    young at every check, so it costs a clear (a TLB flush) every time; a cold
    one costs a page-table walk.  Either count a few checks estimate well;
-2. then lengthen the aggregation interval together with the sampling
-   interval (2x, 4x, ...: DAMON's intervals auto-tuning does the same), their
-   ratio kept, so every snapshot keeps its meaning and its counts their
-   units; only the time resolution coarsens.
+2. then fewer samples per aggregation for every region: the sampling
+   interval alone lengthens (20 samples an aggregation, 10, 5, down to the
+   floor), the aggregation interval kept.  Each step is a wake-up and a
+   check of every region due, so this is the cheap half of the cost; the
+   aggregation's own work (merge, split, the record) stays;
+3. then lengthen the aggregation interval together with the sampling
+   interval (2x, 4x, ...: DAMON's intervals auto-tuning does the same), at
+   the floor's samples, so only the time resolution coarsens.
+
+Regions adapt once per aggregation, so the aggregation interval is what
+sets how soon they resolve a new access pattern: a level of rung 2 holds it
+at the cost of noisier counts.  Measured on 200 interleaved 1 MiB regions
+(docs/performance.md, "The ladder's order"): 3 samples an aggregation of
+400 ms cost what 20 of 1.6 s cost, and resolve four times as often.
+Counts keep DAMON's units whatever the level: the operations turn a
+region's young checks into a count in units of the nominal samples.
 
 A region is never checked fewer than `SAMPLE_FLOOR` times per aggregation
 (below that the count of a region straddling hot and cold memory reads like
@@ -59,12 +71,24 @@ MAX_PERIOD = 255
 
 @dataclass(frozen=True)
 class Level:
-    scale: int  # the nominal intervals' multiple (sampling and aggregation alike)
+    scale: int  # the nominal aggregation interval's multiple
     steady_period: int  # steps between two checks of a steady region
+    samples: int = 0  # sampling steps per aggregation (0: the nominal ratio's)
+
+
+def _halving(top: int, bottom: int) -> list[int]:
+    """top, top / 2, top / 4, ... while above bottom, then bottom (top >= bottom)."""
+    out = [top]
+    while out[-1] // 2 > bottom:
+        out.append(out[-1] // 2)
+    if out[-1] > bottom:
+        out.append(bottom)
+    return out
 
 
 def ladder(samples_per_aggr: int, floor: int = SAMPLE_FLOOR) -> list[Level]:
-    """Cheaper and cheaper settings, nominal first; every one keeps `floor` checks per region."""
+    """Cheaper and cheaper settings, nominal first; every one keeps `floor` checks per region:
+    steady regions checked less often, then fewer samples for all, then longer intervals."""
     s = max(samples_per_aggr, 1)
     longest = max(1, min(s // floor, MAX_PERIOD))
     periods = [1]
@@ -74,10 +98,13 @@ def ladder(samples_per_aggr: int, floor: int = SAMPLE_FLOOR) -> list[Level]:
         p *= 2
     if longest > 1:
         periods.append(longest)
-    levels = [Level(1, p) for p in periods]
+    levels = [Level(1, p, s) for p in periods]
+    for samples in _halving(s, max(floor, 1))[1:]:
+        levels.append(Level(1, max(1, min(samples // floor, MAX_PERIOD)), samples))
+    least = min(s, max(floor, 1))
     m = 2
     while m <= MAX_SCALE:
-        levels.append(Level(m, longest))
+        levels.append(Level(m, 1, least))
         m *= 2
     return levels
 
@@ -115,6 +142,7 @@ class CpuBudget:
         # The level at the start and at each change, for the sidecar (`take_log`).
         self.log: list[dict] = [{"time_ns": clock(time.CLOCK_MONOTONIC), **self.describe()}]
         self._scale_max = 1
+        self._samples_low = self.samples_per_aggr  # the fewest samples an aggregation had
         self._checks_low = float(self.samples_per_aggr)
 
     @property
@@ -123,14 +151,19 @@ class CpuBudget:
 
     def attrs(self, base: Attrs | None = None) -> Attrs:
         """The attributes in force: `base`'s intervals (the nominal ones, or those an
-        intervals goal chose) times the level's scale."""
+        intervals goal chose), the aggregation's times the level's scale, the
+        sampling interval a level's share of it."""
         if base is not None:
             self._base = base
-        base, m = self._base, self.current.scale
-        if m == 1:
+        base, lv = self._base, self.current
+        if lv.scale == 1 and lv.samples in (0, self.samples_per_aggr):
             return base
-        return replace(base, sample_interval=base.sample_interval * m,
-                       aggr_interval=base.aggr_interval * m)
+        if lv.samples in (0, self.samples_per_aggr):
+            return replace(base, sample_interval=base.sample_interval * lv.scale,
+                           aggr_interval=base.aggr_interval * lv.scale)
+        # Whole steps: an aggregation a microsecond or so short of the scaled one.
+        sample = base.aggr_interval * lv.scale // lv.samples
+        return replace(base, sample_interval=sample, aggr_interval=sample * lv.samples)
 
     def _sample_cpu(self) -> None:
         cpu = self._clock(time.CLOCK_PROCESS_CPUTIME_ID)
@@ -195,6 +228,7 @@ class CpuBudget:
         self._checks_n += 1
         self._scale_sum += self.current.scale
         self._scale_max = max(self._scale_max, self.current.scale)
+        self._samples_low = min(self._samples_low, self.current.samples or self.samples_per_aggr)
         self._checks_low = min(self._checks_low, self.checks_min)
 
     @property
@@ -212,6 +246,7 @@ class CpuBudget:
         lv, attrs = self.current, self.attrs()
         return {"max_cpu": self.max_cpu, "level": self.level, "cpu": self.usage,
                 "sampling_scale": lv.scale, "steady_period": lv.steady_period,
+                "samples_per_aggr": attrs.aggr_interval // attrs.sample_interval,
                 "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
                 "checks_per_region_mean": self.checks_mean,
                 "checks_per_region_min": self.checks_min,
@@ -226,12 +261,14 @@ class CpuBudget:
     def summary(self) -> str:
         """What the budget traded over the run, for the summary line."""
         mean, nominal = self.run_checks_mean, self.samples_per_aggr
-        if mean >= nominal and self._scale_max == 1:
+        if mean >= nominal and self._scale_max == 1 and self._samples_low >= nominal:
             return f" (budget {self.max_cpu:g}%: every sample taken)"
         text = (f" (budget {self.max_cpu:g}%: {mean:.1f} checks per region per aggregation "
                 f"on average, of {nominal}, never under {self._checks_low:g}")
+        if self._samples_low < nominal:
+            text += f"; down to {self._samples_low} samples per aggregation"
         if self._scale_max > 1:
-            text += (f"; intervals up to {self._scale_max}x the nominal, "
+            text += (f"; aggregation interval up to {self._scale_max}x the nominal, "
                      f"{self.run_scale_mean:.1f}x on average")
         return text + ")"
 

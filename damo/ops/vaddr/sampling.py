@@ -360,8 +360,9 @@ class Sampling:
         waited for.
         """
         flags = self.walker.regions.flags
+        steps = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)  # in force
         waited = 0
-        while waited < self._samples and not ctx.stop_requested:
+        while waited < steps and not ctx.stop_requested:
             short_any, need = False, 0
             for t, p in self._live(ctx):
                 _, made = self._checks(p, t.nr_regions)
@@ -373,7 +374,7 @@ class Sampling:
                     f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
             if not short_any:
                 break
-            need = min(need, self._samples - waited)
+            need = min(need, steps - waited)
             now = ctx.clock.now_ns()
             self.ahead = False  # draw afresh for the steps to come
             self._run(ctx, self._live(ctx), now + interval, interval, now + need * interval)
