@@ -64,11 +64,11 @@ def weighted_ages(t: "Target") -> list[int]:
     return (t.age * (t.end - t.start)).tolist()
 
 
-def merged_ages(weighted: list[int], keep: np.ndarray, t: "Target") -> np.ndarray:
-    """The ages of the merged regions `keep` of `t` (already merged: their new sizes),
+def merged_ages(weighted: list[int], keep: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The ages of the merged regions `keep` (first parts; `sizes`: their merged sizes),
     from the summed `weighted_ages` of their parts: rounded down once."""
     sums = np.array([weighted[k] for k in keep.tolist()], dtype=np.int64)
-    return sums // np.maximum(t.end - t.start, 1)
+    return sums // np.maximum(sizes, 1)
 
 
 def merged_age(age_l: int, sz_l: int, age_r: int, sz_r: int) -> int:

@@ -90,7 +90,7 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
     may[1:] = ~waiting[:-1] & ~waiting[1:]
     if settings.unaccessed_apart:
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
-    idx = merge_regions(t, thres, sz_limit, may.tolist())
+    idx = merge_regions(t, thres, sz_limit, may)
     if idx is not None:
         # A merged region holds as long as its longest-held part; a cooling-off
         # (negative) hold spreads over what it merges with.
