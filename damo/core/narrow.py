@@ -199,7 +199,7 @@ def split_evenly(
     inside the region (for P / k >= 2 the first is at least P / k / 2 >= 1).
     """
     n = t.nr_regions
-    k = pieces.astype(np.int64)
+    k = pieces.astype(np.int64, copy=False)
     cut_of = np.repeat(np.arange(n), k - 1)
     if len(cut_of) == 0:
         return t.start, t.end, np.arange(n)
@@ -230,16 +230,16 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
-    nr = np.concatenate(last)
-    hold = np.concatenate([t.hold for t in targets])
-    pages = np.concatenate([(t.end - t.start) // ctx.min_region for t in targets])
+    nr = _joined(last)
+    hold = _joined([t.hold for t in targets])
+    pages = _joined([(t.end - t.start) // ctx.min_region for t in targets])
     # Region i and i + 1 touch, within one target.
-    adjacent = np.concatenate(
-        [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    adjacent = targets[0].end[:-1] == targets[0].start[1:] if len(targets) == 1 else \
+        np.concatenate([np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
         nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
         full=nr_samples * 9 // 10)
-    hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
+    hold = hold - np.sign(hold)  # holds and cooling-offs run out (a new array, hold's dtype)
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
     if settings.hold_found:
@@ -257,7 +257,12 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
         t.set_regions(new_starts, new_ends, nrs, parent=parent)
-        t.hold = hold[sl][parent].astype(t.hold.dtype)
+        t.hold = hold[sl][parent].astype(t.hold.dtype, copy=False)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The targets' arrays end to end (one target's as it is: nothing here writes to it)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 class Narrow:
