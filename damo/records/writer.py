@@ -11,7 +11,7 @@ raises `OutputError`; so does a file found removed after a write.
 
 import os
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -139,8 +139,22 @@ class OutputFile:
         self.close()
 
 
+class RecordFileWriter(Protocol):
+    """What a recording writes its records through (`damo.recording.Recording`'s
+    `make_writer`): this module's writers, the JSON one, the monitor's live view."""
+
+    nr_records: int  # records written so far
+    done: str  # why the recording should end now ("" to go on): --snapshot, a quit key
+
+    def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RecordWriter(OutputFile):
     """A recfmt v2 file being written, one record per aggregation."""
+
+    done = ""  # it never ends a recording itself
 
     def __init__(self, path: str):
         super().__init__(path)
