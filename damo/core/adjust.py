@@ -15,7 +15,7 @@ until it has narrowed in on a small hot object.  Both merge through
 `merge_regions` and take the number of pieces per split from `nr_subregions`.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -23,8 +23,8 @@ import numpy as np
 from damo.core.age import merged_age, merged_ages, remember_counts, weighted_ages
 from damo.core.target import AGE_DTYPE, COUNT_DTYPE, Target
 
-try:  # the merge loop in C (damo/core/_merge.c), built at install
-    from damo.core import _merge as _native
+try:  # the merge loop and narrow's even split in C (damo/core/_adjust.c), built at install
+    from damo.core import _adjust as _native
 except ImportError as _err:  # not built, or for another Python: the same loop in Python
     _native = None
     _why = str(_err).splitlines()[0] if str(_err) else type(_err).__name__
@@ -44,12 +44,12 @@ class Adjustment(Protocol):
 
 
 def native_unavailable() -> str | None:
-    """None when the C merge loop loaded; else one line saying what to do."""
+    """None when the C adjustment loops loaded; else one line saying what to do."""
     if _native is not None:
         return None
-    return ("damo's native merge loop (damo/core/_merge.c) is not built or does not load "
-            f"({_why}): install gcc and python3-dev and reinstall damo (bash scripts/setup.sh); "
-            "Python merges the regions meanwhile, several times slower")
+    return ("damo's native region adjustment (damo/core/_adjust.c) is not built or does not "
+            f"load ({_why}): install gcc and python3-dev and reinstall damo "
+            "(bash scripts/setup.sh); Python merges and splits meanwhile, several times slower")
 
 
 def region_sz_limit(targets: Iterable[Target], min_nr_regions: int, min_region: int) -> int:
@@ -72,7 +72,7 @@ def merge_two_regions(t: Target, index: int) -> None:
 
 
 def merge_regions(t: Target, thres: int, sz_limit: int,
-                  may: np.ndarray | None = None) -> np.ndarray | None:
+                  may: "np.ndarray | Sequence[bool] | None" = None) -> np.ndarray | None:
     """The seed's merge loop: each region joins the region before it while they touch,
     their counts differ by at most `thres` and the two fit `sz_limit`.
 
@@ -83,14 +83,15 @@ def merge_regions(t: Target, thres: int, sz_limit: int,
     part (None when nothing merged); per-region arrays other than the bounds,
     the count and the age follow with `merged_first` or `merged_weighted`.
     The loop is sequential (each join moves the survivor's count): it runs in
-    C (damo/core/_merge.c) when that is built, else in Python
+    C (damo/core/_adjust.c) when that is built, else in Python
     (`merge_loop`), with the same result.
     """
     n = t.nr_regions
     if _native is not None:
         start, end = _int64(t.start), _int64(t.end)
         keep, out = np.empty(n, dtype=np.int64), np.empty((3, n), dtype=np.int64)
-        k = _native.merge(start, end, _int64(t.nr_accesses), _int64(t.age), may, thres,
+        allowed = None if may is None else np.ascontiguousarray(may, dtype=bool)
+        k = _native.merge(start, end, _int64(t.nr_accesses), _int64(t.age), allowed, thres,
                           sz_limit, keep, out[0], out[1], out[2])
         if k == n:
             return None
@@ -111,12 +112,13 @@ def _int64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
 
 
-def merge_loop(t: Target, thres: int, sz_limit: int, may: np.ndarray | None = None,
+def merge_loop(t: Target, thres: int, sz_limit: int,
+               may: "np.ndarray | Sequence[bool] | None" = None,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """`merge_regions`' loop in Python: (first part, end, count, age) of each survivor,
     or None when nothing merges."""
     starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    allowed = None if may is None else may.tolist()
+    allowed = None if may is None else np.asarray(may, dtype=bool).tolist()
     wages = weighted_ages(t)  # age
     keep = [0]
     for i in range(1, len(starts)):
