@@ -116,7 +116,7 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
         return
     same = np.zeros(len(h), dtype=bool)  # region i is in the family of region i - 1
     same[1:] = held[1:] & held[:-1] & (h[1:] == h[:-1]) & (t.end[:-1] == t.start[1:])
-    family = np.cumsum(~same) - 1
+    family = (~same).cumsum() - 1
     hit = nr > 0
     run_start = hit & held
     run_start[1:] &= ~(same[1:] & hit[:-1])
@@ -126,8 +126,14 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
 
 
 def _within(extra: np.ndarray, budget: int) -> np.ndarray:
-    """`extra` pieces per region, cut to zero from the first region the budget runs out at."""
-    return np.where(np.cumsum(extra) <= budget, extra, 0)
+    """`extra` pieces per region, cut to zero from the first region the budget runs out at
+    (`extra` itself when it all fits)."""
+    if not len(extra):
+        return extra
+    total = extra.cumsum()  # the method: np.cumsum adds a Python wrapper's cost
+    if total.max() <= budget:
+        return extra
+    return np.where(total <= budget, extra, 0)
 
 
 def narrow_split_counts(
@@ -140,42 +146,44 @@ def narrow_split_counts(
     `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
     Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
     ones share what is left of max_nr_regions // cold_share, by size.
+    (It runs every aggregation on small arrays, where each numpy call costs
+    more than its work: written with as few calls as the rules allow.)
     """
     n = len(nr)
     # An update may add a region for each of the three ranges before the next
     # merge: leave room for them (the seed's split leaves half of max free).
     budget = max_nr_regions - settings.update_room - n
-    # An unaccessed neighbour, or none: the hit is alone there.
-    quiet_left = np.ones(n, dtype=bool)
-    quiet_right = np.ones(n, dtype=bool)
-    quiet_left[1:] = ~adjacent | (nr[:-1] == 0)
-    quiet_right[:-1] = ~adjacent | (nr[1:] == 0)
+    hit, zero = nr > 0, nr == 0
+    # An unaccessed neighbour, or none, on both sides: the hit is alone there.
+    apart = ~adjacent
+    quiet = np.ones(n, dtype=bool)
+    quiet[1:] = apart | zero[:-1]
+    quiet[:-1] &= apart | zero[1:]
     splittable = pages > 2
-    evidence = ((nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
-                & (hold >= 0))
-    accessed = (nr > 0) & ~evidence & splittable
-    cold = (nr == 0) & (hold == 0) & splittable
+    evidence = hit & (nr <= sparse_max) & quiet & (pages > 1) & (hold >= 0)
+    accessed = hit & ~evidence & splittable
+    cold = zero & (hold == 0) & splittable
 
-    extra = np.zeros(n, dtype=np.int64)
-    want = np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0)
-    extra += _within(want, budget)
+    # A new array (np.where's), added to below.
+    extra = _within(np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0),
+                    budget)
     evidence &= extra > 0
     budget -= int(extra.sum())
-    pieces = nr_subs
-    if settings.straddle_pieces and full is not None:
-        # Neither sparse nor full, beside a region counted far from it: a
-        # boundary of the access pattern inside.  (Alike neighbours mean memory
-        # accessed in part throughout: cutting it finer would find nothing.)
-        step = np.zeros(n, dtype=bool)
-        far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
-        step[1:] |= far
-        step[:-1] |= far
-        straddle = accessed & (nr < full) & (nr > sparse_max) & step
-        pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
-    want = np.where(accessed, pieces - 1, 0)
-    got = _within(want, max(budget, 0))
-    extra += got
-    budget -= int(got.sum())
+    if accessed.any():
+        pieces = nr_subs
+        if settings.straddle_pieces and full is not None:
+            # Neither sparse nor full, beside a region counted far from it: a
+            # boundary of the access pattern inside.  (Alike neighbours mean memory
+            # accessed in part throughout: cutting it finer would find nothing.)
+            step = np.zeros(n, dtype=bool)
+            far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
+            step[1:] = far
+            step[:-1] |= far
+            straddle = accessed & (nr < full) & (nr > sparse_max) & step
+            pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
+        got = _within(np.where(accessed, pieces - 1, 0), max(budget, 0))
+        extra += got
+        budget -= int(got.sum())
     nr_cold = int(cold.sum())
     if nr_cold and budget > 0:
         cold_pieces = min(budget + nr_cold,
@@ -184,7 +192,8 @@ def narrow_split_counts(
         piece = max(int(sizes.sum()) // cold_pieces, 1)
         want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
         extra += _within(want, budget)
-    return extra + 1, evidence
+    extra += 1
+    return extra, evidence
 
 
 def split_evenly(
