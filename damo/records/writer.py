@@ -10,6 +10,7 @@ raises `OutputError`; so does a file found removed after a write.
 """
 
 import os
+import struct
 from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
@@ -73,21 +74,22 @@ def is_stream(path: str) -> bool:
 
 def encode_record(time_ns: int, targets: Sequence[TargetRegions]) -> bytes:
     """The bytes of one v2 record holding every target of one aggregation."""
-    parts = [
-        np.array(
-            [(time_ns // recfmt.NSEC_PER_SEC, time_ns % recfmt.NSEC_PER_SEC, len(targets))],
-            dtype=recfmt.TIME_DTYPE,
-        ).tobytes()
-    ]
+    # The fixed-size headers with struct: a numpy array for each costs more than its bytes.
+    parts = [_TIME.pack(time_ns // recfmt.NSEC_PER_SEC, time_ns % recfmt.NSEC_PER_SEC,
+                        len(targets))]
     for target in targets:
         regions = np.empty(len(target.start), dtype=recfmt.REGION_DTYPE)
         regions["start"] = target.start
         regions["end"] = target.end
         regions["nr_accesses"] = target.nr_accesses
-        parts.append(np.array([target.target_id], dtype="<u8").tobytes())
-        parts.append(np.array([len(regions)], dtype=recfmt.NR_REGIONS_DTYPE).tobytes())
+        parts.append(_TARGET.pack(target.target_id, len(regions)))
         parts.append(regions.tobytes())
     return b"".join(parts)
+
+
+# recfmt's TIME_DTYPE, and a v2 target's id and NR_REGIONS_DTYPE, as struct formats.
+_TIME = struct.Struct("<qqI")
+_TARGET = struct.Struct("<QI")
 
 
 class OutputFile:
