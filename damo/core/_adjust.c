@@ -115,12 +115,14 @@ static Py_ssize_t split_loop(const int64_t *start, const int64_t *end, const int
 	return pos;
 }
 
+/* A C-contiguous buffer of `n` items of `itemsize` bytes (any number when n < 0). */
 static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize,
 	       Py_ssize_t n, const char *what)
 {
 	if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)))
 		return -1;
-	if (view->itemsize != itemsize || view->len != n * itemsize) {
+	if (view->itemsize != itemsize || view->len % itemsize ||
+	    (n >= 0 && view->len != n * itemsize)) {
 		PyErr_Format(PyExc_ValueError, "%s has the wrong item size or length", what);
 		PyBuffer_Release(view);
 		return -1;
@@ -144,14 +146,10 @@ static PyObject *merge(PyObject *self, PyObject *args)
 			      &objs[8], &thres, &sz_limit, &objs[4], &objs[5], &objs[6],
 			      &objs[7]))
 		return NULL;
-	if (PyObject_GetBuffer(objs[0], &v[0], PyBUF_C_CONTIGUOUS))
+	if (get(objs[0], &v[0], 0, 8, -1, names[0]))
 		return NULL;
 	got = 1;
 	n = v[0].len / 8;
-	if (v[0].itemsize != 8) {
-		PyErr_SetString(PyExc_ValueError, "merge: start is not int64");
-		goto out;
-	}
 	for (; got < 8; got++)
 		if (get(objs[got], &v[got], got >= 4, 8, n, names[got]))
 			goto out;
@@ -191,28 +189,20 @@ static PyObject *split_evenly(PyObject *self, PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "split_evenly: min_region < 1");
 		return NULL;
 	}
-	if (PyObject_GetBuffer(objs[0], &v[0], PyBUF_C_CONTIGUOUS))
+	if (get(objs[0], &v[0], 0, 8, -1, names[0]))
 		return NULL;
 	got = 1;
 	n = v[0].len / 8;
-	if (v[0].itemsize != 8) {
-		PyErr_SetString(PyExc_ValueError, "split_evenly: start is not int64");
-		goto out;
-	}
 	for (; got < 4; got++)
 		if (get(objs[got], &v[got], 0, 8, n, names[got]))
 			goto out;
-	if (PyObject_GetBuffer(objs[4], &v[4], PyBUF_C_CONTIGUOUS | PyBUF_WRITABLE))
+	if (get(objs[4], &v[4], 1, 8, -1, names[4]))
 		goto out;
 	got = 5;
 	total = v[4].len / 8;
 	for (; got < 7; got++)
 		if (get(objs[got], &v[got], 1, 8, total, names[got]))
 			goto out;
-	if (v[4].itemsize != 8) {
-		PyErr_SetString(PyExc_ValueError, "split_evenly: out_start is not int64");
-		goto out;
-	}
 	Py_BEGIN_ALLOW_THREADS
 	got_n = split_loop(v[0].buf, v[1].buf, v[2].buf, v[3].buf, min_region, n, total,
 			   v[4].buf, v[5].buf, v[6].buf);
