@@ -20,15 +20,11 @@
  * here before compiling (damo/sampler/walker.py).
  */
 #include "sampler_config.h"
+/* The page-table walk, mm_of_fd and the number iterator, shared with tick_check.bpf.c. */
+#include "page_table.h"
 
-#define PTRS_PER_TABLE 512
-#define PHYS_MASK 0x000ffffffffff000ULL
 #define PHYS_MASK_1G 0x000fffffc0000000ULL
 #define PHYS_MASK_2M 0x000fffffffe00000ULL
-#define PAGE_PRESENT 0x1ULL
-#define PAGE_RW 0x2ULL
-#define PAGE_ACCESSED 0x20ULL
-#define PAGE_PSE 0x80ULL      /* a leaf at PUD (1 GiB) or PMD (2 MiB) level */
 
 #define PEEK_MAX 256
 
@@ -38,9 +34,7 @@
  * program's 16 regions took 0.15 s of every start.  With the open-coded
  * number iterator (kfuncs bpf_iter_num_*, Linux 6.4) it checks the body until
  * its state converges, a few passes, so one invocation covers every item.
- * bcc cannot emit a kfunc call: these are calls of placeholder helper numbers
- * (KFUNC_*, given by damo) that damo's loader turns into kfunc calls by BTF
- * id (damo/linux/bpf_syscall.py).  Without them (older kernels) each
+ * (bpf/page_table.h declares them.)  Without them (older kernels) each
  * invocation covers CHUNK items and tail-calls itself for the next ones.
  *
  * FOR_ITEMS(k, start, n, CHUNK) ... END_ITEMS(next, start, n, CHUNK)
@@ -48,13 +42,6 @@
  * where the following invocation starts (n when done).
  */
 #ifdef KFUNC_ITER_NUM_NEW
-struct bpf_iter_num {
-	u64 opaque;
-} __attribute__((aligned(8)));
-static int (*bpf_iter_num_new)(struct bpf_iter_num *it, int start, int end) =
-	(void *)KFUNC_ITER_NUM_NEW;
-static int *(*bpf_iter_num_next)(struct bpf_iter_num *it) = (void *)KFUNC_ITER_NUM_NEXT;
-static void (*bpf_iter_num_destroy)(struct bpf_iter_num *it) = (void *)KFUNC_ITER_NUM_DESTROY;
 #define FOR_ITEMS(k, start, n, chunk)                                   \
 	struct bpf_iter_num it_;                                        \
 	int *ip_;                                                       \
@@ -140,22 +127,6 @@ static inline __attribute__((always_inline)) u64 *cfg(u32 slot)
 	return config.lookup(&slot);
 }
 
-static inline __attribute__((always_inline)) u64 read_u64(u64 kaddr)
-{
-	u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)kaddr);  /* zeroes v on a fault */
-	return v;
-}
-
-/* The table entry for `addr` at `shift` in the table whose entry points at it. */
-static inline __attribute__((always_inline)) u64 next_entry(u64 page_offset, u64 entry, u64 addr, u32 shift)
-{
-	u64 table = page_offset + (entry & PHYS_MASK);
-
-	return read_u64(table + ((addr >> shift) & (PTRS_PER_TABLE - 1)) * 8);
-}
-
 static inline __attribute__((always_inline)) int set_status(u64 status)
 {
 	u64 *st = cfg(CFG_STATUS);
@@ -163,33 +134,6 @@ static inline __attribute__((always_inline)) int set_status(u64 status)
 	if (st)
 		*st = status;
 	return 0;
-}
-
-/* mm_struct of the /proc/PID/mem file open as `fd` in the current task. */
-static inline __attribute__((always_inline)) u64 mm_of_fd(u64 fd, u64 *status)
-{
-	u64 task = (u64)bpf_get_current_task();
-	u64 files = read_u64(task + OFF_TASK_FILES);
-	u64 fdt, fd_array, file;
-	u32 max_fds = 0;
-
-	*status = ST_NO_FILE;
-	if (!files)
-		return 0;
-	fdt = read_u64(files + OFF_FILES_FDT);
-	if (!fdt)
-		return 0;
-	bpf_probe_read_kernel(&max_fds, sizeof(max_fds), (void *)(fdt + OFF_FDT_MAX_FDS));
-	if (fd >= max_fds)
-		return 0;
-	fd_array = read_u64(fdt + OFF_FDT_FD);
-	if (!fd_array)
-		return 0;
-	file = read_u64(fd_array + fd * 8);
-	if (!file)
-		return 0;
-	*status = ST_NO_MM;
-	return read_u64(file + OFF_FILE_PRIVATE_DATA);
 }
 
 /* The target's top-level page table, or 0 with the reason in CFG_STATUS. */
@@ -231,38 +175,9 @@ static inline __attribute__((always_inline)) void note_mm_users(u64 mm)
 static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
 							   u64 addr, u64 *shift)
 {
-	u64 e;
+	u64 leafp, upp, upv;
 
-	*shift = 0;
-	/* PGD; with 5 levels it points at a P4D table, with 4 the P4D is folded. */
-	if (five) {
-		e = read_u64(pgd + ((addr >> 48) & (PTRS_PER_TABLE - 1)) * 8);
-		if (e & PAGE_PRESENT)
-			e = next_entry(page_offset, e, addr, 39);
-	} else {
-		e = read_u64(pgd + ((addr >> 39) & (PTRS_PER_TABLE - 1)) * 8);
-	}
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	e = next_entry(page_offset, e, addr, 30);               /* PUD */
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	if (e & PAGE_PSE) {
-		*shift = 30;
-		return e;
-	}
-	e = next_entry(page_offset, e, addr, 21);               /* PMD */
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	if (e & PAGE_PSE) {
-		*shift = 21;
-		return e;
-	}
-	e = next_entry(page_offset, e, addr, 12);               /* PTE */
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	*shift = 12;
-	return e;
+	return walk_leaf(pgd, page_offset, five, addr, shift, &leafp, &upp, &upv);
 }
 
 int walk(void *ctx)

@@ -75,20 +75,8 @@
 #define R_UNCLEARED 4 /* the clear did not take (shared page, refused range): no evidence */
 #define R_LATE 5      /* young at a late tick: the window was too long to count */
 
-#define PTRS_PER_TABLE 512
-#define PHYS_MASK 0x000ffffffffff000ULL
-#define PAGE_PRESENT 0x1ULL
-#define PAGE_RW 0x2ULL
-#define PAGE_ACCESSED 0x20ULL
-#define PAGE_PSE 0x80ULL
-
-struct bpf_iter_num {
-	u64 opaque;
-} __attribute__((aligned(8)));
-static int (*bpf_iter_num_new)(struct bpf_iter_num *it, int start, int end) =
-	(void *)KFUNC_ITER_NUM_NEW;
-static int *(*bpf_iter_num_next)(struct bpf_iter_num *it) = (void *)KFUNC_ITER_NUM_NEXT;
-static void (*bpf_iter_num_destroy)(struct bpf_iter_num *it) = (void *)KFUNC_ITER_NUM_DESTROY;
+/* The page-table walk, mm_of_fd and the number iterator, shared with page_walk.bpf.c. */
+#include "page_table.h"
 
 BPF_F_TABLE("array", u32, u64, tcfg, 32, DAMO_MMAPABLE);
 /* Per target slot: its mm, first region, number of regions, generation (odd while arm writes). */
@@ -116,116 +104,6 @@ BPF_F_TABLE("array", u32, u64, iov_verify, MAX_REGIONS, DAMO_MMAPABLE);
 static inline __attribute__((always_inline)) u64 *cfg(u32 slot)
 {
 	return tcfg.lookup(&slot);
-}
-
-static inline __attribute__((always_inline)) u64 read_u64(u64 kaddr)
-{
-	u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)kaddr);  /* zeroes v on a fault */
-	return v;
-}
-
-static inline __attribute__((always_inline)) u32 read_u32(u64 kaddr)
-{
-	u32 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), (void *)kaddr);
-	return v;
-}
-
-/* The kernel address of the entry for `addr` at `shift` in the table `entry` points at. */
-static inline __attribute__((always_inline)) u64 entry_addr(u64 page_offset, u64 entry, u64 addr,
-							    u32 shift)
-{
-	return page_offset + (entry & PHYS_MASK) + ((addr >> shift) & (PTRS_PER_TABLE - 1)) * 8;
-}
-
-/*
- * Walk `addr` from `pgd`: the leaf entry (0 when not present), with where it
- * lives (*leafp) and the entry above it (*upp, its value *upv): what a later
- * check revalidates.  *leafp is 0 when nothing is present.
- */
-static inline __attribute__((always_inline)) u64 walk_cache(u64 pgd, u64 page_offset, int five,
-							    u64 addr, u64 *leafp, u64 *upp,
-							    u64 *upv, u64 *shift)
-{
-	u64 e, p, up, uv;
-
-	*leafp = 0;
-	*shift = 0;
-	if (five) {
-		up = pgd + ((addr >> 48) & (PTRS_PER_TABLE - 1)) * 8;
-		uv = read_u64(up);
-		if (!(uv & PAGE_PRESENT))
-			return 0;
-		p = entry_addr(page_offset, uv, addr, 39);
-	} else {
-		p = pgd + ((addr >> 39) & (PTRS_PER_TABLE - 1)) * 8;
-		up = 0;
-		uv = 0;
-	}
-	e = read_u64(p);                                  /* PGD (or P4D) */
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	up = p;
-	uv = e;
-	p = entry_addr(page_offset, e, addr, 30);
-	e = read_u64(p);                                  /* PUD */
-	if (!(e & PAGE_PRESENT))
-		return 0;
-	if (!(e & PAGE_PSE)) {
-		up = p;
-		uv = e;
-		p = entry_addr(page_offset, e, addr, 21);
-		e = read_u64(p);                          /* PMD */
-		if (!(e & PAGE_PRESENT))
-			return 0;
-		if (!(e & PAGE_PSE)) {
-			up = p;
-			uv = e;
-			p = entry_addr(page_offset, e, addr, 12);
-			e = read_u64(p);                  /* PTE */
-			if (!(e & PAGE_PRESENT))
-				return 0;
-			*shift = 12;
-		} else {
-			*shift = 21;
-		}
-	} else {
-		*shift = 30;
-	}
-	*leafp = p;
-	*upp = up;
-	*upv = uv;
-	return e;
-}
-
-/* mm_struct of the /proc/PID/mem file open as `fd` in the current task. */
-static inline __attribute__((always_inline)) u64 mm_of_fd(u64 fd, u64 *status)
-{
-	u64 task = (u64)bpf_get_current_task();
-	u64 files = read_u64(task + OFF_TASK_FILES);
-	u64 fdt, fd_array, file;
-	u32 max_fds = 0;
-
-	*status = ST_NO_FILE;
-	if (!files)
-		return 0;
-	fdt = read_u64(files + OFF_FILES_FDT);
-	if (!fdt)
-		return 0;
-	bpf_probe_read_kernel(&max_fds, sizeof(max_fds), (void *)(fdt + OFF_FDT_MAX_FDS));
-	if (fd >= max_fds)
-		return 0;
-	fd_array = read_u64(fdt + OFF_FDT_FD);
-	if (!fd_array)
-		return 0;
-	file = read_u64(fd_array + fd * 8);
-	if (!file)
-		return 0;
-	*status = ST_NO_MM;
-	return read_u64(file + OFF_FILE_PRIVATE_DATA);
 }
 
 /*
@@ -336,7 +214,7 @@ int damo_arm(void *ctx)
 				if (*state != R_PENDING)
 					continue;  /* userspace marked it: the clear was refused */
 				if (*verify) {
-					leaf = walk_cache(pgd, *po, five, *sa, &lp, &up, &uv, &shift);
+					leaf = walk_leaf(pgd, *po, five, *sa, &shift, &lp, &up, &uv);
 					if (leaf & PAGE_ACCESSED) {
 						*state = R_UNCLEARED;
 						*still += 1;
@@ -360,7 +238,7 @@ int damo_arm(void *ctx)
 				addr = *sa;
 			}
 			seq = read_u32(mm + OFF_MM_LOCK_SEQ);  /* before the walk it vouches for */
-			leaf = walk_cache(pgd, *po, five, addr, &lp, &up, &uv, &shift);
+			leaf = walk_leaf(pgd, *po, five, addr, &shift, &lp, &up, &uv);
 			*leafp = lp;
 			*upp = up;
 			*upv = uv;
@@ -413,7 +291,7 @@ static inline __attribute__((always_inline)) u64 check_entry(u32 r, u64 mm, u32 
 	if (*leafp && !(seq & 1) && *seqp == seq && (!*upp || read_u64(*upp) == *upv))
 		return read_u64(*leafp);
 	*walks += 1;
-	leaf = walk_cache(read_u64(mm + OFF_MM_PGD), page_offset, five, *sa, &lp, &up, &uv, &shift);
+	leaf = walk_leaf(read_u64(mm + OFF_MM_PGD), page_offset, five, *sa, &shift, &lp, &up, &uv);
 	*leafp = lp;
 	*upp = up;
 	*upv = uv;
@@ -439,8 +317,8 @@ static inline __attribute__((always_inline)) void draw(u32 r, u64 mm, u32 seq, u
 	size = *hi > *lo ? *hi - *lo : 1;
 	addr = *lo + ((((u64)bpf_get_prandom_u32()) << 32) | bpf_get_prandom_u32()) % size;
 	*sa = addr;
-	leaf = walk_cache(read_u64(mm + OFF_MM_PGD), page_offset, five, addr, &lp, &up, &uv,
-			  &shift);
+	leaf = walk_leaf(read_u64(mm + OFF_MM_PGD), page_offset, five, addr, &shift, &lp, &up,
+			  &uv);
 	*leafp = lp;
 	*upp = up;
 	*upv = uv;

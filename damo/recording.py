@@ -18,8 +18,9 @@ line on stderr (only when it is a terminal) shows the progress; a summary
 paragraph follows at the end.
 
 The record writer is a held object made by `make_writer(out)` (recfmt v2 by
-default): anything with `write(time_ns, targets)` and `close()`, raising
-`OutputError` on failure, can stand in for it.
+default): anything with `write(time_ns, targets)`, `close()`, `nr_records` and
+`done` (`damo.records.writer.RecordFileWriter`), raising `OutputError` on
+failure, can stand in for it.
 """
 
 import os
@@ -40,7 +41,7 @@ from damo.record_status import (
 if TYPE_CHECKING:
     from damo.core.attrs import Attrs
     from damo.core.context import Context
-    from damo.records.writer import TargetRegions
+    from damo.records.writer import RecordFileWriter, TargetRegions
     from damo.sources import RecordOptions, Source
 
 
@@ -48,7 +49,8 @@ class Recording:
     """One `damo record` run from a source; see the module docstring (a `damo.sources.Sink`)."""
 
     def __init__(self, source: "Source | Context", out: str, duration_ns: int | None = None,
-                 truth: None = None, make_writer: Callable[[str], Any] | None = None):
+                 truth: None = None,
+                 make_writer: "Callable[[str], RecordFileWriter] | None" = None):
         from damo.sources import as_source
 
         if truth is not None:  # kept in the signature for callers that pass truth=None
@@ -66,7 +68,7 @@ class Recording:
         self.cpu_share = 0.0  # damo's CPU over the run, as a share of one core
         self.min_regions: int | None = None
         self.max_regions = self._sum_regions = 0
-        self._writer: Any = None
+        self._writer: RecordFileWriter | None = None
         self._meta: Any = None
         self._live: StatusLine | None = None
         self._status_next = 0.0
@@ -198,7 +200,7 @@ class Recording:
                 print(f"damo: {note}", file=sys.stderr)
         if self._live is not None:
             self._show_status(nr_regions)
-        done = getattr(self._writer, "done", "")  # why a writer ends the run (--snapshot, monitor)
+        done = self._writer.done  # why a writer ends the run (--snapshot, monitor)
         if done and not self._done:
             self.reason = done
             self._done = True

@@ -27,3 +27,4 @@ fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 # Built or not (the extension is optional), say so in one line when it is not.
 .venv/bin/python -c 'from damo.sampler import native; why = native.unavailable(); why and print("setup.sh: warning:", why)'
+.venv/bin/python -c 'from damo.core import adjust; why = adjust.native_unavailable(); why and print("setup.sh: warning:", why)'

@@ -193,3 +193,40 @@ def test_set_targets():
     for ids in ([1, 2, 3], [], [1, 2], [2], []):
         ctx.set_targets(ids)
         assert ctx.target_ids() == ids
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_native_merge_loop_matches_the_python_one(seed):
+    """damo/core/_merge.c and adjust.merge_loop give the same survivors, counts and ages
+    (gaps, narrow's `may`, size limits, counts and ages big enough to need 128 bits)."""
+    from damo.core import adjust
+
+    assert adjust._native is not None, adjust.native_unavailable()
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 400))
+    sizes = rng.integers(1, 1 << int(rng.integers(1, 40)), n)
+    gaps = np.where(rng.random(n) < 0.1, rng.integers(1, 100, n), 0)
+    start = np.cumsum(sizes + gaps) - sizes
+    nr = rng.integers(0, int(rng.choice([3, 20, 1 << 40])), n)
+    may = rng.random(n) < 0.8 if seed % 2 else None
+    thres, sz_limit = int(rng.integers(0, 5)), int(sizes.sum() // rng.integers(1, 20))
+    results = []
+    for native in (adjust._native, None):
+        t = Target(1)
+        t.set_regions(start, start + sizes, nr)
+        t.age = rng.integers(0, 1 << 20, n) if not results else results[0][1]
+        t.last_nr_accesses = np.arange(n)
+        ages_before = t.age.copy()
+        saved, adjust._native = adjust._native, native
+        try:
+            idx = adjust.merge_regions(t, thres, sz_limit, may)
+        finally:
+            adjust._native = saved
+        results.append((idx, ages_before, t.start, t.end, t.nr_accesses, t.age,
+                        t.last_nr_accesses))
+    (c_idx, _, *c), (py_idx, _, *py) = results
+    assert (c_idx is None) == (py_idx is None)
+    if c_idx is not None:
+        assert c_idx.tolist() == py_idx.tolist()
+    for a, b in zip(c, py, strict=True):
+        assert a.dtype == b.dtype and a.tolist() == b.tolist()

@@ -358,3 +358,27 @@ def test_a_resolved_layout_survives_a_phase_change_at_long_aggregations(tmp_path
     assert errors[:3].max() <= 0.10, errors
     without = last_phase_errors(tmp_path, seed, replace(DEFAULT, changed_apart=False))
     assert without[0] > 0.5, without
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_native_even_split_matches_numpy(seed):
+    """damo/core/_adjust.c's split_evenly gives numpy's pieces (same draws, same rounding)."""
+    from damo.core import adjust
+
+    assert adjust._native is not None, adjust.native_unavailable()
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 300))
+    pages = rng.integers(1, rng.choice([4, 40, 1 << 20]), n)
+    gaps = rng.integers(0, 3, n)
+    start = (np.cumsum(pages + gaps) - pages) * PAGE
+    pieces = np.minimum(rng.integers(1, 20, n), np.where(pages > 2, pages, 1))
+    t = target(list(zip(start.tolist(), (start + pages * PAGE).tolist(), strict=True)), [0] * n)
+    results = []
+    for native in (adjust._native, None):
+        saved, adjust._native = adjust._native, native
+        try:
+            results.append(split_evenly(t, pieces, np.random.default_rng(seed), PAGE))
+        finally:
+            adjust._native = saved
+    for a, b in zip(*results, strict=True):
+        assert a.tolist() == b.tolist()

@@ -157,6 +157,29 @@ def test_the_format_is_part_of_the_key():
         program.CACHE_FORMAT = old
 
 
+def test_local_headers_are_inlined_and_keyed(tmp_path):
+    """A program's `#include "x.h"` is replaced by x.h's text, so the key changes with it."""
+    (tmp_path / "x.h").write_text("#define X 1\n")
+    prog = tmp_path / "p.bpf.c"
+    prog.write_text('// p\n#include "x.h"\nint f(void *ctx) { return X; }\n')
+    text = program.program_text(prog)
+    assert text == "// p\n#define X 1\n\nint f(void *ctx) { return X; }\n"
+    key = program._cache_key(text, [])
+    (tmp_path / "x.h").write_text("#define X 2\n")
+    assert program._cache_key(program.program_text(prog), []) != key
+
+
+def test_damos_programs_share_the_page_table_header():
+    """Both page-table programs get bpf/page_table.h's text (one walk, one mm_of_fd), and
+    no `#include "..."` is left for bcc to look up."""
+    from damo.sampler import tick, walker
+
+    header = (REPO / "bpf" / "page_table.h").read_text()
+    for text in (walker.source(), program.program_text(tick.SOURCE)):
+        assert header in text and '#include "' not in text
+        assert text.count("mm_of_fd(u64 fd") == 1 and text.count("u64 walk_leaf(") == 1
+
+
 def _walker_in_subprocess(cache: Path, extra: str = "") -> dict:
     code = (
         f"{extra}\n"

@@ -71,11 +71,11 @@ def weighted_ages(t: "Target") -> list[int]:
     return (t.age * (t.end - t.start)).tolist()
 
 
-def merged_ages(weighted: list[int], keep: np.ndarray, t: "Target") -> np.ndarray:
-    """The ages of the merged regions `keep` of `t` (already merged: their new sizes),
+def merged_ages(weighted: list[int], keep: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """The ages of the merged regions `keep` (first parts; `sizes`: their merged sizes),
     from the summed `weighted_ages` of their parts: rounded to the nearest, once."""
     sums = np.array([weighted[k] for k in keep.tolist()], dtype=np.int64)
-    sizes = np.maximum(t.end - t.start, 1).astype(np.int64)
+    sizes = np.maximum(sizes, 1).astype(np.int64)
     return (sums + sizes // 2) // sizes
 
 

@@ -41,6 +41,19 @@ def _sz_limit(ctx: Context) -> int:
     return region_sz_limit(ctx.targets, ctx.attrs.min_nr_regions, ctx.min_region)
 
 
+def aggregate_regions(ctx: Context, max_nr_accesses: int, sz_limit: int) -> None:
+    """What runs once per aggregation: age, merge, report, reset, split (bench/engine times it)."""
+    if ctx.intervals_tuner is not None:  # the kernel tunes on the aggregation's counts
+        ctx.intervals_tuner.after_aggregation(ctx, ctx.clock.now_ns())
+    age_regions(ctx, max_nr_accesses // 10)
+    kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
+    _call(ctx, ctx.callbacks.after_aggregation)
+    kdamond_reset_aggregated(ctx)
+    kdamond_split_regions(ctx)
+    if ctx.ops is not None:
+        ctx.ops.reset_aggregated(ctx)
+
+
 def kdamond_fn(ctx: Context) -> None:
     """Monitor until asked to stop; returns after before_terminate and the ops' cleanup."""
     ops, cb, attrs, clock = ctx.ops, ctx.callbacks, ctx.attrs, ctx.clock
@@ -103,15 +116,7 @@ def kdamond_fn(ctx: Context) -> None:
                 last_update = now
 
         if aggregate:
-            if ctx.intervals_tuner is not None:  # the kernel tunes on the aggregation's counts
-                ctx.intervals_tuner.after_aggregation(ctx, now_ns())
-            age_regions(ctx, max_nr_accesses // 10)
-            kdamond_merge_regions(ctx, max_nr_accesses // 10, sz_limit)
-            _call(ctx, cb.after_aggregation)
-            kdamond_reset_aggregated(ctx)
-            kdamond_split_regions(ctx)
-            if ops is not None:
-                ops.reset_aggregated(ctx)
+            aggregate_regions(ctx, max_nr_accesses, sz_limit)
 
         if update:
             if ops is not None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.core import adjust
 from damo.core.adjust import merge_regions, nr_subregions
 from damo.core.target import COUNT_DTYPE, Target
 
@@ -96,7 +97,7 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
         may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
     if settings.changed_apart:
         may[1:] &= ~far_before(t, thres)
-    idx = merge_regions(t, thres, sz_limit, may.tolist())
+    idx = merge_regions(t, thres, sz_limit, may)
     if idx is not None:
         # A merged region holds as long as its longest-held part; a cooling-off
         # (negative) hold spreads over what it merges with.
@@ -139,7 +140,7 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
         return
     same = np.zeros(len(h), dtype=bool)  # region i is in the family of region i - 1
     same[1:] = held[1:] & held[:-1] & (h[1:] == h[:-1]) & (t.end[:-1] == t.start[1:])
-    family = np.cumsum(~same) - 1
+    family = (~same).cumsum() - 1
     hit = nr > 0
     run_start = hit & held
     run_start[1:] &= ~(same[1:] & hit[:-1])
@@ -149,8 +150,14 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
 
 
 def _within(extra: np.ndarray, budget: int) -> np.ndarray:
-    """`extra` pieces per region, cut to zero from the first region the budget runs out at."""
-    return np.where(np.cumsum(extra) <= budget, extra, 0)
+    """`extra` pieces per region, cut to zero from the first region the budget runs out at
+    (`extra` itself when it all fits)."""
+    if not len(extra):
+        return extra
+    total = extra.cumsum()  # the method: np.cumsum adds a Python wrapper's cost
+    if total.max() <= budget:
+        return extra
+    return np.where(total <= budget, extra, 0)
 
 
 def narrow_split_counts(
@@ -163,42 +170,44 @@ def narrow_split_counts(
     `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
     Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
     ones share what is left of max_nr_regions // cold_share, by size.
+    (It runs every aggregation on small arrays, where each numpy call costs
+    more than its work: written with as few calls as the rules allow.)
     """
     n = len(nr)
     # An update may add a region for each of the three ranges before the next
     # merge: leave room for them (the seed's split leaves half of max free).
     budget = max_nr_regions - settings.update_room - n
-    # An unaccessed neighbour, or none: the hit is alone there.
-    quiet_left = np.ones(n, dtype=bool)
-    quiet_right = np.ones(n, dtype=bool)
-    quiet_left[1:] = ~adjacent | (nr[:-1] == 0)
-    quiet_right[:-1] = ~adjacent | (nr[1:] == 0)
+    hit, zero = nr > 0, nr == 0
+    # An unaccessed neighbour, or none, on both sides: the hit is alone there.
+    apart = ~adjacent
+    quiet = np.ones(n, dtype=bool)
+    quiet[1:] = apart | zero[:-1]
+    quiet[:-1] &= apart | zero[1:]
     splittable = pages > 2
-    evidence = ((nr > 0) & (nr <= sparse_max) & quiet_left & quiet_right & (pages > 1)
-                & (hold >= 0))
-    accessed = (nr > 0) & ~evidence & splittable
-    cold = (nr == 0) & (hold == 0) & splittable
+    evidence = hit & (nr <= sparse_max) & quiet & (pages > 1) & (hold >= 0)
+    accessed = hit & ~evidence & splittable
+    cold = zero & (hold == 0) & splittable
 
-    extra = np.zeros(n, dtype=np.int64)
-    want = np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0)
-    extra += _within(want, budget)
+    # A new array (np.where's), added to below.
+    extra = _within(np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0),
+                    budget)
     evidence &= extra > 0
     budget -= int(extra.sum())
-    pieces = nr_subs
-    if settings.straddle_pieces and full is not None:
-        # Neither sparse nor full, beside a region counted far from it: a
-        # boundary of the access pattern inside.  (Alike neighbours mean memory
-        # accessed in part throughout: cutting it finer would find nothing.)
-        step = np.zeros(n, dtype=bool)
-        far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
-        step[1:] |= far
-        step[:-1] |= far
-        straddle = accessed & (nr < full) & (nr > sparse_max) & step
-        pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
-    want = np.where(accessed, pieces - 1, 0)
-    got = _within(want, max(budget, 0))
-    extra += got
-    budget -= int(got.sum())
+    if accessed.any():
+        pieces = nr_subs
+        if settings.straddle_pieces and full is not None:
+            # Neither sparse nor full, beside a region counted far from it: a
+            # boundary of the access pattern inside.  (Alike neighbours mean memory
+            # accessed in part throughout: cutting it finer would find nothing.)
+            step = np.zeros(n, dtype=bool)
+            far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
+            step[1:] = far
+            step[:-1] |= far
+            straddle = accessed & (nr < full) & (nr > sparse_max) & step
+            pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
+        got = _within(np.where(accessed, pieces - 1, 0), max(budget, 0))
+        extra += got
+        budget -= int(got.sum())
     nr_cold = int(cold.sum())
     if nr_cold and budget > 0:
         cold_pieces = min(budget + nr_cold,
@@ -207,7 +216,8 @@ def narrow_split_counts(
         piece = max(int(sizes.sum()) // cold_pieces, 1)
         want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
         extra += _within(want, budget)
-    return extra + 1, evidence
+    extra += 1
+    return extra, evidence
 
 
 def split_evenly(
@@ -223,17 +233,25 @@ def split_evenly(
     inside the region (for P / k >= 2 the first is at least P / k / 2 >= 1).
     """
     n = t.nr_regions
-    k = pieces.astype(np.int64)
-    cut_of = np.repeat(np.arange(n), k - 1)
-    if len(cut_of) == 0:
+    k = pieces.astype(np.int64, copy=False)
+    total = int(k.sum())
+    if total == n:
         return t.start, t.end, np.arange(n)
+    phase = rng.random(n)
+    native = adjust._native
+    if native is not None:  # damo/core/_adjust.c: the same cuts, or False
+        out = np.empty((3, total), dtype=np.int64)
+        if native.split_evenly(adjust._int64(t.start), adjust._int64(t.end), k, phase,
+                               min_region, out[0], out[1], out[2]):
+            return out[0], out[1], out[2]
+    cut_of = np.repeat(np.arange(n), k - 1)
     first = np.cumsum(k - 1) - (k - 1)
     j = np.arange(len(cut_of)) - first[cut_of] + 1  # 1..k-1 within each region
     pages = (t.end - t.start) // min_region
     step = pages / k
     # No phase for pieces under two minimum regions: the cuts fall on every
     # floor(j * step) then, distinct and inside the region.
-    u = np.where(step < 2, 0.5, rng.random(n))
+    u = np.where(step < 2, 0.5, phase)
     offset = np.floor(step[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
     cut = t.start[cut_of] + offset * min_region
     new_starts = np.sort(np.concatenate((t.start, cut)))
@@ -257,16 +275,16 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     sparse_max = max(nr_samples // 4, 1)
     last = [t.last_nr_accesses if len(t.last_nr_accesses) == t.nr_regions
             else np.zeros(t.nr_regions, dtype=COUNT_DTYPE) for t in targets]
-    nr = np.concatenate(last)
-    hold = np.concatenate([t.hold for t in targets])
-    pages = np.concatenate([(t.end - t.start) // ctx.min_region for t in targets])
+    nr = _joined(last)
+    hold = _joined([t.hold for t in targets])
+    pages = _joined([(t.end - t.start) // ctx.min_region for t in targets])
     # Region i and i + 1 touch, within one target.
-    adjacent = np.concatenate(
-        [np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    adjacent = targets[0].end[:-1] == targets[0].start[1:] if len(targets) == 1 else \
+        np.concatenate([np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
     pieces, evidence = narrow_split_counts(
         nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
         full=nr_samples * 9 // 10)
-    hold = hold - np.sign(hold).astype(hold.dtype)  # holds and cooling-offs run out
+    hold = hold - np.sign(hold)  # holds and cooling-offs run out (a new array, hold's dtype)
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
     if settings.hold_found:
@@ -284,7 +302,12 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
         t.set_regions(new_starts, new_ends, nrs, parent=parent)
-        t.hold = hold[sl][parent].astype(t.hold.dtype)
+        t.hold = hold[sl][parent].astype(t.hold.dtype, copy=False)
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    """The targets' arrays end to end (one target's as it is: nothing here writes to it)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 class Narrow:

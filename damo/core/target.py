@@ -61,12 +61,16 @@ class Target:
         """
         if parent is not None:
             parent = np.asarray(parent, dtype=np.int64)
-            known = parent >= 0
-            idx = np.where(known, parent, 0)
-            age = np.where(known, self.age[idx], 0) if len(self.age) else \
-                np.zeros(len(parent), dtype=AGE_DTYPE)
-            last = np.where(known, self.last_nr_accesses[idx], 0) if len(self.age) else \
-                np.zeros(len(parent), dtype=COUNT_DTYPE)
+            if not len(self.age):
+                age = np.zeros(len(parent), dtype=AGE_DTYPE)
+                last = np.zeros(len(parent), dtype=COUNT_DTYPE)
+            elif not len(parent) or parent.min() >= 0:  # merges and splits: every parent known
+                age, last = self.age[parent], self.last_nr_accesses[parent]
+            else:
+                known = parent >= 0
+                idx = np.where(known, parent, 0)
+                age = np.where(known, self.age[idx], 0)
+                last = np.where(known, self.last_nr_accesses[idx], 0)
         self.start = _array(start)
         self.end = _array(end)
         if nr_accesses is None:
@@ -79,8 +83,8 @@ class Target:
             self.last_nr_accesses = np.zeros(len(self.start), dtype=COUNT_DTYPE)
             self.age = np.zeros(len(self.start), dtype=AGE_DTYPE)
         else:
-            self.last_nr_accesses = last.astype(COUNT_DTYPE)
-            self.age = age.astype(AGE_DTYPE)
+            self.last_nr_accesses = last.astype(COUNT_DTYPE, copy=False)  # new arrays already
+            self.age = age.astype(AGE_DTYPE, copy=False)
 
     @property
     def nr_regions(self) -> int:

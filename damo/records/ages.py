@@ -44,7 +44,8 @@ def native_unavailable() -> str | None:
 
 def encode(ages: Sequence[np.ndarray]) -> dict[str, Any]:
     """The fields of an ``"ages"`` message for one record's targets' age arrays."""
-    flat = np.concatenate([np.asarray(a, dtype=np.int64) for a in ages]) if ages else \
+    flat = np.asarray(ages[0], dtype=np.int64) if len(ages) == 1 else \
+        np.concatenate([np.asarray(a, dtype=np.int64) for a in ages]) if ages else \
         np.zeros(0, dtype=np.int64)
     top = int(flat.max()) if len(flat) else 0
     width = 1 if top < 1 << 8 else 2 if top < 1 << 16 else 4

@@ -607,6 +607,8 @@ class JsonRecordWriter:
     record.
     """
 
+    done = ""  # it never ends a recording itself
+
     def __init__(self, path: str, fmt: str = "json_compressed",
                  intervals: dict[str, float] | None = None,
                  flush_seconds: float | None = FLUSH_SECONDS):

@@ -10,8 +10,9 @@ raises `OutputError`; so does a file found removed after a write.
 """
 
 import os
+import struct
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -73,21 +74,22 @@ def is_stream(path: str) -> bool:
 
 def encode_record(time_ns: int, targets: Sequence[TargetRegions]) -> bytes:
     """The bytes of one v2 record holding every target of one aggregation."""
-    parts = [
-        np.array(
-            [(time_ns // recfmt.NSEC_PER_SEC, time_ns % recfmt.NSEC_PER_SEC, len(targets))],
-            dtype=recfmt.TIME_DTYPE,
-        ).tobytes()
-    ]
+    # The fixed-size headers with struct: a numpy array for each costs more than its bytes.
+    parts = [_TIME.pack(time_ns // recfmt.NSEC_PER_SEC, time_ns % recfmt.NSEC_PER_SEC,
+                        len(targets))]
     for target in targets:
         regions = np.empty(len(target.start), dtype=recfmt.REGION_DTYPE)
         regions["start"] = target.start
         regions["end"] = target.end
         regions["nr_accesses"] = target.nr_accesses
-        parts.append(np.array([target.target_id], dtype="<u8").tobytes())
-        parts.append(np.array([len(regions)], dtype=recfmt.NR_REGIONS_DTYPE).tobytes())
+        parts.append(_TARGET.pack(target.target_id, len(regions)))
         parts.append(regions.tobytes())
     return b"".join(parts)
+
+
+# recfmt's TIME_DTYPE, and a v2 target's id and NR_REGIONS_DTYPE, as struct formats.
+_TIME = struct.Struct("<qqI")
+_TARGET = struct.Struct("<QI")
 
 
 class OutputFile:
@@ -139,8 +141,22 @@ class OutputFile:
         self.close()
 
 
+class RecordFileWriter(Protocol):
+    """What a recording writes its records through (`damo.recording.Recording`'s
+    `make_writer`): this module's writers, the JSON one, the monitor's live view."""
+
+    nr_records: int  # records written so far
+    done: str  # why the recording should end now ("" to go on): --snapshot, a quit key
+
+    def write(self, time_ns: int, targets: Sequence[TargetRegions]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class RecordWriter(OutputFile):
     """A recfmt v2 file being written, one record per aggregation."""
+
+    done = ""  # it never ends a recording itself
 
     def __init__(self, path: str):
         super().__init__(path)

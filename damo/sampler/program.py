@@ -21,6 +21,7 @@ import ctypes
 import hashlib
 import mmap
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,6 +139,15 @@ def kfuncs(ids: dict[str, int] | None = None) -> tuple[list[str], dict[int, int]
         cflags.append(f"-D{macro}={KFUNC_PLACEHOLDER_BASE + k}")
         patch[KFUNC_PLACEHOLDER_BASE + k] = ids[name]
     return cflags, patch
+
+
+_LOCAL_INCLUDE = re.compile(r'^#include "([A-Za-z0-9_]+\.h)"[ \t]*$', re.M)
+
+
+def program_text(path: Path) -> str:
+    """A BPF program's text with its local headers (`#include "x.h"`, beside it in bpf/)
+    inlined: bcc compiles one text, and the cache key, taken of the text, covers them."""
+    return _LOCAL_INCLUDE.sub(lambda m: path.with_name(m.group(1)).read_text(), path.read_text())
 
 
 def _cache_key(text: str, cflags: list[str]) -> str:

@@ -113,7 +113,8 @@ class TickChecks:
         cflags = [f"-D{m}={o}" for m, o in offsets.items()] + kfunc_flags
         cflags += [f"-DMAX_TARGETS={MAX_TARGETS}", f"-DMAX_REGIONS={MAX_REGIONS}"]
         self._loaded, self.from_cache = program.compile_and_load(
-            SOURCE.read_text(), cflags, kfunc_ids, use_cache, programs=PROGRAMS, maps=MAPS,
+            program.program_text(SOURCE), cflags, kfunc_ids, use_cache, programs=PROGRAMS,
+            maps=MAPS,
             prog_types=PROG_TYPES)
         try:
             views = self._loaded.map_views

@@ -18,9 +18,9 @@ from damo.errors import PlatformError
 from damo.linux import bpf_syscall, btf, direct_map
 from damo.sampler import program
 
+# Its headers: sampler_config.h (the config slots and flags it shares with the
+# native loop) and page_table.h (the walk it shares with bpf/tick_check.bpf.c).
 SOURCE = Path(__file__).resolve().parents[2] / "bpf" / "page_walk.bpf.c"
-# The config slots and flags the program shares with the native loop.
-HEADER = SOURCE.with_name("sampler_config.h")
 
 # Addresses per fill of the address array.  Where the kernel lacks the number
 # iterators (Linux < 6.4) the programs loop over chunks, tail-calling
@@ -81,8 +81,8 @@ OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
 
 
 def source() -> str:
-    """The program's text with the shared header inlined (the cache key covers both)."""
-    return SOURCE.read_text().replace('#include "sampler_config.h"', HEADER.read_text(), 1)
+    """The program's text with the shared headers inlined (the cache key covers them)."""
+    return program.program_text(SOURCE)
 
 
 def walk_offsets(out: dict[str, int] | None = None) -> dict[str, int]:

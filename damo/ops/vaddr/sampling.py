@@ -399,17 +399,17 @@ class Sampling:
         n, floor, highest = self._samples, self._floor, 0
         all_checks = []
         self.last_checks = {}
-        for t, p in self._live(ctx):
-            checks, _ = self._checks(p, t.nr_regions)
+        live = self._live(ctx)
+        for t, p in live:
+            checks, made = self.last_checks[t.id] = self._checks(p, t.nr_regions)
             counts = counts_from_checks(t.nr_accesses, checks,
                                         count_before(self._counts.get(t.id), t.start), n, floor)
             t.nr_accesses[:] = counts
-            self.last_checks[t.id] = self._checks(p, t.nr_regions)
             if len(counts):
                 highest = max(highest, int(counts.max()))
-            all_checks.append(self.last_checks[t.id][1])
+            all_checks.append(made)
         self._counts_before = self._counts
-        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
+        self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in live}
         if self.budget is not None:
             self.budget.note_checks(np.concatenate(all_checks) if all_checks else np.zeros(0))
         return highest
