@@ -10,21 +10,14 @@
  *
  * The config slots are bpf/sampler_config.h's, which the BPF program includes
  * too (a test compares them with damo/sampler/walker.py's CFG_* for Python).
- *
- * After each clear, the LRU effect of MADV_COLD on pages of file mappings is
- * undone here (`restore`, also called from Python's per-sample path): the
- * table of a target's file mappings comes from damo/ops/vaddr/filepages.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
-#include <fcntl.h>
 #include <poll.h>
-#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -50,33 +43,8 @@ struct test_run_attr {
 	uint32_t flags, cpu, batch_size;
 };
 
-/*
- * A target's file mappings, as damo/ops/vaddr/filepages.py lays them out:
- * (start, end, file offset of start, file index) sorted by start, and per
- * file two read-only descriptors, an O_PATH one to open it again, the file
- * offset last read and the `restore` call that last used the pair.
- */
-struct file_map {
-	uint64_t start, end, offset, file;
-};
-
-struct file_fds {
-	int64_t fd[2], path_fd, last, call;
-};
-
-/* Counters of `restore`, per target: pages restored, reads refused, pairs reopened. */
-enum { U_RESTORED, U_REFUSED, U_REOPENED, U_NR };
-
-struct file_pages {
-	const struct file_map *maps;
-	struct file_fds *files;
-	uint64_t *stats;
-	uint64_t nr_maps;
-};
-
 struct target {
 	long long mem_fd, pidfd, base, nr, gen;
-	struct file_pages fp;
 };
 
 struct loop {
@@ -86,118 +54,6 @@ struct loop {
 	struct target t[MAX_TARGETS];
 	int nr_targets;
 };
-
-/*
- * Undoing MADV_COLD's LRU effect on pages of file mappings (docs/sampler.md).
- * Besides making the entry old, MADV_COLD clears the folio's referenced flag
- * and deactivates it, so the pages damo samples most (the young ones) would
- * be reclaimed first; kernel DAMON only makes the entry old.  A buffered read
- * of the page's file offset marks its folio accessed (filemap_read): a first
- * read sets it referenced, a second makes it active again.  The reads go
- * through damo's own open files, so the target's page table is not touched
- * (its entry stays old for the next check).  RWF_NOWAIT: a page no longer
- * cached is refused instead of waited for (the kernel may still start reading
- * that one page: FADV_RANDOM keeps it to one).
- *
- * A read in the folio its file's previous read ended in marks nothing
- * (filemap_read's same-folio rule), right within one call (that folio was
- * just restored) but not across calls: a pair whose last read lies in the
- * same 2 MiB (the largest page-cache folio on x86-64) as its first page of a
- * call is opened afresh.  The deactivation waits in this CPU's LRU batch and
- * would undo the activation when drained later: one MADV_COLD of a page of
- * damo's own drains it first (madvise_cold drains the batches).
- */
-#define FOLIO_MAX_SHIFT 21
-
-static char drain_page[4096] __attribute__((aligned(4096)));
-static uint64_t restore_calls;
-
-static const struct file_map *find_map(const struct file_pages *fp, uint64_t addr)
-{
-	uint64_t lo = 0, hi = fp->nr_maps;
-
-	while (lo < hi) {
-		uint64_t mid = lo + (hi - lo) / 2;
-
-		if (fp->maps[mid].end <= addr)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo < fp->nr_maps && fp->maps[lo].start <= addr ? &fp->maps[lo] : NULL;
-}
-
-static int read_byte(int64_t fd, uint64_t off)
-{
-	char c;
-	struct iovec v = {&c, 1};
-
-	return preadv2((int)fd, &v, 1, (off_t)off, RWF_NOWAIT) == 1 ? 0 : -1;
-}
-
-/* Open the file again into the pair's descriptors (same numbers): no previous read. */
-static int reopen(struct file_fds *f)
-{
-	char path[48];
-
-	snprintf(path, sizeof(path), "/proc/self/fd/%lld", (long long)f->path_fd);
-	for (int k = 0; k < 2; k++) {
-		int fd = open(path, O_RDONLY | O_CLOEXEC);
-
-		if (fd < 0)
-			return -1;
-		posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM);
-		if (dup3(fd, (int)f->fd[k], O_CLOEXEC) < 0) {
-			close(fd);
-			return -1;
-		}
-		close(fd);
-	}
-	return 0;
-}
-
-/* Restore the LRU state of the file pages among `n` iovecs just advised; pages restored. */
-static uint64_t restore_pages(const struct file_pages *fp, const uint64_t *iov, uint64_t n)
-{
-	uint64_t call = ++restore_calls, done = 0;
-	int drained = 0;
-
-	if (!fp->nr_maps)
-		return 0;
-	for (uint64_t i = 0; i < n; i++) {
-		const struct file_map *m = find_map(fp, iov[2 * i]);
-		struct file_fds *f;
-		uint64_t off;
-
-		if (!m)
-			continue;
-		off = m->offset + (iov[2 * i] - m->start);
-		f = &fp->files[m->file];
-		if (!drained) {
-			madvise(drain_page, sizeof(drain_page), MADV_COLD_ADVICE);
-			drained = 1;
-		}
-		if ((uint64_t)f->call != call) {
-			if (f->last >= 0 && ((uint64_t)f->last >> FOLIO_MAX_SHIFT) ==
-			    (off >> FOLIO_MAX_SHIFT)) {
-				if (reopen(f)) {
-					fp->stats[U_REFUSED]++;
-					continue;
-				}
-				fp->stats[U_REOPENED]++;
-			}
-			f->call = (int64_t)call;
-		}
-		f->last = (int64_t)off;
-		if (read_byte(f->fd[0], off) || read_byte(f->fd[1], off)) {
-			fp->stats[U_REFUSED]++;
-			continue;
-		}
-		done++;
-	}
-	fp->stats[U_RESTORED] += done;
-	return done;
-}
 
 static int test_run(struct loop *l)
 {
@@ -259,7 +115,6 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 		       (size_t)staged, MADV_COLD_ADVICE, 0U);
 	if (done < 0 || (uint64_t)done != bytes)
 		return R_ADVISE;
-	restore_pages(&t->fp, (const uint64_t *)(uintptr_t)l->iovecs, staged);
 	if (!cfg[CFG_NR_VERIFY])
 		return -1;
 	/*
@@ -277,20 +132,7 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 	return -1;
 }
 
-/* The file table's arrays at their addresses (numpy's), nr_maps 0: none. */
-static void file_pages_at(struct file_pages *fp, unsigned long long maps, unsigned long long nr,
-			  unsigned long long files, unsigned long long stats)
-{
-	fp->maps = (const struct file_map *)(uintptr_t)maps;
-	fp->files = (struct file_fds *)(uintptr_t)files;
-	fp->stats = (uint64_t *)(uintptr_t)stats;
-	fp->nr_maps = maps && files && stats ? nr : 0;
-}
-
-/*
- * Parse the targets: a sequence of (mem_fd, pidfd, base, nr, gen), optionally
- * followed by the file table's (maps address, nr maps, files address, stats address).
- */
+/* Parse the targets: a sequence of (mem_fd, pidfd, base, nr, gen). */
 static int parse_targets(struct loop *l, PyObject *seq)
 {
 	PyObject *fast = PySequence_Fast(seq, "targets must be a sequence");
@@ -306,16 +148,13 @@ static int parse_targets(struct loop *l, PyObject *seq)
 	}
 	for (Py_ssize_t i = 0; i < n; i++) {
 		struct target *t = &l->t[i];
-		unsigned long long maps = 0, nr_maps = 0, files = 0, stats = 0;
 
-		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "LLLLL|KKKK;a target is "
-				      "(mem_fd, pidfd, base, nr, gen[, maps, nr_maps, files, stats])",
-				      &t->mem_fd, &t->pidfd, &t->base, &t->nr, &t->gen, &maps,
-				      &nr_maps, &files, &stats)) {
+		if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "LLLLL;a target is "
+				      "(mem_fd, pidfd, base, nr, gen)", &t->mem_fd, &t->pidfd,
+				      &t->base, &t->nr, &t->gen)) {
 			Py_DECREF(fast);
 			return -1;
 		}
-		file_pages_at(&t->fp, maps, nr_maps, files, stats);
 	}
 	l->nr_targets = (int)n;
 	Py_DECREF(fast);
@@ -433,36 +272,8 @@ static PyObject *run(PyObject *self, PyObject *args)
 			     ahead, (unsigned long long)staged, (unsigned long long)bytes, steps);
 }
 
-PyDoc_STRVAR(restore_doc,
-"restore(iovecs_addr, n, maps_addr, nr_maps, files_addr, stats_addr)\n"
-"\n"
-"After a MADV_COLD of the `n` iovecs at iovecs_addr, restore the LRU state\n"
-"of those in the file mappings of the table (see the C source): the pages\n"
-"restored.  The per-sample path's half of what run() does after each clear.");
-
-static PyObject *restore(PyObject *self, PyObject *args)
-{
-	unsigned long long iovecs, n, maps, nr_maps, files, stats;
-	struct file_pages fp;
-	uint64_t done;
-
-	(void)self;
-	if (!PyArg_ParseTuple(args, "KKKKKK", &iovecs, &n, &maps, &nr_maps, &files, &stats))
-		return NULL;
-	if (!iovecs && n) {
-		PyErr_SetString(PyExc_ValueError, "no iovec array");
-		return NULL;
-	}
-	file_pages_at(&fp, maps, nr_maps, files, stats);
-	Py_BEGIN_ALLOW_THREADS
-	done = restore_pages(&fp, (const uint64_t *)(uintptr_t)iovecs, n);
-	Py_END_ALLOW_THREADS
-	return PyLong_FromUnsignedLongLong(done);
-}
-
 static PyMethodDef methods[] = {
 	{"run", run, METH_VARARGS, run_doc},
-	{"restore", restore, METH_VARARGS, restore_doc},
 	{NULL, NULL, 0, NULL},
 };
 
@@ -491,14 +302,6 @@ PyMODINIT_FUNC PyInit__loop(void)
 
 	if (!m)
 		return NULL;
-	/* restore()'s counters: their number, and which is which. */
-	if (PyModule_AddIntConstant(m, "U_NR", U_NR) ||
-	    PyModule_AddIntConstant(m, "U_RESTORED", U_RESTORED) ||
-	    PyModule_AddIntConstant(m, "U_REFUSED", U_REFUSED) ||
-	    PyModule_AddIntConstant(m, "U_REOPENED", U_REOPENED)) {
-		Py_DECREF(m);
-		return NULL;
-	}
 	/* The header's numbers this file uses, for a test to compare with walker.py's. */
 	d = PyDict_New();
 	if (!d || PyModule_AddObject(m, "SLOTS", d)) {

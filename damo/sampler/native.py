@@ -21,9 +21,6 @@ else:
 
 # run()'s reasons to return (see the C source).
 R_DONE, R_INTR, R_GONE, R_FAIL, R_ADVISE = range(5)
-# restore()'s counters per target: pages restored, reads refused, pairs reopened.
-U_RESTORED, U_REFUSED, U_REOPENED = range(3)
-U_NR = 3
 
 
 def loop() -> ModuleType | None:

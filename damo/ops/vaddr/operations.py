@@ -216,7 +216,6 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         p.maps, p.maps_text = parse_maps(text), text
         p.shared_ranges = np.array([(m.start, m.end) for m in p.maps if m.perms[3:4] == "s"],
                                    dtype=np.int64).reshape(-1, 2)
-        p.files.update(p.maps)
         # A shared page may have been unmapped or copied on write since: try it again.
         p.sampler.forget_shared()
         p.maps_log.append((ctx.clock.now_ns(), p.maps))

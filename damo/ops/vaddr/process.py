@@ -7,8 +7,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from damo.ops.vaddr.filepages import FilePages
-
 if TYPE_CHECKING:
     from damo.linux.maps import Mapping
     from damo.sampler import PageSampler
@@ -24,8 +22,6 @@ class Process:
         self.valid = True
         self.sampler = self._open()
         self.mm = self.sampler.mm()
-        # Its file mappings, whose pages the loop restores after clearing (filepages.py).
-        self.files = FilePages(pid)
         # The target's slice of the region arrays: its first index, and the
         # views (start, end, sampling_addr, nr_accesses) the target was given.
         self.base = 0
@@ -58,11 +54,9 @@ class Process:
 
     def reopen(self) -> None:
         self.sampler.close()
-        self.files.close()
         self.sampler = self._open()
         self.mm = self.sampler.mm()
 
     def close(self) -> None:
         self.sampler.close()
-        self.files.close()
         self.valid = False

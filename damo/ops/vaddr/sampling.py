@@ -4,8 +4,7 @@ Per sample each region's random page is checked and made old through
 `damo.sampler.PageSampler`: the BPF sample program walks the pages, counts
 and draws, `process_madvise(MADV_COLD)` clears the Accessed bit of the pages
 that are young (an old page needs no clearing), whole huge-page leaves at
-once; the LRU effect of that advice on pages of file mappings is undone
-right after (filepages.py).  The targets' region arrays are views of that program's arrays, each
+once.  The targets' region arrays are views of that program's arrays, each
 target a slice (`_lay_out`, again whenever merge, split or an update made
 new arrays).
 
@@ -234,7 +233,6 @@ class Sampling:
                 self.cpu.follow(self.walker.owner_cpu)
             if staged:
                 p.sampler.clear_staged(staged, staged_bytes)
-                p.files.restore(self.walker.iovecs_addr, staged)
         except TargetGone:
             p.valid = False
             return 0
@@ -314,8 +312,7 @@ class Sampling:
         while live:
             reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
                 self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
-                                 [p.sampler.loop_target(p.base, t.nr_regions) +
-                                  p.files.loop_args() for t, p in live],
+                                 [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
                                  self.ahead, self.step, next_ns, interval, deadline_ns)
             self.ahead = bool(ahead)
             if reason in (native.R_DONE, native.R_INTR):
@@ -452,7 +449,6 @@ class Sampling:
                 self._sample(p, mode, t.nr_regions)
             else:  # R_ADVISE: which ranges the kernel refused, and the verify
                 p.sampler.clear_staged(staged, nbytes, advised=False)
-                p.files.restore(self.walker.iovecs_addr, staged)
         except TargetGone:
             p.valid = False
         for t2, p2 in live[index + 1:]:
