@@ -216,12 +216,21 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         p.maps, p.maps_text = parse_maps(text), text
         p.shared_ranges = np.array([(m.start, m.end) for m in p.maps if m.perms[3:4] == "s"],
                                    dtype=np.int64).reshape(-1, 2)
+        p.file_ranges = np.array([(m.start, m.end) for m in p.maps
+                                  if m.inode and m.path.startswith("/")],
+                                 dtype=np.int64).reshape(-1, 2)
         # A shared page may have been unmapped or copied on write since: try it again.
         p.sampler.forget_shared()
         p.maps_log.append((ctx.clock.now_ns(), p.maps))
         return True
 
     def update(self, ctx: Context) -> None:
+        now = ctx.clock.now_ns()
+        for p in self.procs.values():
+            if p.valid:
+                relief = p.pressure.check(now)
+                self._replan |= relief != p.relief  # the plan marks the regions
+                p.relief = relief
         for t in ctx.targets:
             self._check_exec(ctx, t)
             # Same maps, same three regions: fitting the regions to them changes nothing.
@@ -231,6 +240,11 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
                     apply_three_regions(t, ranges, ctx.min_region)
         self._drain(ctx)
         self._check_colocation()
+
+    def relieved_seconds(self) -> float:
+        """Seconds the targets spent spared clearing of their file-backed regions (the most)."""
+        now = time.monotonic_ns()
+        return max((p.pressure.relieved(now) for p in self.procs.values()), default=0.0)
 
     def _drain(self, ctx: Context) -> None:
         """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.

@@ -1,0 +1,91 @@
+"""Memory pressure on a target, and the relief damo gives it: file-backed regions not cleared.
+
+Clearing an Accessed bit from user space (MADV_COLD) takes away what reclaim
+judges a page by: a folio whose entries are old when reclaim scans it is
+evicted, and damo keeps clearing the hot pages it samples.  Kernel DAMON sets
+the folio's `young` flag as it clears, which reclaim counts as a reference;
+user space cannot (docs/recording.md, "Memory pressure", measures it).  So
+while the target's memory cgroup refaults file pages (its `memory.stat`
+counter `workingset_refault_file` rose within the last `HOLD_NS`), the
+regions that overlap its file mappings are checked once per aggregation and
+their pages are never cleared: such a check reads whether the page was
+accessed since anything last cleared it (reclaim itself, under pressure).
+Anonymous memory without swap cannot be reclaimed: its clearing goes on.
+
+`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off (for
+measuring it: bench/pressure's `no_relief` arm).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# How long the relief lasts after the last refault seen.
+HOLD_NS = 10_000_000_000
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+COUNTER = "workingset_refault_file"
+
+
+def memory_stat_path(pid: int, root: Path = CGROUP_ROOT) -> Path | None:
+    """The memory.stat of process `pid`'s memory cgroup (v1 or v2), or None."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):  # v1
+            stat = root / "memory" / path.lstrip("/") / "memory.stat"
+            return stat if stat.exists() else None
+    for line in lines:
+        if line.startswith("0::"):  # v2
+            stat = root / line[3:].lstrip("/") / "memory.stat"
+            return stat if stat.exists() else None
+    return None
+
+
+def read_counter(stat: Path) -> int | None:
+    """The cgroup's own (not its descendants') file refaults, or None."""
+    try:
+        for line in stat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == COUNTER:
+                return int(value)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+class Pressure:
+    """Whether a target's memory cgroup refaults file pages, asked once per update."""
+
+    def __init__(self, pid: int, root: Path = CGROUP_ROOT):
+        self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
+        self.stat = memory_stat_path(pid, root) if self.enabled else None
+        self.last = read_counter(self.stat) if self.stat is not None else None
+        self.rose_at: int | None = None
+        self.relieved_ns = 0  # time spent under relief, for the summary
+        self._since: int | None = None
+
+    def check(self, now_ns: int) -> bool:
+        """Whether to relieve the target now: its cgroup refaulted within HOLD_NS."""
+        if self.stat is None:
+            return False
+        count = read_counter(self.stat)
+        if count is not None and self.last is not None and count > self.last:
+            self.rose_at = now_ns
+        if count is not None:
+            self.last = count
+        on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
+        if on and self._since is None:
+            self._since = now_ns
+        elif not on and self._since is not None:
+            self.relieved_ns += now_ns - self._since
+            self._since = None
+        return on
+
+    def relieved(self, now_ns: int) -> float:
+        """Seconds under relief so far."""
+        open_ns = now_ns - self._since if self._since is not None else 0
+        return (self.relieved_ns + open_ns) / 1e9
