@@ -218,6 +218,10 @@ def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
         block = os.urandom(1 << 20)
         for _ in range(96):
             f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+        # Out of the cache: the target's faults bring it in, charged to its cgroup.
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     cg = root / f"damo-test-pressure-{os.getpid()}"
     cg.mkdir()
     try:

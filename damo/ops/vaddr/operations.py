@@ -77,6 +77,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         self.colocate = False
         # Targets that end, and child processes that join (--include_child_tasks).
         self.children = Children(self)
+        self._relieved_s = 0.0  # the longest relief of a target that has left
         self._init_sampling()
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
@@ -182,6 +183,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         """Forget an ended target's process (its last record is written)."""
         p = self.procs.pop(pid, None)
         if p is not None:
+            self._relieved_s = max(self._relieved_s, p.pressure.relieved(time.monotonic_ns()))
             p.close()
 
     def check_exec(self, ctx: Context, pid: int) -> None:
@@ -225,12 +227,6 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         return True
 
     def update(self, ctx: Context) -> None:
-        now = ctx.clock.now_ns()
-        for p in self.procs.values():
-            if p.valid:
-                relief = p.pressure.check(now)
-                self._replan |= relief != p.relief  # the plan marks the regions
-                p.relief = relief
         for t in ctx.targets:
             self._check_exec(ctx, t)
             # Same maps, same three regions: fitting the regions to them changes nothing.
@@ -244,7 +240,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
     def relieved_seconds(self) -> float:
         """Seconds the targets spent spared clearing of their file-backed regions (the most)."""
         now = time.monotonic_ns()
-        return max((p.pressure.relieved(now) for p in self.procs.values()), default=0.0)
+        return max([self._relieved_s, *(p.pressure.relieved(now) for p in self.procs.values())])
 
     def _drain(self, ctx: Context) -> None:
         """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.
@@ -299,6 +295,12 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
     def reset_aggregated(self, ctx: Context) -> None:
+        # Memory pressure, asked per aggregation (34 us a read of memory.stat here):
+        # the next plan marks the regions to spare (pressure.py).
+        now = ctx.clock.now_ns()
+        for p in self.procs.values():
+            if p.valid:
+                p.relief = p.pressure.check(now)
         self._reset_sampling(ctx)
         # Targets that ended leave and new children join between two windows.
         self.children.step(ctx)

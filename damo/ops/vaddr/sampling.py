@@ -411,7 +411,9 @@ class Sampling:
             self.last_checks[t.id] = self._checks(p, t.nr_regions)
             if len(counts):
                 highest = max(highest, int(counts.max()))
-            all_checks.append(self.last_checks[t.id][1])
+            # Regions spared clearing (memory pressure) are checked once on purpose.
+            spared = self.walker.regions.flags[p.base:p.base + t.nr_regions] & REGION_NO_CLEAR
+            all_checks.append(self.last_checks[t.id][1][spared == 0])
         self._counts_before = self._counts
         self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in self._live(ctx)}
         if self.budget is not None:
