@@ -164,22 +164,26 @@ def fake_cgroup(tmp_path: Path, refaults: int) -> Path:
 
 
 def test_pressure_holds_while_the_cgroup_refaults(tmp_path, monkeypatch):
-    from damo.ops.vaddr.pressure import HOLD_NS, Pressure
+    from damo.ops.vaddr.pressure import HOLD_NS, MIN_RATE, Pressure
 
     monkeypatch.delenv("DAMO_PRESSURE_RELIEF", raising=False)
     stat = fake_cgroup(tmp_path, 100)
     p = Pressure(os.getpid(), root=tmp_path)
     assert p.stat == stat
-    assert not p.check(0) and not p.check(10)  # no refault yet
-    stat.write_text("workingset_refault_file 101\n")
-    assert p.check(1_000)
-    assert p.check(1_000 + HOLD_NS - 1)
-    assert not p.check(1_000 + HOLD_NS)
-    assert p.relieved(1_000 + HOLD_NS) == pytest.approx(HOLD_NS / 1e9, rel=1e-6)
+    s = 1_000_000_000
+    assert not p.check(0) and not p.check(s)  # no refault yet
+    stat.write_text(f"workingset_refault_file {100 + MIN_RATE // 2}\n")
+    assert not p.check(2 * s)  # refaults, slower than pressure makes them
+    stat.write_text(f"workingset_refault_file {100 + MIN_RATE // 2 + MIN_RATE // 10 + 1}\n")
+    assert p.check(2 * s + s // 10)  # at MIN_RATE
+    assert p.check(2 * s + s // 10 + HOLD_NS - 1)
+    assert not p.check(2 * s + s // 10 + HOLD_NS)
+    assert p.relieved(2 * s + s // 10 + HOLD_NS) == pytest.approx(HOLD_NS / 1e9, rel=1e-6)
     monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "0")
     off = Pressure(os.getpid(), root=tmp_path)
-    stat.write_text("workingset_refault_file 500\n")
-    assert not off.check(2 * HOLD_NS)
+    off.check(0)
+    stat.write_text("workingset_refault_file 100000\n")
+    assert not off.check(s)
 
 
 def test_no_cgroup_no_pressure(tmp_path):

@@ -6,7 +6,8 @@ evicted, and damo keeps clearing the hot pages it samples.  Kernel DAMON sets
 the folio's `young` flag as it clears, which reclaim counts as a reference;
 user space cannot (docs/recording.md, "Memory pressure", measures it).  So
 while the target's memory cgroup refaults file pages (its `memory.stat`
-counter `workingset_refault_file` rose within the last `HOLD_NS`), the
+counter `workingset_refault_file` rose by `MIN_RATE` pages a second or more
+between two aggregations within the last `HOLD_NS`), the
 regions that overlap its file mappings are checked once per aggregation and
 their pages are never cleared: such a check reads whether the page was
 accessed since anything last cleared it (reclaim itself, under pressure).
@@ -21,8 +22,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# How long the relief lasts after the last refault seen.
+# How long the relief lasts after the last refaults seen.
 HOLD_NS = 10_000_000_000
+# Refaults a second that mean pressure (1 MiB/s of 4 KiB pages).  This
+# machine's own kdamond pages out cold memory, so a few refaults a second
+# happen without any pressure (3 a second measured in an idle cgroup here;
+# ~350,000 a second in bench/pressure's target).
+MIN_RATE = 256
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 COUNTER = "workingset_refault_file"
 
@@ -64,19 +70,22 @@ class Pressure:
         self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
         self.stat = memory_stat_path(pid, root) if self.enabled else None
         self.last = read_counter(self.stat) if self.stat is not None else None
+        self.last_ns: int | None = None
         self.rose_at: int | None = None
         self.relieved_ns = 0  # time spent under relief, for the summary
         self._since: int | None = None
 
     def check(self, now_ns: int) -> bool:
-        """Whether to relieve the target now: its cgroup refaulted within HOLD_NS."""
+        """Whether to relieve the target now: its cgroup refaulted fast within HOLD_NS."""
         if self.stat is None:
             return False
         count = read_counter(self.stat)
-        if count is not None and self.last is not None and count > self.last:
+        if count is not None and self.last is not None and self.last_ns is not None and \
+                now_ns > self.last_ns and \
+                (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns):
             self.rose_at = now_ns
         if count is not None:
-            self.last = count
+            self.last, self.last_ns = count, now_ns
         on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
         if on and self._since is None:
             self._since = now_ns
