@@ -20,6 +20,7 @@ measuring it: bench/pressure's `no_relief` arm).
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 # How long the relief lasts after the last refaults seen.
@@ -70,7 +71,7 @@ class Pressure:
         self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
         self.stat = memory_stat_path(pid, root) if self.enabled else None
         self.last = read_counter(self.stat) if self.stat is not None else None
-        self.last_ns: int | None = None
+        self.last_ns: int | None = time.monotonic_ns()  # the clock of ctx.clock (vaddr's)
         self.rose_at: int | None = None
         self.relieved_ns = 0  # time spent under relief, for the summary
         self._since: int | None = None
