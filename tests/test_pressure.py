@@ -159,32 +159,46 @@ def fake_cgroup(tmp_path: Path, refaults: int) -> Path:
     else:
         d = tmp_path / Path("/proc/self/cgroup").read_text().split("0::", 1)[1].strip().lstrip("/")
     d.mkdir(parents=True, exist_ok=True)
-    (d / "memory.stat").write_text(f"cache 1\nworkingset_refault_file {refaults}\npgmajfault 3\n")
+    (d / "memory.stat").write_text(stat_text(refaults))
     return d / "memory.stat"
+
+
+def stat_text(refaults: int, used: int = 95) -> str:
+    """A v1 memory.stat: `used` of a limit of 100 in use."""
+    return (f"cache 1\nworkingset_refault_file {refaults}\npgmajfault 3\n"
+            f"hierarchical_memory_limit 100\ntotal_cache {used - 5}\ntotal_rss 5\n")
 
 
 def test_pressure_holds_while_the_cgroup_refaults(tmp_path, monkeypatch):
     from damo.ops.vaddr.pressure import HOLD_NS, MIN_RATE, Pressure
 
     monkeypatch.delenv("DAMO_PRESSURE_RELIEF", raising=False)
-    stat = fake_cgroup(tmp_path, 100)
-    p = Pressure(os.getpid(), root=tmp_path)
+    stat = fake_cgroup(tmp_path, 0)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
+    p = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
     assert p.stat == stat
     p.last_ns = None  # the test's clock from here (the first check only reads)
-    s = 1_000_000_000
-    assert not p.check(0) and not p.check(s)  # no refault yet
-    stat.write_text(f"workingset_refault_file {100 + MIN_RATE // 2}\n")
-    assert not p.check(2 * s)  # refaults, slower than pressure makes them
-    stat.write_text(f"workingset_refault_file {100 + MIN_RATE // 2 + MIN_RATE // 10 + 1}\n")
-    assert p.check(2 * s + s // 10)  # at MIN_RATE
-    assert p.check(2 * s + s // 10 + HOLD_NS - 1)
-    assert not p.check(2 * s + s // 10 + HOLD_NS)
-    assert p.relieved(2 * s + s // 10 + HOLD_NS) == pytest.approx(HOLD_NS / 1e9, rel=1e-6)
+    sec = 1_000_000_000
+    assert not p.check(0) and not p.check(sec)  # no refault yet
+    stat.write_text(stat_text(MIN_RATE // 2))
+    assert not p.check(2 * sec)  # refaults, slower than pressure makes them
+    stat.write_text(stat_text(MIN_RATE // 2 + MIN_RATE, used=80))
+    assert not p.check(3 * sec)  # fast enough, but room under the limit and free memory
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 50 kB\n")
+    stat.write_text(stat_text(MIN_RATE // 2 + 2 * MIN_RATE, used=80))
+    assert p.check(4 * sec)  # the machine is short of memory
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
+    stat.write_text(stat_text(MIN_RATE // 2 + 3 * MIN_RATE))
+    t = 5 * sec
+    assert p.check(t)  # the cgroup at its limit
+    assert p.check(t + HOLD_NS - 1)  # held (no refault since)
+    assert not p.check(t + HOLD_NS)
+    assert p.relieved(t + HOLD_NS) == pytest.approx((t + HOLD_NS - 4 * sec) / 1e9, rel=1e-6)
     monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "0")
-    off = Pressure(os.getpid(), root=tmp_path)
-    off.check(0)
-    stat.write_text("workingset_refault_file 100000\n")
-    assert not off.check(s)
+    off = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
+    stat.write_text(stat_text(100_000))
+    assert not off.check(t + 2 * HOLD_NS)
 
 
 def test_no_cgroup_no_pressure(tmp_path):

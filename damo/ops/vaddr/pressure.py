@@ -7,7 +7,9 @@ the folio's `young` flag as it clears, which reclaim counts as a reference;
 user space cannot (docs/recording.md, "Memory pressure", measures it).  So
 while the target's memory cgroup refaults file pages (its `memory.stat`
 counter `workingset_refault_file` rose by `MIN_RATE` pages a second or more
-between two aggregations within the last `HOLD_NS`), the
+between two aggregations within the last `HOLD_NS`) and memory is short
+(the cgroup uses `FULL` of its limit, or the machine has less than
+`1 - FULL` of its memory available), the
 regions that overlap its file mappings are checked once per aggregation and
 their pages are never cleared: such a check reads whether the page was
 accessed since anything last cleared it (reclaim itself, under pressure).
@@ -30,6 +32,9 @@ HOLD_NS = 10_000_000_000
 # happen without any pressure (3 a second measured in an idle cgroup here;
 # ~350,000 a second in bench/pressure's target).
 MIN_RATE = 256
+# Memory is short above this share used (refaults alone also come from the
+# kdamond's pageout, and page cache grows to any limit: so both).
+FULL = 0.9
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 COUNTER = "workingset_refault_file"
 
@@ -52,23 +57,55 @@ def memory_stat_path(pid: int, root: Path = CGROUP_ROOT) -> Path | None:
     return None
 
 
-def read_counter(stat: Path) -> int | None:
-    """The cgroup's own (not its descendants') file refaults, or None."""
+def read_stat(stat: Path) -> dict[str, int]:
+    """The numbers of a memory.stat ({} when it cannot be read)."""
+    out = {}
     try:
         for line in stat.read_text().splitlines():
             key, _, value = line.partition(" ")
-            if key == COUNTER:
-                return int(value)
+            out[key] = int(value)
     except (OSError, ValueError):
-        return None
-    return None
+        return {}
+    return out
+
+
+def read_counter(stat: Path) -> int | None:
+    """The cgroup's own (not its descendants') file refaults, or None."""
+    return read_stat(stat).get(COUNTER)
+
+
+def short_of_memory(stat: Path, values: dict[str, int],
+                    meminfo: Path = Path("/proc/meminfo")) -> bool:
+    """Whether the cgroup uses FULL of its limit (v1: memory.stat's hierarchical
+    limit and usage; v2: memory.max and memory.current), or the machine has less
+    than 1 - FULL of its memory available."""
+    limit = values.get("hierarchical_memory_limit")
+    used = values.get("total_cache", 0) + values.get("total_rss", 0)
+    if limit is None:  # v2
+        try:
+            text = (stat.parent / "memory.max").read_text().strip()
+            limit = None if text == "max" else int(text)
+            used = int((stat.parent / "memory.current").read_text())
+        except (OSError, ValueError):
+            limit = None
+    if limit and used >= FULL * limit:
+        return True
+    try:
+        info = dict(line.split(":", 1) for line in meminfo.read_text().splitlines())
+        total = int(info["MemTotal"].split()[0])
+        available = int(info["MemAvailable"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return False
+    return available < (1 - FULL) * total
 
 
 class Pressure:
     """Whether a target's memory cgroup refaults file pages, asked once per update."""
 
-    def __init__(self, pid: int, root: Path = CGROUP_ROOT):
+    def __init__(self, pid: int, root: Path = CGROUP_ROOT,
+                 meminfo: Path = Path("/proc/meminfo")):
         self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
+        self.meminfo = meminfo
         self.stat = memory_stat_path(pid, root) if self.enabled else None
         self.last = read_counter(self.stat) if self.stat is not None else None
         self.last_ns: int | None = time.monotonic_ns()  # the clock of ctx.clock (vaddr's)
@@ -80,10 +117,12 @@ class Pressure:
         """Whether to relieve the target now: its cgroup refaulted fast within HOLD_NS."""
         if self.stat is None:
             return False
-        count = read_counter(self.stat)
+        values = read_stat(self.stat)
+        count = values.get(COUNTER)
         if count is not None and self.last is not None and self.last_ns is not None and \
                 now_ns > self.last_ns and \
-                (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns):
+                (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns) and \
+                short_of_memory(self.stat, values, self.meminfo):
             self.rose_at = now_ns
         if count is not None:
             self.last, self.last_ns = count, now_ns
