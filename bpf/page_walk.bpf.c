@@ -344,7 +344,9 @@ static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 l
  *   known to be shared cannot be cleared: it is marked uncleared (no
  *   evidence).  Any other young page gets an iovec for process_madvise, the
  *   whole leaf (a 2 MiB huge page advised in part would be split), and of a
- *   4 KiB leaf of a large folio the whole folio (folio_range).  A region
+ *   4 KiB leaf of a large folio the whole folio (folio_range; looked up in
+ *   regions marked REGION_FILE only: anonymous memory comes in small folios
+ *   unless multi-size THP is on, and the lookup costs two reads).  A region
  *   marked REGION_NO_CLEAR (memory pressure) has nothing cleared: its check
  *   reads whether the page was accessed since anything last cleared it.
  * - SAMPLE_VERIFY (alone): after userspace advised the iovecs, walk again the
@@ -473,7 +475,7 @@ int sample(void *ctx)
 			break;
 		size = 1ULL << (shift & 63);
 		*iov = addr & ~(size - 1);
-		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0)
+		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 && (*flags & REGION_FILE))
 			folio_range(*vmemmap, leaf, addr, iov, &size);
 		*len = size;
 		*owner = r;

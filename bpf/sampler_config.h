@@ -49,10 +49,12 @@
 /*
  * region_flags: REGION_MAY_SHARE (the region overlaps a MAP_SHARED mapping),
  * REGION_NO_CLEAR (memory pressure: its young pages are read, never cleared),
+ * REGION_FILE (it overlaps a file mapping, whose page cache comes in large folios),
  * the CPU budget's period (bits 8-15) and phase (bits 16-23).
  */
 #define REGION_MAY_SHARE 1
 #define REGION_NO_CLEAR 2
+#define REGION_FILE 4         /* overlaps a file mapping: a young page's folio is looked up */
 #define REGION_PERIOD_SHIFT 8
 #define REGION_PHASE_SHIFT 16
 #define REGION_PERIOD(f) ((f) >> REGION_PERIOD_SHIFT & 0xff)

@@ -50,7 +50,7 @@ CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 
 CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
 CFG_STEP, CFG_VMEMMAP = 20, 21
 # region_flags bits; the CPU budget's period and phase of a region (see the C source)
-REGION_MAY_SHARE, REGION_NO_CLEAR = 1, 2
+REGION_MAY_SHARE, REGION_NO_CLEAR, REGION_FILE = 1, 2, 4
 REGION_PERIOD_SHIFT, REGION_PHASE_SHIFT = 8, 16
 # nr_checks: checks whose page's bit could not be cleared count in the high half
 CHECKS_NO_EVIDENCE_SHIFT = 32

@@ -60,6 +60,7 @@ from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
     CHECKS_NO_EVIDENCE_SHIFT,
+    REGION_FILE,
     REGION_MAY_SHARE,
     REGION_NO_CLEAR,
     REGION_PERIOD_SHIFT,
@@ -71,6 +72,10 @@ from damo.sampler.walker import (
 if TYPE_CHECKING:
     from damo.core.context import Context
     from damo.sampler.walker import Walker
+
+
+# Region flags of what the region overlaps, kept whatever the plan sets.
+REGION_KIND = REGION_MAY_SHARE | REGION_FILE
 
 
 def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
@@ -202,8 +207,9 @@ class Sampling:
             views[1][:] = end
             views[3][:] = nr_accesses
             arrays.nr_checks[base:base + n] = checks
-            arrays.flags[base:base + n] = np.where(
-                overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+            arrays.flags[base:base + n] = \
+                np.where(overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0) | \
+                np.where(overlaps(start, end, p.file_ranges), REGION_FILE, 0)
             self._relieve(arrays.flags[base:base + n], start, end, p)
             t.start, t.end, t.sampling_addr, t.nr_accesses = views
             p.views, p.base = views, base
@@ -226,7 +232,7 @@ class Sampling:
             return
         period = max(1, min(MAX_PERIOD, self._steps))
         phases = np.arange(len(f))[hit] % period
-        f[hit] = (f[hit] & REGION_MAY_SHARE) | REGION_NO_CLEAR | \
+        f[hit] = (f[hit] & REGION_KIND) | REGION_NO_CLEAR | \
             (period << REGION_PERIOD_SHIFT) | (phases << REGION_PHASE_SHIFT)
 
     def _old_checks(self, p: Process, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -375,7 +381,7 @@ class Sampling:
                     short_any = True
                     need = max(need, self._floor - int(made[short].min()))
                     f = flags[p.base:p.base + t.nr_regions]
-                    f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
+                    f[short] = (f[short] & REGION_KIND) | (1 << REGION_PERIOD_SHIFT)
             if not short_any:
                 break
             need = min(need, self._samples - waited)
@@ -499,13 +505,13 @@ class Sampling:
             n = t.nr_regions
             f = flags[p.base:p.base + n]
             if b is None or b.current.steady_period <= 1:
-                f[:] = f & REGION_MAY_SHARE
+                f[:] = f & REGION_KIND
             else:
                 periods = b.periods(count_before(self._counts.get(t.id), t.start),
                                     count_before(self._counts_before.get(t.id), t.start))
                 # Phases spread a period's checks over the steps (and so the clears).
                 phases = np.arange(n) % periods
-                f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
+                f[:] = (f & REGION_KIND) | (periods << REGION_PERIOD_SHIFT) | \
                     (phases << REGION_PHASE_SHIFT)
             self._relieve(f, t.start, t.end, p)
 
