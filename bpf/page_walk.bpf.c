@@ -109,6 +109,8 @@ BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
  * its checks found, not less.
  */
 BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
+/* A region over a MAP_SHARED file mapping: its young pages' folios are advised whole. */
+#define REGION_SHARED_FILE (REGION_FILE | REGION_MAY_SHARE)
 #define NO_EVIDENCE_CHECK (1ULL << CHECKS_NO_EVIDENCE_SHIFT)
 /*
  * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
@@ -345,8 +347,7 @@ static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 l
  *   evidence).  Any other young page gets an iovec for process_madvise, the
  *   whole leaf (a 2 MiB huge page advised in part would be split), and of a
  *   4 KiB leaf of a large folio the whole folio (folio_range; looked up in
- *   regions marked REGION_FILE only: anonymous memory comes in small folios
- *   unless multi-size THP is on, and the lookup costs two reads).  A region
+ *   regions over MAP_SHARED file mappings only, docs/sampler.md).  A region
  *   marked REGION_NO_CLEAR (memory pressure) has nothing cleared: its check
  *   reads whether the page was accessed since anything last cleared it.
  * - SAMPLE_VERIFY (alone): after userspace advised the iovecs, walk again the
@@ -475,7 +476,8 @@ int sample(void *ctx)
 			break;
 		size = 1ULL << (shift & 63);
 		*iov = addr & ~(size - 1);
-		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 && (*flags & REGION_FILE))
+		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 &&
+		    (*flags & REGION_SHARED_FILE) == REGION_SHARED_FILE)
 			folio_range(*vmemmap, leaf, addr, iov, &size);
 		*len = size;
 		*owner = r;

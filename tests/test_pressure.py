@@ -25,7 +25,13 @@ from test_record_edges import ENV, record_bg, started
 from test_sample_program import lay_out, one_region_per_page
 from test_sampler import sampler_for  # noqa: F401  (a fixture)
 
-from damo.sampler.walker import REGION_FILE, REGION_NO_CLEAR, SAMPLE_AHEAD, SAMPLE_CHECK
+from damo.sampler.walker import (
+    REGION_FILE,
+    REGION_MAY_SHARE,
+    REGION_NO_CLEAR,
+    SAMPLE_AHEAD,
+    SAMPLE_CHECK,
+)
 
 PAGE = 4096
 KPF_HEAD, KPF_TAIL, KPF_THP = 15, 16, 22
@@ -116,7 +122,8 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path):
         st = s.walk(addrs[head:end])
         assert st.young.all() and (st.leaf_size == PAGE).all()  # mapped by PTEs
         r = lay_out([(int(addrs[i]), int(addrs[i]) + PAGE)])
-        r.flags[0] = REGION_FILE  # as the vaddr operations mark a region of a file mapping
+        # As the vaddr operations mark a region of a MAP_SHARED file mapping.
+        r.flags[0] = REGION_FILE | REGION_MAY_SHARE
         try:
             staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1)
         finally:
