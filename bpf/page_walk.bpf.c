@@ -96,6 +96,8 @@ BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
  * its checks found, not less.
  */
 BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
+/* A region over a MAP_SHARED file mapping: its young pages' folios are advised whole. */
+#define REGION_SHARED_FILE (REGION_FILE | REGION_MAY_SHARE)
 #define NO_EVIDENCE_CHECK (1ULL << CHECKS_NO_EVIDENCE_SHIFT)
 /*
  * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
@@ -216,6 +218,37 @@ int walk(void *ctx)
 }
 
 /*
+ * The whole folio of the young 4 KiB page at `addr` mapped by PTE `leaf`:
+ * *start and *size become its range in the target when it is a large folio
+ * (left as they are for a small one).  MADV_COLD of a part of a large folio
+ * splits it, and a split page-cache folio is unmapped whole: its pages,
+ * unmapped, are reclaimed first (docs/sampler.md).  struct page of a frame
+ * at vmemmap + pfn * size; a tail page's compound_head is its head + 1; a
+ * head is followed by a tail pointing at it; the order is the low byte of
+ * the folio's _flags_1.  Assumes the folio mapped contiguously around addr,
+ * as a page-cache or anonymous folio is within one mapping.
+ */
+static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 leaf, u64 addr,
+							      u64 *start, u64 *size)
+{
+	u64 page = vmemmap + ((leaf & PHYS_MASK) >> 12) * OFF_FOLIO_PAGE_1;
+	u64 ch = read_u64(page + OFF_PAGE_COMPOUND_HEAD), head = page, order, idx;
+
+	if (ch & 1)
+		head = ch - 1;
+	else if (read_u64(page + OFF_FOLIO_PAGE_1 + OFF_PAGE_COMPOUND_HEAD) != page + 1)
+		return;  /* a small folio */
+	order = read_u64(head + OFF_FOLIO_FLAGS_1) & 0xff;
+	if (order < 1 || order > 9 || head > page)  /* at most PMD size mapped by PTEs */
+		return;
+	idx = (page - head) / OFF_FOLIO_PAGE_1;
+	if (idx >= (1ULL << order))
+		return;
+	*start = (addr & ~4095ULL) - idx * 4096;
+	*size = 4096ULL << order;
+}
+
+/*
  * One sampling step of the regions [CFG_BASE, CFG_BASE + CFG_NR) of one target,
  * the seed's check and prepare of the vaddr primitives in one pass:
  *
@@ -227,7 +260,11 @@ int walk(void *ctx)
  *   region (damon_rand), and walk it.  Old pages need nothing.  A young page
  *   known to be shared cannot be cleared: it is marked uncleared (no
  *   evidence).  Any other young page gets an iovec for process_madvise, the
- *   whole leaf (a 2 MiB huge page advised in part would be split).
+ *   whole leaf (a 2 MiB huge page advised in part would be split), and of a
+ *   4 KiB leaf of a large folio the whole folio (folio_range; looked up in
+ *   regions over MAP_SHARED file mappings only, docs/sampler.md).  A region
+ *   marked REGION_NO_CLEAR (memory pressure) has nothing cleared: its check
+ *   reads whether the page was accessed since anything last cleared it.
  * - SAMPLE_VERIFY (alone): after userspace advised the iovecs, walk again the
  *   pages that may have kept their bit, and mark those still young
  *   uncleared; CFG_NR_STILL counts them.  MADV_COLD leaves the bit of a page
@@ -241,11 +278,11 @@ int sample(void *ctx)
 	u64 *mm_out = cfg(CFG_MM), *next = cfg(CFG_NEXT), *basep = cfg(CFG_BASE);
 	u64 *modep = cfg(CFG_MODE), *nr_iov = cfg(CFG_NR_IOV), *maxp = cfg(CFG_MAX);
 	u64 *still = cfg(CFG_NR_STILL), *gen = cfg(CFG_SHARED_GEN), *bytes = cfg(CFG_IOV_BYTES);
-	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP);
+	u64 *nr_verify = cfg(CFG_NR_VERIFY), *stepp = cfg(CFG_STEP), *vmemmap = cfg(CFG_VMEMMAP);
 	u64 pgd, page_offset, n, start, base, step;
 
 	if (!nr || !po || !levels || !mm_out || !next || !basep || !modep || !nr_iov || !maxp ||
-	    !still || !gen || !bytes || !nr_verify || !stepp)
+	    !still || !gen || !bytes || !nr_verify || !stepp || !vmemmap)
 		return 0;
 	step = *stepp;
 	pgd = target_pgd(mm_out);
@@ -333,7 +370,7 @@ int sample(void *ctx)
 		*sa = addr;
 		*unc = 0;
 		leaf = walk_addr(pgd, page_offset, five, addr, &shift);
-		if (!(leaf & PAGE_ACCESSED))
+		if (!(leaf & PAGE_ACCESSED) || (*flags & REGION_NO_CLEAR))
 			continue;
 		{
 			struct shared_key key = {addr >> 12, *gen};
@@ -354,6 +391,9 @@ int sample(void *ctx)
 			break;
 		size = 1ULL << (shift & 63);
 		*iov = addr & ~(size - 1);
+		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 &&
+		    (*flags & REGION_SHARED_FILE) == REGION_SHARED_FILE)
+			folio_range(*vmemmap, leaf, addr, iov, &size);
 		*len = size;
 		*owner = r;
 		*verify = !(leaf & PAGE_RW) || (*flags & REGION_MAY_SHARE);

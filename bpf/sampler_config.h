@@ -32,6 +32,7 @@
 #define CFG_NR_VERIFY 18      /* sample: staged iovecs the verify pass must walk */
 #define CFG_MM_USERS 19       /* sample: mm_struct.mm_users after the walks (0: exited or exec'ed) */
 #define CFG_STEP 20           /* sample: index of the step being checked (the CPU budget's clock) */
+#define CFG_VMEMMAP 21        /* sample: base of the struct page array (0: unknown, advise pages) */
 #define NR_CFG 32
 
 #define ST_OK 0
@@ -47,9 +48,13 @@
 
 /*
  * region_flags: REGION_MAY_SHARE (the region overlaps a MAP_SHARED mapping),
+ * REGION_NO_CLEAR (memory pressure: its young pages are read, never cleared),
+ * REGION_FILE (it overlaps a file mapping, whose page cache comes in large folios),
  * the CPU budget's period (bits 8-15) and phase (bits 16-23).
  */
 #define REGION_MAY_SHARE 1
+#define REGION_NO_CLEAR 2
+#define REGION_FILE 4         /* overlaps a file mapping (with REGION_MAY_SHARE: folios advised whole) */
 #define REGION_PERIOD_SHIFT 8
 #define REGION_PHASE_SHIFT 16
 #define REGION_PERIOD(f) ((f) >> REGION_PERIOD_SHIFT & 0xff)

@@ -12,12 +12,16 @@ base (KASLR's granularity) that puts a known direct-map pointer inside RAM.
 
 from __future__ import annotations
 
+import ctypes
+import mmap
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from damo.errors import PlatformError
 
 DEFAULT_BASES = (0xFFFF888000000000, 0xFF11000000000000)  # 4- and 5-level, without KASLR
+# The struct page array's base (vmemmap_base), 4- and 5-level, without KASLR.
+DEFAULT_VMEMMAP = (0xFFFFEA0000000000, 0xFFD4000000000000)
 KASLR_ALIGN = 1 << 30
 SAMPLE_LEN = 256
 
@@ -88,3 +92,41 @@ def discover(read: KernelReader, known_pointers: Iterable[int] = (),
         if read(base + text_phys, SAMPLE_LEN) == reference:
             return base
     raise PlatformError("cannot find the kernel's direct map base (page_offset_base)")
+
+
+def vmemmap(read: KernelReader, page_size: int, off_index: int, off_mapping: int,
+            candidates: Iterable[int] = DEFAULT_VMEMMAP) -> int:
+    """The base of the kernel's struct page array, or 0 when none of `candidates` is it.
+
+    Checked against a page of this process's own: an anonymous page's struct
+    page says so (the low bit of `mapping`) and holds its page index in
+    `index` (the address >> 12 for an anonymous mapping never moved).  With
+    KASLR of the memory layout the base is elsewhere: 0, and the sampler
+    advises single pages as before.
+    """
+    page = mmap.mmap(-1, 4096, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    byte = ctypes.c_char.from_buffer(page)
+    try:
+        page[0] = 1  # faulted in: a page of its own
+        addr = ctypes.addressof(byte)
+        try:
+            with open("/proc/self/pagemap", "rb") as f:
+                f.seek(addr // 4096 * 8)
+                entry = int.from_bytes(f.read(8), "little")
+        except OSError:
+            return 0
+        pfn = entry & ((1 << 55) - 1)
+        if not entry >> 63 or not pfn:  # not root: no frame numbers
+            return 0
+        for base in candidates:
+            raw = read(base + pfn * page_size, page_size)
+            if raw is None:
+                continue
+            index = int.from_bytes(raw[off_index:off_index + 8], "little")
+            mapping = int.from_bytes(raw[off_mapping:off_mapping + 8], "little")
+            if index == addr >> 12 and mapping & 1:
+                return base
+        return 0
+    finally:
+        del byte  # the mapping cannot close while a pointer into it exists
+        page.close()

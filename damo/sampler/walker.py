@@ -48,9 +48,9 @@ CFG_MEM_FD, CFG_NR, CFG_PAGE_OFFSET, CFG_LEVELS = 0, 1, 2, 3
 CFG_PEEK_ADDR, CFG_PEEK_LEN, CFG_STATUS, CFG_MM, CFG_CURRENT, CFG_NEXT = 4, 5, 6, 7, 8, 9
 CFG_BASE, CFG_MODE, CFG_NR_IOV, CFG_MAX, CFG_NR_STILL, CFG_SHARED_GEN = 10, 11, 12, 13, 14, 15
 CFG_IOV_BYTES, CFG_OWNER_CPU, CFG_NR_VERIFY, CFG_MM_USERS = 16, 17, 18, 19
-CFG_STEP = 20
+CFG_STEP, CFG_VMEMMAP = 20, 21
 # region_flags bits; the CPU budget's period and phase of a region (see the C source)
-REGION_MAY_SHARE = 1
+REGION_MAY_SHARE, REGION_NO_CLEAR, REGION_FILE = 1, 2, 4
 REGION_PERIOD_SHIFT, REGION_PHASE_SHIFT = 8, 16
 # nr_checks: checks whose page's bit could not be cleared count in the high half
 CHECKS_NO_EVIDENCE_SHIFT = 32
@@ -76,8 +76,19 @@ OFFSETS: btf.Wanted = {
     "OFF_MM_USERS": (("mm_struct", "mm_users"),),
     "OFF_MM_OWNER": (("mm_struct", "owner"),),
     "OFF_TASK_CPU": (("task_struct", "thread_info.cpu"), ("task_struct", "cpu")),
+    # A young page's folio, to advise all of it (a part would split it): struct
+    # page's size (folio.__page_1 follows the first page), the compound_head a
+    # tail page points at its head with, the folio's order (the low byte of
+    # _flags_1), and what tells the struct page array's base (direct_map.vmemmap).
+    "OFF_FOLIO_PAGE_1": (("folio", "__page_1"),),
+    "OFF_PAGE_COMPOUND_HEAD": (("page", "compound_head"),),
+    "OFF_FOLIO_FLAGS_1": (("folio", "_flags_1"),),
+    "OFF_PAGE_INDEX": (("page", "__folio_index"), ("page", "index")),
+    "OFF_PAGE_MAPPING": (("page", "mapping"),),
 }
-OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU")
+FOLIO_OFFSETS = ("OFF_FOLIO_PAGE_1", "OFF_PAGE_COMPOUND_HEAD", "OFF_FOLIO_FLAGS_1",
+                 "OFF_PAGE_INDEX", "OFF_PAGE_MAPPING")
+OPTIONAL = ("OFF_MM_OWNER", "OFF_TASK_CPU", *FOLIO_OFFSETS)
 
 
 def source() -> str:
@@ -170,6 +181,13 @@ class Walker:
         self._run_peek = bpf_syscall.TestRun(self._loaded.prog_fds["peek"])
         self.page_offset = direct_map.discover(self.peek, [self.current_task()])
         self._config[CFG_PAGE_OFFSET] = self.page_offset
+        # 0 (unknown): young pages are advised alone, large folios split by it.
+        self.vmemmap = 0
+        if all(offsets.get(name, -1) >= 0 for name in FOLIO_OFFSETS):
+            self.vmemmap = direct_map.vmemmap(self.peek, offsets["OFF_FOLIO_PAGE_1"],
+                                              offsets["OFF_PAGE_INDEX"],
+                                              offsets["OFF_PAGE_MAPPING"])
+        self._config[CFG_VMEMMAP] = self.vmemmap
         self._config[CFG_LEVELS] = 4
         self.levels = 4
         t3 = time.process_time()

@@ -175,6 +175,11 @@ class ProcessSource(EngineSource):
             text += f" ({kernel / wall:.2%} of it in its kernel-side checks)"
         if self.ops.budget is not None and cpu_share is not None:
             text += self.ops.budget.summary()
+        relieved = self.ops.relieved_seconds()
+        if relieved:
+            text += (f"; under memory pressure for {relieved:.1f} s: file-backed regions were "
+                     "checked once per aggregation, not cleared (docs/recording.md, \"Memory "
+                     "pressure\")")
         status = self.ops.command_status
         if status is not None:
             text += (f"; the command was killed by signal {-status}" if status < 0

@@ -77,6 +77,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         self.colocate = False
         # Targets that end, and child processes that join (--include_child_tasks).
         self.children = Children(self)
+        self._relieved_s = 0.0  # the longest relief of a target that has left
         self._init_sampling()
         # Open the samplers of existing processes now: errors before any output.
         for pid in self.pids:
@@ -182,6 +183,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         """Forget an ended target's process (its last record is written)."""
         p = self.procs.pop(pid, None)
         if p is not None:
+            self._relieved_s = max(self._relieved_s, p.pressure.relieved(time.monotonic_ns()))
             p.close()
 
     def check_exec(self, ctx: Context, pid: int) -> None:
@@ -216,6 +218,9 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         p.maps, p.maps_text = parse_maps(text), text
         p.shared_ranges = np.array([(m.start, m.end) for m in p.maps if m.perms[3:4] == "s"],
                                    dtype=np.int64).reshape(-1, 2)
+        p.file_ranges = np.array([(m.start, m.end) for m in p.maps
+                                  if m.inode and m.path.startswith("/")],
+                                 dtype=np.int64).reshape(-1, 2)
         # A shared page may have been unmapped or copied on write since: try it again.
         p.sampler.forget_shared()
         p.maps_log.append((ctx.clock.now_ns(), p.maps))
@@ -231,6 +236,11 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
                     apply_three_regions(t, ranges, ctx.min_region)
         self._drain(ctx)
         self._check_colocation()
+
+    def relieved_seconds(self) -> float:
+        """Seconds the targets spent spared clearing of their file-backed regions (the most)."""
+        now = time.monotonic_ns()
+        return max([self._relieved_s, *(p.pressure.relieved(now) for p in self.procs.values())])
 
     def _drain(self, ctx: Context) -> None:
         """Flush the per-CPU LRU batches, where MADV_COLD cannot clear pages faulted in moments ago.
@@ -285,6 +295,12 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
     def reset_aggregated(self, ctx: Context) -> None:
+        # Memory pressure, asked per aggregation (34 us a read of memory.stat here):
+        # the next plan marks the regions to spare (pressure.py).
+        now = ctx.clock.now_ns()
+        for p in self.procs.values():
+            if p.valid:
+                p.relief = p.pressure.check(now)
         self._reset_sampling(ctx)
         # Targets that ended leave and new children join between two windows.
         self.children.step(ctx)

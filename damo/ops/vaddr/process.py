@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from damo.ops.vaddr.pressure import Pressure
+
 if TYPE_CHECKING:
     from damo.linux.maps import Mapping
     from damo.sampler import PageSampler
@@ -31,6 +33,11 @@ class Process:
         # (start, end) of its MAP_SHARED mappings: pages there may be mapped by
         # other processes too, and keep their Accessed bit through MADV_COLD.
         self.shared_ranges = np.zeros((0, 2), dtype=np.int64)
+        # (start, end) of its file mappings, and whether they are spared clearing
+        # now: its memory cgroup refaults file pages (pressure.py).
+        self.file_ranges = np.zeros((0, 2), dtype=np.int64)
+        self.pressure = Pressure(pid)
+        self.relief = False
         # (time_ns, maps) of every change not yet taken by the recorder
         self.maps_log: list[tuple[int, list[Mapping]]] = []
 

@@ -53,6 +53,7 @@ from damo.core.target import Target
 from damo.errors import PlatformError
 from damo.ops.vaddr.budget import (
     DEFAULT_MAX_CPU,
+    MAX_PERIOD,
     SAMPLE_FLOOR,
     CpuBudget,
     count_before,
@@ -62,7 +63,9 @@ from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
     CHECKS_NO_EVIDENCE_SHIFT,
+    REGION_FILE,
     REGION_MAY_SHARE,
+    REGION_NO_CLEAR,
     REGION_PERIOD_SHIFT,
     REGION_PHASE_SHIFT,
     SAMPLE_AHEAD,
@@ -72,6 +75,10 @@ from damo.sampler.walker import (
 if TYPE_CHECKING:
     from damo.core.context import Context
     from damo.sampler.walker import Walker
+
+
+# Region flags of what the region overlaps, kept whatever the plan sets.
+REGION_KIND = REGION_MAY_SHARE | REGION_FILE
 
 
 def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarray:
@@ -126,6 +133,7 @@ class Sampling:
         self._samples = 1
         self._floor = 1
         self._replan = True
+        self._steps = 1  # steps per aggregation at the intervals in force (the plan's)
         self._laid_out_regions = 0  # regions in the program's arrays, all targets
         # target id -> (checks with evidence, checks made) per region, of the
         # regions of the last aggregation before merge: what its counts rest on.
@@ -143,6 +151,7 @@ class Sampling:
         """The nominal samples per aggregation, the floor, and the budget (at init)."""
         self._samples = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
         self._floor = min(SAMPLE_FLOOR, self._samples)
+        self._steps = self._samples
         if self.tick is not None:
             from damo.sampler.tick import refusal
 
@@ -219,8 +228,10 @@ class Sampling:
             views[1][:] = end
             views[3][:] = nr_accesses
             arrays.nr_checks[base:base + n] = checks
-            arrays.flags[base:base + n] = np.where(
-                overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+            arrays.flags[base:base + n] = \
+                np.where(overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0) | \
+                np.where(overlaps(start, end, p.file_ranges), REGION_FILE, 0)
+            self._relieve(arrays.flags[base:base + n], start, end, p)
             t.start, t.end, t.sampling_addr, t.nr_accesses = views
             p.views, p.base = views, base
             base += n
@@ -228,6 +239,22 @@ class Sampling:
         for p in self.procs.values():
             if all(p is not q for _, q in live):  # its old slice is another's now
                 p.views = ()
+
+    def _relieve(self, f: np.ndarray, start: np.ndarray, end: np.ndarray, p: Process) -> None:
+        """Under memory pressure (p.relief), mark the regions overlapping file mappings.
+
+        They are never cleared (REGION_NO_CLEAR) and checked once per
+        aggregation, their checks spread over its steps (pressure.py says why).
+        """
+        if not p.relief:
+            return
+        hit = overlaps(start, end, p.file_ranges)
+        if not hit.any():
+            return
+        period = max(1, min(MAX_PERIOD, self._steps))
+        phases = np.arange(len(f))[hit] % period
+        f[hit] = (f[hit] & REGION_KIND) | REGION_NO_CLEAR | \
+            (period << REGION_PERIOD_SHIFT) | (phases << REGION_PHASE_SHIFT)
 
     def _old_checks(self, p: Process, start: np.ndarray, end: np.ndarray) -> np.ndarray:
         """The checks made so far of each region [start, end), from the process's old slice.
@@ -366,12 +393,14 @@ class Sampling:
             short_any, need = False, 0
             for t, p in self._live(ctx):
                 _, made = self._checks(p, t.nr_regions)
-                short = made < self._floor
+                # Regions spared clearing (memory pressure) are checked once on purpose.
+                relieved = (flags[p.base:p.base + t.nr_regions] & REGION_NO_CLEAR) != 0
+                short = (made < self._floor) & ~relieved
                 if short.any():
                     short_any = True
                     need = max(need, self._floor - int(made[short].min()))
                     f = flags[p.base:p.base + t.nr_regions]
-                    f[short] = (f[short] & REGION_MAY_SHARE) | (1 << REGION_PERIOD_SHIFT)
+                    f[short] = (f[short] & REGION_KIND) | (1 << REGION_PERIOD_SHIFT)
             if not short_any:
                 break
             need = min(need, steps - waited)
@@ -407,7 +436,9 @@ class Sampling:
             t.nr_accesses[:] = counts
             if len(counts):
                 highest = max(highest, int(counts.max()))
-            all_checks.append(made)
+            # Regions spared clearing (memory pressure) are checked once on purpose.
+            spared = self.walker.regions.flags[p.base:p.base + t.nr_regions] & REGION_NO_CLEAR
+            all_checks.append(made[spared == 0])
         self._counts_before = self._counts
         self._counts = {t.id: (t.start.copy(), t.nr_accesses.copy()) for t, _ in live}
         if self.budget is not None:
@@ -558,18 +589,20 @@ class Sampling:
             return
         self._replan = False
         flags = self.walker.regions.flags
+        self._steps = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)
         for t, p in self._live(ctx):
             n = t.nr_regions
             f = flags[p.base:p.base + n]
             if b is None or b.current.steady_period <= 1:
-                f[:] = f & REGION_MAY_SHARE
-                continue
-            periods = b.periods(count_before(self._counts.get(t.id), t.start),
-                                count_before(self._counts_before.get(t.id), t.start))
-            # Phases spread a period's checks over the steps (and so the clears).
-            phases = np.arange(n) % periods
-            f[:] = (f & REGION_MAY_SHARE) | (periods << REGION_PERIOD_SHIFT) | \
-                (phases << REGION_PHASE_SHIFT)
+                f[:] = f & REGION_KIND
+            else:
+                periods = b.periods(count_before(self._counts.get(t.id), t.start),
+                                    count_before(self._counts_before.get(t.id), t.start))
+                # Phases spread a period's checks over the steps (and so the clears).
+                phases = np.arange(n) % periods
+                f[:] = (f & REGION_KIND) | (periods << REGION_PERIOD_SHIFT) | \
+                    (phases << REGION_PHASE_SHIFT)
+            self._relieve(f, t.start, t.end, p)
 
     def take_budget(self) -> list[dict]:
         """The budget's level at the start and at each change since, for the sidecar."""

@@ -1,0 +1,140 @@
+"""Memory pressure on a target, and the relief damo gives it: file-backed regions not cleared.
+
+Clearing an Accessed bit from user space (MADV_COLD) takes away what reclaim
+judges a page by: a folio whose entries are old when reclaim scans it is
+evicted, and damo keeps clearing the hot pages it samples.  Kernel DAMON sets
+the folio's `young` flag as it clears, which reclaim counts as a reference;
+user space cannot (docs/recording.md, "Memory pressure", measures it).  So
+while the target's memory cgroup refaults file pages (its `memory.stat`
+counter `workingset_refault_file` rose by `MIN_RATE` pages a second or more
+between two aggregations within the last `HOLD_NS`) and memory is short
+(the cgroup uses `FULL` of its limit, or the machine has less than
+`1 - FULL` of its memory available), the
+regions that overlap its file mappings are checked once per aggregation and
+their pages are never cleared: such a check reads whether the page was
+accessed since anything last cleared it (reclaim itself, under pressure).
+Anonymous memory without swap cannot be reclaimed: its clearing goes on.
+
+`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off (for
+measuring it: bench/pressure's `no_relief` arm).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+# How long the relief lasts after the last refaults seen.
+HOLD_NS = 10_000_000_000
+# Refaults a second that mean pressure (1 MiB/s of 4 KiB pages).  This
+# machine's own kdamond pages out cold memory, so a few refaults a second
+# happen without any pressure (3 a second measured in an idle cgroup here;
+# ~350,000 a second in bench/pressure's target).
+MIN_RATE = 256
+# Memory is short above this share used (refaults alone also come from the
+# kdamond's pageout, and page cache grows to any limit: so both).
+FULL = 0.9
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+COUNTER = "workingset_refault_file"
+
+
+def memory_stat_path(pid: int, root: Path = CGROUP_ROOT) -> Path | None:
+    """The memory.stat of process `pid`'s memory cgroup (v1 or v2), or None."""
+    try:
+        lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):  # v1
+            stat = root / "memory" / path.lstrip("/") / "memory.stat"
+            return stat if stat.exists() else None
+    for line in lines:
+        if line.startswith("0::"):  # v2
+            stat = root / line[3:].lstrip("/") / "memory.stat"
+            return stat if stat.exists() else None
+    return None
+
+
+def read_stat(stat: Path) -> dict[str, int]:
+    """The numbers of a memory.stat ({} when it cannot be read)."""
+    out = {}
+    try:
+        for line in stat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            out[key] = int(value)
+    except (OSError, ValueError):
+        return {}
+    return out
+
+
+def read_counter(stat: Path) -> int | None:
+    """The cgroup's own (not its descendants') file refaults, or None."""
+    return read_stat(stat).get(COUNTER)
+
+
+def short_of_memory(stat: Path, values: dict[str, int],
+                    meminfo: Path = Path("/proc/meminfo")) -> bool:
+    """Whether the cgroup uses FULL of its limit (v1: memory.stat's hierarchical
+    limit and usage; v2: memory.max and memory.current), or the machine has less
+    than 1 - FULL of its memory available."""
+    limit = values.get("hierarchical_memory_limit")
+    used = values.get("total_cache", 0) + values.get("total_rss", 0)
+    if limit is None:  # v2
+        try:
+            text = (stat.parent / "memory.max").read_text().strip()
+            limit = None if text == "max" else int(text)
+            used = int((stat.parent / "memory.current").read_text())
+        except (OSError, ValueError):
+            limit = None
+    if limit and used >= FULL * limit:
+        return True
+    try:
+        info = dict(line.split(":", 1) for line in meminfo.read_text().splitlines())
+        total = int(info["MemTotal"].split()[0])
+        available = int(info["MemAvailable"].split()[0])
+    except (OSError, KeyError, ValueError):
+        return False
+    return available < (1 - FULL) * total
+
+
+class Pressure:
+    """Whether a target's memory cgroup refaults file pages, asked once per update."""
+
+    def __init__(self, pid: int, root: Path = CGROUP_ROOT,
+                 meminfo: Path = Path("/proc/meminfo")):
+        self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
+        self.meminfo = meminfo
+        self.stat = memory_stat_path(pid, root) if self.enabled else None
+        self.last = read_counter(self.stat) if self.stat is not None else None
+        self.last_ns: int | None = time.monotonic_ns()  # the clock of ctx.clock (vaddr's)
+        self.rose_at: int | None = None
+        self.relieved_ns = 0  # time spent under relief, for the summary
+        self._since: int | None = None
+
+    def check(self, now_ns: int) -> bool:
+        """Whether to relieve the target now: its cgroup refaulted fast within HOLD_NS."""
+        if self.stat is None:
+            return False
+        values = read_stat(self.stat)
+        count = values.get(COUNTER)
+        if count is not None and self.last is not None and self.last_ns is not None and \
+                now_ns > self.last_ns and \
+                (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns) and \
+                short_of_memory(self.stat, values, self.meminfo):
+            self.rose_at = now_ns
+        if count is not None:
+            self.last, self.last_ns = count, now_ns
+        on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
+        if on and self._since is None:
+            self._since = now_ns
+        elif not on and self._since is not None:
+            self.relieved_ns += now_ns - self._since
+            self._since = None
+        return on
+
+    def relieved(self, now_ns: int) -> float:
+        """Seconds under relief so far."""
+        open_ns = now_ns - self._since if self._since is not None else 0
+        return (self.relieved_ns + open_ns) / 1e9

@@ -1,0 +1,281 @@
+"""Memory pressure: what damo's clearing does to file-backed memory, and the relief it gives.
+
+- A young 4 KiB page of a large page-cache folio is advised as its whole
+  folio: cleared, and the folio not split (MADV_COLD of a part splits it, and
+  a split page-cache folio is unmapped whole).  Checked with kpageflags.
+- A region marked REGION_NO_CLEAR has nothing cleared, and its check counts
+  the page's bit as it is.
+- `Pressure` turns on when the target's memory cgroup counts file refaults,
+  and off HOLD_NS after the last.
+- End to end (root, cgroup v1 memory controller): a target refaulting in a
+  small memory cgroup is recorded with file-backed regions spared, and says so.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_record_edges import ENV, record_bg, started
+from test_sample_program import lay_out, one_region_per_page
+from test_sampler import sampler_for  # noqa: F401  (a fixture)
+
+from damo.sampler.walker import (
+    REGION_FILE,
+    REGION_MAY_SHARE,
+    REGION_NO_CLEAR,
+    SAMPLE_AHEAD,
+    SAMPLE_CHECK,
+)
+
+PAGE = 4096
+KPF_HEAD, KPF_TAIL, KPF_THP = 15, 16, 22
+
+# Maps the file 4 KiB past a 2 MiB boundary, so that no folio of it can be
+# mapped by a PMD leaf: their pages are mapped by PTEs, as a page-cache folio
+# often is (and as the bench's hot set was when damo split 450 of them a run).
+CHILD = r"""
+import ctypes, mmap, os, sys
+import numpy as np
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                      ctypes.c_long]
+room = libc.mmap(None, size + (4 << 20), 0,  # PROT_NONE
+                 mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+at = (room + (2 << 20) - 1) // (2 << 20) * (2 << 20) + 4096
+addr = libc.mmap(at, size, mmap.PROT_READ, mmap.MAP_SHARED | 0x10, fd, 0)  # MAP_FIXED
+assert addr == at, ctypes.get_errno()
+a = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(addr))
+int(a[::4096].sum())
+print(addr, flush=True)
+for line in sys.stdin:
+    int(a[::4096].sum())
+    print("ok", flush=True)
+"""
+
+
+def kpageflags(pid: int, addrs) -> list[int]:
+    """The kpageflags of the pages mapped at `addrs` in `pid` (0: not mapped)."""
+    out = []
+    with open(f"/proc/{pid}/pagemap", "rb") as pm, open("/proc/kpageflags", "rb") as kf:
+        for a in addrs:
+            pm.seek(int(a) // PAGE * 8)
+            e = int.from_bytes(pm.read(8), "little")
+            if not e >> 63:
+                out.append(0)
+                continue
+            kf.seek((e & ((1 << 55) - 1)) * 8)
+            out.append(int.from_bytes(kf.read(8), "little"))
+    return out
+
+
+def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path):
+    from conftest import need_bpf
+
+    need_bpf()
+    if not os.access("/proc/kpageflags", os.R_OK):
+        pytest.skip("needs /proc/kpageflags (root)")
+    from damo.sampler import PageSampler
+    from damo.sampler.walker import walker
+
+    if not walker().vmemmap:
+        pytest.fail("the struct page array was not found: large folios would be split")
+    path = tmp_path / "cached.bin"
+    with open(path, "wb") as f:
+        f.write(os.urandom(8 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    with open(path, "rb") as f:  # read back: readahead makes folios of several sizes
+        while f.read(1 << 20):
+            pass
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        start = int(child.stdout.readline())
+        s = PageSampler(child.pid)
+        addrs = np.arange(start, start + (8 << 20), PAGE, dtype=np.uint64)
+        flags = kpageflags(child.pid, addrs)
+        folios = []  # [head, end) of each large folio, in pages
+        for i, f in enumerate(flags):
+            if f >> KPF_HEAD & 1:
+                folios.append([i, i + 1])
+            elif f >> KPF_TAIL & 1 and folios and folios[-1][1] == i:
+                folios[-1][1] = i + 1
+        # One within a page table: MADV_COLD advises a page table's entries at
+        # a time, and a folio it meets in part it splits, whole range or not.
+        folios = [(h, e) for h, e in folios
+                  if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
+        if not folios:
+            pytest.skip("the page cache holds the file in small folios here")
+        head, end = max(folios, key=lambda f: f[1] - f[0])
+        i = head + (end - head) // 2  # a tail page: its head and size are found from it
+        s.drain()
+        st = s.walk(addrs[head:end])
+        assert st.young.all() and (st.leaf_size == PAGE).all()  # mapped by PTEs
+        r = lay_out([(int(addrs[i]), int(addrs[i]) + PAGE)])
+        # As the vaddr operations mark a region of a MAP_SHARED file mapping.
+        r.flags[0] = REGION_FILE | REGION_MAY_SHARE
+        try:
+            staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1)
+        finally:
+            r.flags[0] = 0
+        assert (staged, nbytes) == (1, (end - head) * PAGE)
+        assert r.iov_region[0] == 0 and walker().iovecs[0].tolist() == \
+            [int(addrs[head]), (end - head) * PAGE]
+        s.clear_staged(staged, nbytes)
+        after = kpageflags(child.pid, addrs[head:end])
+        # Still mapped, still one folio; and every entry of it old.
+        assert all(f >> KPF_THP & 1 for f in after), [hex(f) for f in after]
+        assert not s.walk(addrs[head:end]).young.any()
+        s.close()
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_a_region_spared_clearing_keeps_its_bit_and_counts_it(sampler_for):  # noqa: F811
+    child, s = sampler_for(8)  # pages 0, 2, 4, 6 written
+    r = one_region_per_page(child, (0, 2, 4, 6))
+    child.cmd("touch 0 2")
+    s.drain()
+    r.flags[:4] = [REGION_NO_CLEAR, REGION_NO_CLEAR, 0, 0]
+    try:
+        staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 4)
+        s.clear_staged(staged, nbytes) if staged else None
+        # Pages 4 and 6 were written at start: young, and cleared; 0 and 2 kept.
+        assert staged == 2 and r.iov_region[:2].tolist() == [2, 3]
+        assert s.walk(child.addrs([0, 2, 4, 6])).young.tolist() == [True, True, False, False]
+        s.sample(SAMPLE_CHECK, 0, 4)
+        assert r.nr_accesses[:4].tolist() == [1, 1, 0, 0]
+    finally:
+        r.flags[:4] = 0
+
+
+def fake_cgroup(tmp_path: Path, refaults: int) -> Path:
+    """A cgroup tree at tmp_path holding this process's memory cgroup's memory.stat."""
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            d = tmp_path / "memory" / path.lstrip("/")
+            break
+    else:
+        d = tmp_path / Path("/proc/self/cgroup").read_text().split("0::", 1)[1].strip().lstrip("/")
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "memory.stat").write_text(stat_text(refaults))
+    return d / "memory.stat"
+
+
+def stat_text(refaults: int, used: int = 95) -> str:
+    """A v1 memory.stat: `used` of a limit of 100 in use."""
+    return (f"cache 1\nworkingset_refault_file {refaults}\npgmajfault 3\n"
+            f"hierarchical_memory_limit 100\ntotal_cache {used - 5}\ntotal_rss 5\n")
+
+
+def test_pressure_holds_while_the_cgroup_refaults(tmp_path, monkeypatch):
+    from damo.ops.vaddr.pressure import HOLD_NS, MIN_RATE, Pressure
+
+    monkeypatch.delenv("DAMO_PRESSURE_RELIEF", raising=False)
+    stat = fake_cgroup(tmp_path, 0)
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
+    p = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
+    assert p.stat == stat
+    p.last_ns = None  # the test's clock from here (the first check only reads)
+    sec = 1_000_000_000
+    assert not p.check(0) and not p.check(sec)  # no refault yet
+    stat.write_text(stat_text(MIN_RATE // 2))
+    assert not p.check(2 * sec)  # refaults, slower than pressure makes them
+    stat.write_text(stat_text(MIN_RATE // 2 + MIN_RATE, used=80))
+    assert not p.check(3 * sec)  # fast enough, but room under the limit and free memory
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 50 kB\n")
+    stat.write_text(stat_text(MIN_RATE // 2 + 2 * MIN_RATE, used=80))
+    assert p.check(4 * sec)  # the machine is short of memory
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
+    stat.write_text(stat_text(MIN_RATE // 2 + 3 * MIN_RATE))
+    t = 5 * sec
+    assert p.check(t)  # the cgroup at its limit
+    assert p.check(t + HOLD_NS - 1)  # held (no refault since)
+    assert not p.check(t + HOLD_NS)
+    assert p.relieved(t + HOLD_NS) == pytest.approx((t + HOLD_NS - 4 * sec) / 1e9, rel=1e-6)
+    monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "0")
+    off = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
+    stat.write_text(stat_text(100_000))
+    assert not off.check(t + 2 * HOLD_NS)
+
+
+def test_no_cgroup_no_pressure(tmp_path):
+    from damo.ops.vaddr.pressure import Pressure
+
+    p = Pressure(os.getpid(), root=tmp_path)  # an empty tree: no memory.stat
+    assert p.stat is None and not p.check(0)
+
+
+TARGET = r"""
+import mmap, os, sys, time
+import numpy as np
+fd = os.open(sys.argv[1], os.O_RDONLY)
+m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ)
+a = np.frombuffer(m, dtype=np.uint8)
+hot, rest = a[: 24 << 20], a[24 << 20 :]
+print("ready", flush=True)
+end = time.monotonic() + float(sys.argv[2])
+k = 0
+while time.monotonic() < end:
+    int(hot[::4096].sum())
+    int(rest[k * (8 << 20) : (k + 1) * (8 << 20) : 4096].sum())
+    k = (k + 1) % (len(rest) // (8 << 20))
+"""
+
+
+def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
+    from conftest import need_bpf
+
+    need_bpf()
+    root = Path("/sys/fs/cgroup/memory")
+    if not root.is_dir():
+        pytest.skip("needs the cgroup v1 memory controller")
+    path = Path("/var/tmp") / f"damo-test-pressure-{os.getpid()}.bin"
+    with open(path, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(96):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+        # Out of the cache: the target's faults bring it in, charged to its cgroup.
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    cg = root / f"damo-test-pressure-{os.getpid()}"
+    cg.mkdir()
+    try:
+        (cg / "memory.limit_in_bytes").write_text(str(48 << 20))
+        target = subprocess.Popen(
+            [sys.executable, "-c", TARGET, str(path), "8"], stdout=subprocess.PIPE, text=True,
+            env=ENV, preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        assert target.stdout.readline().strip() == "ready"
+        data = tmp_path / "damon.data"
+        p = record_bg(str(target.pid), cwd=tmp_path)
+        try:
+            started(data, p)
+            _, err = p.communicate(timeout=60)
+        finally:
+            p.kill()
+            target.kill()
+            target.wait()
+        assert p.returncode == 0, err
+        assert "under memory pressure for" in err, err
+    finally:
+        path.unlink()
+        for _ in range(50):
+            try:
+                cg.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
