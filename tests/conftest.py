@@ -99,3 +99,18 @@ def measured(name: str, value: float) -> float:
         with open(log, "a") as f:
             f.write(json.dumps({"name": name, "value": value}) + "\n")
     return value
+
+
+def check_waits(times_ns: list[int], waits: list[list[tuple[int, int]]], aggr_ns: int,
+                sample_ns: int, makeup_steps: int) -> None:
+    """The waits the sampling reported (`take_waits` after each aggregation at `times_ns`)
+    are the steps it counted, took the time of those steps, and explain no more of a gap
+    between two aggregations than the gap's excess over the interval (15 %, `damo validate`'s
+    tolerance): what the sidecar says of a wait is what the records show."""
+    assert sum(s for w in waits for s, _ in w) == makeup_steps
+    for k, w in enumerate(waits):
+        steps, ns = sum(s for s, _ in w), sum(n for _, n in w)
+        assert ns >= (steps - 1) * sample_ns, (k, steps, ns)
+        if k:
+            gap = times_ns[k] - times_ns[k - 1]
+            assert gap - ns >= 0.85 * aggr_ns, (k, gap, ns)
