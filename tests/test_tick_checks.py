@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests import proc_targets
-from tests.conftest import check_waits, need_bpf
+from tests.conftest import check_waits, measured, need_bpf
 from tests.test_sampler import Child as SamplerChild
 
 PAGE = 4096
@@ -210,6 +210,8 @@ def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
             assert (nchecks >= 4).all()  # every segment's page was checked
             got.append(counts(hits, nchecks, 20))
         busy = np.arange(16) % 2 == 0
+        measured("tick_counts_reference_busy_min", int(want[busy].min()))
+        measured("tick_counts_kernel_busy_min", int(min(g[busy].min() for g in got)))
         assert want.tolist() == np.where(busy, 20, 0).tolist()
         for g in got:
             assert g.tolist() == want.tolist()
@@ -275,7 +277,10 @@ def test_nothing_outlives_the_process(how):
             holder.kill()
         else:
             holder.send_signal(how)
+        sent = time.monotonic()
         holder.wait(10)
+        if how != "target":
+            measured(f"holder_exit_s_{how.name}", time.monotonic() - sent)
         deadline = time.monotonic() + 5  # programs are freed after an RCU grace period
         while any(bpf_stats.prog_exists(i) for i in ids) and time.monotonic() < deadline:
             time.sleep(0.05)
