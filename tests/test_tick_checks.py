@@ -213,8 +213,13 @@ def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
         measured("tick_counts_reference_busy_min", int(want[busy].min()))
         measured("tick_counts_kernel_busy_min", int(min(g[busy].min() for g in got)))
         assert want.tolist() == np.where(busy, 20, 0).tolist()
+        # The same pages young, the same pages old.  A busy page's count may fall short of
+        # the reference's only by checks that came before any touch since their clear:
+        # the reference's clear is always 5 ms before its check, the arm's can be a moment
+        # before a tick when this process runs late (loaded: 17 of 20 at the least, 20
+        # runs beside two CPU hogs, docs/testing.md; the bound leaves 3 more).
         for g in got:
-            assert g.tolist() == want.tolist()
+            assert (g[~busy] == 0).all() and (g[busy] >= 14).all(), (g.tolist(), want.tolist())
         st = tc.stats()
         assert st.run_cnt == 0 or st.run_time_ns > 0
     finally:
