@@ -493,7 +493,8 @@ def test_every_region_gets_the_sample_floor_of_checks(stop_ms):
         assert ops.makeup_steps > 0
     # The waits are counted and timed as the native loop's.
     check_waits([round(r[4] * 1e9) for r in rows], [r[5] for r in rows],
-                Attrs().aggr_interval * 1000, Attrs().sample_interval * 1000, ops.makeup_steps)
+                Attrs().aggr_interval * 1000, Attrs().sample_interval * 1000, ops.makeup_steps,
+                stop_ns=stop_ms * 1_000_000)
 
 
 def test_the_tuned_sampling_interval_is_the_events_period():
