@@ -99,3 +99,23 @@ def measured(name: str, value: float) -> float:
         with open(log, "a") as f:
             f.write(json.dumps({"name": name, "value": value}) + "\n")
     return value
+
+
+def check_waits(times_ns: list[int], waits: list[list[tuple[int, int]]], aggr_ns: int,
+                sample_ns: int, makeup_steps: int, stop_ns: int = 0) -> None:
+    """The waits the sampling reported (`take_waits` after each aggregation at `times_ns`)
+    are the steps it counted, took the time of those steps, and explain no more of a gap
+    between two aggregations than the gap's excess over the interval (15 %, `damo validate`'s
+    tolerance): what the sidecar says of a wait is what the records show.  `stop_ns`: the
+    test stops this process that long at times; a stop between an aggregation's end and
+    its callback's clock read makes the next gap look that much shorter (loaded, 30 ms
+    stops: 0.75 of the interval at the least, docs/testing.md)."""
+    assert sum(s for w in waits for s, _ in w) == makeup_steps
+    rest = []
+    for k, w in enumerate(waits):
+        steps, ns = sum(s for s, _ in w), sum(n for _, n in w)
+        assert ns >= (steps - 1) * sample_ns, (k, steps, ns)
+        if k and steps:
+            rest.append((times_ns[k] - times_ns[k - 1] - ns) / aggr_ns)
+    if rest:
+        assert measured("waited_gap_rest_min", min(rest)) >= 0.85 - stop_ns / aggr_ns, rest

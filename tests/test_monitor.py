@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from damo.reports import live_view
-from tests.conftest import REPO, need_bpf, run_damo
+from tests.conftest import REPO, measured, need_bpf, run_damo
 
 ZIGZAG = REPO / "examples" / "workloads" / "zigzag.toml"
 
@@ -189,6 +189,16 @@ def test_monitor_in_a_terminal_real_process(tmux, tmp_path):
     err = (tmp_path / "err").read_text()
     assert "ended by quit" in err and f"process {target.pid}" in err
     result = run_damo("validate", "-i", str(out))
+    # Loaded, aggregations wait for their regions' missing checks: the sidecar's wait
+    # messages explain those gaps (damo validate takes them off); the spread of the
+    # rest and the waits are bench/spread's figures.
+    from damo.records.meta import read_meta
+    from damo.records.reader import RecordFile
+    from damo.reports.validate import spacing
+
+    ends = np.unique(np.concatenate([c.columns().end_ns for c in RecordFile(str(out)).chunks()]))
+    measured("monitor_gap_max_unexplained", float(spacing(str(out), ends).max()))
+    measured("monitor_waits", sum(m.get("type") == "wait" for m in read_meta(str(out)) or []))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

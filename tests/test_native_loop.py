@@ -165,7 +165,7 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
     the nominal intervals: the checks counted are those the sample program
     made.
     """
-    from conftest import need_bpf
+    from conftest import check_waits, need_bpf
 
     need_bpf()
     from damo.core.attrs import Attrs
@@ -178,7 +178,7 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
     me = os.getpid()
     stopper = subprocess.Popen(["/bin/sh", "-c", f"while :; do sleep 0.17; kill -STOP {me};"
                                 f" sleep 0.03; kill -CONT {me}; done"])
-    lows, nr_made, counts = [], [], []
+    lows, nr_made, counts, times, waits = [], [], [], [], []
     try:
         setup = vaddr.setup([str(target.pid)])
         ops = setup.ops
@@ -195,6 +195,8 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
                 lows.append(int(made.min()))
                 nr_made.append(made)
             counts.append(max(int(t.nr_accesses.max()) for t in ctx.targets))
+            times.append(time.clock_gettime_ns(time.CLOCK_MONOTONIC))
+            waits.append(ops.take_waits())
             return len(lows) >= 30
 
         ctx = Context(Attrs(), ops, Callbacks(before_start=hold, after_aggregation=after),
@@ -210,6 +212,9 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
     print(f"least checks made per aggregation: {lows}; waited: {ops.budget.makeup_steps}")
     assert min(lows) >= SAMPLE_FLOOR, lows
     assert ops.budget.makeup_steps > 0  # some aggregations waited
+    check_waits(times, waits, Attrs().aggr_interval * 1000, Attrs().sample_interval * 1000,
+                ops.makeup_steps, stop_ns=30_000_000)
+    assert ops.makeup_steps == ops.budget.makeup_steps
     assert np.mean(np.concatenate(nr_made)) < 10  # steady regions were checked less
     assert max(counts) == 20  # counts in units of the nominal samples per aggregation
 

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests import proc_targets
-from tests.conftest import need_bpf
+from tests.conftest import check_waits, measured, need_bpf
 from tests.test_sampler import Child as SamplerChild
 
 PAGE = 4096
@@ -193,6 +193,10 @@ def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
     tc, sampler = checks
     p, (addr, size) = proc_targets.start("many", 16, 30)
     try:
+        # The busy pages touched every millisecond, whatever else the machine runs: a
+        # real-time target runs whenever it wakes (a loaded run's nice-0 target went
+        # unscheduled for whole intervals: 18 and 15 of 20 checks found its pages young).
+        os.sched_setscheduler(p.pid, os.SCHED_FIFO, os.sched_param(1))
         s = sampler(p.pid)
         starts = addr + np.arange(16, dtype=np.int64) * (1 << 20)
         ends = starts + (1 << 20)
@@ -206,9 +210,16 @@ def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
             assert (nchecks >= 4).all()  # every segment's page was checked
             got.append(counts(hits, nchecks, 20))
         busy = np.arange(16) % 2 == 0
+        measured("tick_counts_reference_busy_min", int(want[busy].min()))
+        measured("tick_counts_kernel_busy_min", int(min(g[busy].min() for g in got)))
         assert want.tolist() == np.where(busy, 20, 0).tolist()
+        # The same pages young, the same pages old.  A busy page's count may fall short of
+        # the reference's only by checks that came before any touch since their clear:
+        # the reference's clear is always 5 ms before its check, the arm's can be a moment
+        # before a tick when this process runs late (loaded: 17 of 20 at the least, 20
+        # runs beside two CPU hogs, docs/testing.md; the bound leaves 3 more).
         for g in got:
-            assert g.tolist() == want.tolist()
+            assert (g[~busy] == 0).all() and (g[busy] >= 14).all(), (g.tolist(), want.tolist())
         st = tc.stats()
         assert st.run_cnt == 0 or st.run_time_ns > 0
     finally:
@@ -227,8 +238,12 @@ def test_refusal_is_one_line():
     assert why.endswith("using the native loop")
 
 
+# Python leaves SIGINT ignored when it starts so (a suite run in the background by a
+# shell without job control): then the SIGINT case hung for its whole sleep.  The
+# holder takes Python's own handler, as an interactive start would have it.
 HOLDER = r"""
-import os, sys, time
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[2])
 from damo.sampler import PageSampler
 from damo.sampler.tick import TickChecks
@@ -267,7 +282,10 @@ def test_nothing_outlives_the_process(how):
             holder.kill()
         else:
             holder.send_signal(how)
+        sent = time.monotonic()
         holder.wait(10)
+        if how != "target":
+            measured(f"holder_exit_s_{how.name}", time.monotonic() - sent)
         deadline = time.monotonic() + 5  # programs are freed after an RCU grace period
         while any(bpf_stats.prog_exists(i) for i in ids) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -435,7 +453,7 @@ def record_kernel_checks(target_pid: int, attrs, goal=None, stop_ms: int = 0,
     def after(ctx):
         lows = [int(made.min()) for _, made in ops.last_checks.values() if len(made)]
         rows.append((min(lows), ctx.attrs.sample_interval, ops.tick.interval_ns,
-                     ops.tick.stats().ticks, time.monotonic()))
+                     ops.tick.stats().ticks, time.monotonic(), ops.take_waits()))
         return len(rows) >= aggregations
 
     ctx = Context(attrs, ops, Callbacks(after_aggregation=after), clock=setup.clock)
@@ -468,11 +486,15 @@ def test_every_region_gets_the_sample_floor_of_checks(stop_ms):
         target.kill()
         target.wait()
     lows = [r[0] for r in rows]
-    print(f"least checks made per aggregation: {lows}; waited {ops.tick_makeup_intervals} "
+    print(f"least checks made per aggregation: {lows}; waited {ops.makeup_steps} "
           "intervals")
     assert min(lows) >= SAMPLE_FLOOR, lows
     if stop_ms == 80:  # two of an aggregation's four clears lost: only waiting keeps the floor
-        assert ops.tick_makeup_intervals > 0
+        assert ops.makeup_steps > 0
+    # The waits are counted and timed as the native loop's.
+    check_waits([round(r[4] * 1e9) for r in rows], [r[5] for r in rows],
+                Attrs().aggr_interval * 1000, Attrs().sample_interval * 1000, ops.makeup_steps,
+                stop_ns=stop_ms * 1_000_000)
 
 
 def test_the_tuned_sampling_interval_is_the_events_period():
@@ -494,6 +516,6 @@ def test_the_tuned_sampling_interval_is_the_events_period():
     assert rows[0][2] == 5_000_000 and intervals[0] < 20000 == intervals[-1], intervals
     assert all(now[2] == before[1] * 1000 for before, now in zip(rows[:-1], rows[1:], strict=True))
     # The last aggregations ran at 20 ms: the ticks came at that period, not at 5 ms.
-    (_, _, _, t0, s0), (_, _, _, t1, s1) = rows[-3], rows[-1]
+    (_, _, _, t0, s0, _), (_, _, _, t1, s1, _) = rows[-3], rows[-1]
     share = measured("tick_rate_tuned_share", (t1 - t0) * 0.02 / (s1 - s0))
     assert 0.6 <= share <= 1.1

@@ -104,6 +104,43 @@ def test_attributes_come_from_the_sidecar(tmp_path):
     assert validate(path, "--aggr", "100000")[0] == 1  # the options win
 
 
+def test_a_gap_its_aggregation_waited_for_is_explained(tmp_path):
+    """Record 5 came 27 ms late: its wait message of 27 ms explains it, one of 5 ms does not,
+    nor one at another record's time; `spacing` leaves the explained part out."""
+    from damo.reports.validate import spacing
+
+    path = tmp_path / "d.data"
+    late = 27_000_000
+    ends = [10**9 + k * 100_000_000 + (late if k >= 5 else 0) for k in range(len(GOOD))]
+    with RecordWriter(str(path)) as w:
+        for end, regions in zip(ends, GOOD, strict=True):
+            cols = list(zip(*regions, strict=True))
+            w.write(end, [TargetRegions(7, np.array(cols[0], dtype=U64),
+                                        np.array(cols[1], dtype=U64),
+                                        np.array(cols[2], dtype=np.uint32))])
+
+    def with_wait(at: int, waited_ns: int) -> None:
+        with MetaWriter(str(path)) as meta:
+            meta.write("start", time_ns=0, attrs={"sample_us": 5000, "aggr_us": 100_000,
+                                                   "max_nr_regions": 1000})
+            meta.write("wait", time_ns=at, steps=waited_ns // 5_000_000, waited_ns=waited_ns,
+                       makeup_steps=waited_ns // 5_000_000)
+
+    with_wait(ends[5], late)
+    code, out, _ = validate(path)
+    assert code == 0, out
+    assert spacing(str(path), np.array(ends)).max() == pytest.approx(1.0)
+    with_wait(ends[5], 5_000_000)  # explains 5 ms of 27
+    code, out, _ = validate(path)
+    assert code == 1
+    assert (f"interval: snapshot 5 (target 7, at {ends[5]} ns): 127000000 ns after the previous "
+            "one, not 100000000 ns plus the 5000000 ns its aggregation waited (+-15 %)") in out
+    assert spacing(str(path), np.array(ends))[4] == pytest.approx(1.22)
+    with_wait(ends[6], late)  # another aggregation's wait explains nothing here
+    code, out, _ = validate(path)
+    assert code == 1 and "snapshot 5 " in out
+
+
 def test_truncated_and_corrupt_files(tmp_path):
     path = tmp_path / "d.data"
     write(path, GOOD)

@@ -36,6 +36,13 @@ run cut short leaves every message whole.  Every message has a ``type``:
   aggregation), ``makeup_steps`` (steps aggregations waited for, so far),
   ``nominal_checks``; written at the start, at each change and, with
   ``run_checks_per_region_mean`` (the mean over the run), at the end.
+- ``"wait"`` (``vaddr``): ``time_ns`` (the record's time), ``steps`` (the
+  sampling intervals the aggregations since the last record waited for
+  regions checked fewer than the sample floor's times: steps lost to a stalled
+  damo or late ticks), ``waited_ns`` (how long those waits took: the record
+  came that much later than the aggregation interval), ``makeup_steps`` (the
+  run's total so far); written only after an aggregation that waited, on
+  both sampling paths (native loop and kernel-side checks).
 - ``"intervals"`` (``--monitoring_intervals_goal``): ``time_ns``,
   ``sample_us`` and ``aggr_us`` chosen (before the budget's scale),
   ``score_bp`` (the access events observed, per 10,000 of the goal) and

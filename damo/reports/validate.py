@@ -4,7 +4,9 @@ After the seed's selftest (`_chk_record.py`, patch 13), per target and
 snapshot, in one pass over the chunks of the file:
 
 - ``interval``: consecutive snapshots of a target are about the aggregation
-  interval apart (within `tolerance` percent, 15 as in the selftest);
+  interval apart (within `tolerance` percent, 15 as in the selftest), or that
+  plus the time its aggregation waited for regions' missing checks, which the
+  sidecar's ``"wait"`` message at the snapshot's time gives (damo's monitor);
 - ``nr_regions``: the number of regions is within [min, max];
 - ``region``: a region is not empty (start < end) and, within a snapshot,
   regions are sorted and do not overlap;
@@ -42,6 +44,9 @@ class Limits:
     # (time_ns, aggr_us) from the sidecar: the aggregation interval a CPU budget or an
     # intervals goal put in force from that time on (the ratio to sampling is kept).
     aggr_changes: list[tuple[int, int]] = field(default_factory=list)
+    # time_ns -> ns: how long the aggregation recorded at that time waited for its
+    # regions' missing checks (the sidecar's wait messages): it ended that much later.
+    waits: dict[int, int] = field(default_factory=dict)
 
     def aggr_ns_at(self, time_ns: int) -> int:
         """The aggregation interval in force at `time_ns`."""
@@ -100,6 +105,7 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
     except RecordFormatError:
         messages = []
     changes: list[tuple[int, int]] = []
+    waits: dict[int, int] = {}
     for message in messages:
         kind = message.get("type")
         if kind == "start" and isinstance(message.get("attrs"), dict) and not found:
@@ -108,6 +114,9 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
         elif kind in ("budget", "intervals") and isinstance(message.get("aggr_us"), int) \
                 and isinstance(message.get("time_ns"), int):
             changes.append((message["time_ns"], message["aggr_us"]))
+        elif kind == "wait" and isinstance(message.get("time_ns"), int) \
+                and isinstance(message.get("waited_ns"), int):
+            waits[message["time_ns"]] = waits.get(message["time_ns"], 0) + message["waited_ns"]
     # DAMON's merging goes below min_nr_regions at times (the kernel's own
     # conformance record has snapshots of 7 regions with a minimum of 10), so
     # the minimum is checked only when given.
@@ -117,17 +126,19 @@ def limits_for(path: str, sample_us: int | None, aggr_us: int | None,
         sample_us=sample_us or found.get("sample_us", defaults.sample_interval),
         aggr_us=aggr_us or found.get("aggr_us", defaults.aggr_interval),
         min_nr_regions=int(lo), max_nr_regions=int(hi), tolerance=tolerance, source=source,
-        aggr_changes=[] if aggr_us else sorted(changes))
+        aggr_changes=[] if aggr_us else sorted(changes), waits=waits)
 
 
 def spacing(path: str, ends_ns: np.ndarray) -> np.ndarray:
     """Each gap between consecutive record times (`ends_ns`, sorted, distinct) as a multiple
     of the aggregation interval in force (the sidecar's budget and intervals messages;
     DAMON's default without a sidecar): the longer of those at its two ends, as the
-    change is logged when the aggregation that decided it ends."""
+    change is logged when the aggregation that decided it ends.  A gap's part that
+    its aggregation waited for regions' missing checks (the sidecar's wait
+    messages) is not counted: it is explained, not late."""
     lim = limits_for(path, None, None, None, DEFAULT_TOLERANCE)
     ends = np.asarray(ends_ns, dtype=np.int64).tolist()
-    return np.array([(b - a) / max(lim.aggr_ns_at(a), lim.aggr_ns_at(b))
+    return np.array([(b - a - lim.waits.get(b, 0)) / max(lim.aggr_ns_at(a), lim.aggr_ns_at(b))
                      for a, b in zip(ends[:-1], ends[1:], strict=True)], dtype=float)
 
 
@@ -164,11 +175,15 @@ def _check_chunk(chunk: Any, lim: Limits, last_ns: dict[int, int], result: Resul
         where = f"snapshot {first + i} (target {tid}, at {ns} ns)"
         # An aggregation that spans a change of the interval may take either.
         aggr_ns = lim.aggr_ns_at(ns if prev is None else prev)
-        if prev is not None and all(abs(ns - prev - a) * 100 > lim.tolerance * a
+        # The aggregation's wait for missing checks (the sidecar says how long) explains
+        # that much more; the rest must be the interval.
+        waited = lim.waits.get(ns, 0)
+        if prev is not None and all(abs(ns - prev - waited - a) * 100 > lim.tolerance * a
                                     for a in (aggr_ns, lim.aggr_ns_at(ns))):
+            why = f" plus the {waited} ns its aggregation waited" if waited else ""
             result.add(Problem(
                 "interval", f"{where}: {ns - prev} ns after the previous one, "
-                f"not {aggr_ns} ns (+-{lim.tolerance:g} %)", first + i, tid))
+                f"not {aggr_ns} ns{why} (+-{lim.tolerance:g} %)", first + i, tid))
         if not lim.min_nr_regions <= nr <= lim.max_nr_regions:
             result.add(Problem(
                 "nr_regions", f"{where}: {nr} regions, not within "

@@ -121,6 +121,14 @@ class ProcessSource(EngineSource):
         out.extend(("maps", dict(time_ns=time_ns, target_id=target_id, maps=[
             [m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode] for m in maps]))
             for target_id, time_ns, maps in ops.take_maps())
+        if moment != START:
+            # The aggregations that waited for their regions' missing checks since the
+            # last record: this record came that much later than the interval.
+            waits = ops.take_waits()
+            if waits:
+                out.append(("wait", dict(time_ns=now_ns, steps=sum(w[0] for w in waits),
+                                         waited_ns=sum(w[1] for w in waits),
+                                         makeup_steps=ops.makeup_steps)))
         if moment == RECORD:
             from damo.linux.footprint import read_footprint
 
@@ -180,6 +188,11 @@ class ProcessSource(EngineSource):
             text += (f"; under memory pressure for {relieved:.1f} s: file-backed regions were "
                      "checked once per aggregation, not cleared (docs/recording.md, \"Memory "
                      "pressure\")")
+        if self.ops.nr_waits:
+            n = self.ops.nr_waits
+            text += (f"; {n} aggregation{'' if n == 1 else 's'} waited for regions' missing "
+                     f"checks ({self.ops.makeup_steps} sampling intervals, "
+                     f"{self.ops.waited_ns / 1e6:.0f} ms in all)")
         status = self.ops.command_status
         if status is not None:
             text += (f"; the command was killed by signal {-status}" if status < 0

@@ -142,10 +142,15 @@ class Sampling:
         # use_kernel_checks() and attached at init; None: the native loop samples.
         self.tick = None
         # The kernel checks' sums of the aggregation so far, per target id:
-        # (start, end, (hits, checks, uncleared) per region); and the intervals
-        # the aggregations waited for regions under the floor, over the run.
+        # (start, end, (hits, checks, uncleared) per region).
         self._tick_sums: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self.tick_makeup_intervals = 0
+        # Sampling intervals the aggregations waited for regions under the
+        # floor, over the run (both paths); and the waits not yet in the
+        # sidecar, (steps, ns) per aggregation that waited (`take_waits`).
+        self.makeup_steps = 0
+        self.nr_waits = 0  # aggregations that waited, and their waits' wall time, run-long
+        self.waited_ns = 0
+        self._waits: list[tuple[int, int]] = []
 
     def _start_sampling(self, ctx: Context) -> None:
         """The nominal samples per aggregation, the floor, and the budget (at init)."""
@@ -388,7 +393,7 @@ class Sampling:
         """
         flags = self.walker.regions.flags
         steps = max(ctx.attrs.aggr_interval // ctx.attrs.sample_interval, 1)  # in force
-        waited = 0
+        waited, begun = 0, ctx.clock.now_ns()
         while waited < steps and not ctx.stop_requested:
             short_any, need = False, 0
             for t, p in self._live(ctx):
@@ -415,6 +420,22 @@ class Sampling:
             self._done_at = max(self._done_at or 0, ctx.clock.now_ns())
             if self.budget is not None:
                 self.budget.makeup_steps += waited
+        self._note_wait(ctx, waited, begun)
+
+    def _note_wait(self, ctx: Context, steps: int, begun_ns: int) -> None:
+        """An aggregation that waited `steps` intervals from `begun_ns` on: it ended that
+        much later than its interval, which its record's ``"wait"`` message explains."""
+        if steps:
+            ns = ctx.clock.now_ns() - begun_ns
+            self.makeup_steps += steps
+            self.nr_waits += 1
+            self.waited_ns += ns
+            self._waits.append((steps, ns))
+
+    def take_waits(self) -> list[tuple[int, int]]:
+        """(steps, ns) of each aggregation that waited since the last call."""
+        out, self._waits = self._waits, []
+        return out
 
     def _to_counts(self, ctx: Context) -> int:
         """Turn each region's young checks into its count for the aggregation; the highest.
@@ -521,7 +542,7 @@ class Sampling:
         left young) counts as made, as in the native loop: not waited for.
         """
         interval = ctx.attrs.sample_interval * 1000
-        waited = 0
+        waited, begun = 0, ctx.clock.now_ns()
         while waited < self._samples and not ctx.stop_requested:
             short: dict[int, np.ndarray] = {}
             need = 0
@@ -539,7 +560,7 @@ class Sampling:
             live = [(t, p) for t, p in self._live(ctx) if t.id in short]
             self._tick_run(ctx, live, ctx.clock.now_ns() + need * interval, 0.0, short)
             waited += need
-        self.tick_makeup_intervals += waited
+        self._note_wait(ctx, waited, begun)
 
     def _tick_counts(self, ctx: Context) -> int:
         """The aggregation's counts from its checks made (`counts_from_checks`); the highest."""
