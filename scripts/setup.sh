@@ -9,9 +9,10 @@ missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
-# The native sampling loop (damo/sampler/_loop.c) is compiled at install: a C
-# compiler, and the headers of the Python the venv is made from (Debian's
-# python3 needs python3-dev; a Python built elsewhere, e.g. pyenv's, ships its own).
+# damo's C extensions (damo/core/_adjust.c, damo/records/_ages.c,
+# damo/sampler/_loop.c) are compiled at install and required: a C compiler,
+# and the headers of the Python the venv is made from (Debian's python3 needs
+# python3-dev; a Python built elsewhere, e.g. pyenv's, ships its own).
 command -v gcc >/dev/null 2>&1 || missing+=(gcc)
 python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
     || missing+=(python3-dev)
@@ -25,6 +26,15 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
-# Built or not (the extension is optional), say so in one line when it is not.
-.venv/bin/python -c 'from damo.sampler import native; why = native.unavailable(); why and print("setup.sh: warning:", why)'
-.venv/bin/python -c 'from damo.core import adjust; why = adjust.native_unavailable(); why and print("setup.sh: warning:", why)'
+# A failed build has failed the install above (set -e); this checks that the
+# extensions also load, in one line when one does not.
+.venv/bin/python -c '
+import sys
+from damo.core.native import extension
+from damo.errors import PlatformError
+try:
+    for name in ("damo.core._adjust", "damo.records._ages", "damo.sampler._loop"):
+        extension(name)
+except PlatformError as e:
+    sys.exit(f"setup.sh: error: {e}")
+'

@@ -196,37 +196,49 @@ def test_set_targets():
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_native_merge_loop_matches_the_python_one(seed):
-    """damo/core/_merge.c and adjust.merge_loop give the same survivors, counts and ages
-    (gaps, narrow's `may`, size limits, counts and ages big enough to need 128 bits)."""
+def test_merge_loop_follows_the_rule(seed):
+    """damo/core/_adjust.c's merge loop, checked against the rule it implements on random
+    regions (gaps, narrow's `may`, size limits, counts and ages big enough to need 128
+    bits): the survivors are runs of parts whose every join was allowed (touching, `may`,
+    counts within the threshold of the survivor's count so far, the sum within the size
+    limit), the next part after a run could not join it, the count folds pair by pair
+    (rounded down each time), the age is the parts' size-weighted mean to the nearest."""
     from damo.core import adjust
 
-    assert adjust._native is not None, adjust.native_unavailable()
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 400))
     sizes = rng.integers(1, 1 << int(rng.integers(1, 40)), n)
     gaps = np.where(rng.random(n) < 0.1, rng.integers(1, 100, n), 0)
     start = np.cumsum(sizes + gaps) - sizes
-    nr = rng.integers(0, int(rng.choice([3, 20, 1 << 40])), n)
+    # A few levels, each with a little spread: runs of alike counts, and unlike ones.
+    levels = rng.integers(0, int(rng.choice([3, 20, 1 << 40])), 4)
+    nr = rng.choice(levels, n) + rng.integers(0, 3, n)
     may = rng.random(n) < 0.8 if seed % 2 else None
     thres, sz_limit = int(rng.integers(0, 5)), int(sizes.sum() // rng.integers(1, 20))
-    results = []
-    for native in (adjust._native, None):
-        t = Target(1)
-        t.set_regions(start, start + sizes, nr)
-        t.age = rng.integers(0, 1 << 20, n) if not results else results[0][1]
-        t.last_nr_accesses = np.arange(n)
-        ages_before = t.age.copy()
-        saved, adjust._native = adjust._native, native
-        try:
-            idx = adjust.merge_regions(t, thres, sz_limit, may)
-        finally:
-            adjust._native = saved
-        results.append((idx, ages_before, t.start, t.end, t.nr_accesses, t.age,
-                        t.last_nr_accesses))
-    (c_idx, _, *c), (py_idx, _, *py) = results
-    assert (c_idx is None) == (py_idx is None)
-    if c_idx is not None:
-        assert c_idx.tolist() == py_idx.tolist()
-    for a, b in zip(c, py, strict=True):
-        assert a.dtype == b.dtype and a.tolist() == b.tolist()
+    age = rng.integers(0, 1 << 20, n)
+    t = Target(1)
+    t.set_regions(start, start + sizes, nr)
+    t.age = age.copy()
+    t.last_nr_accesses = np.arange(n)
+    idx = adjust.merge_regions(t, thres, sz_limit, may)
+    first = list(range(n)) if idx is None else idx.tolist()
+    assert first[0] == 0 and first == sorted(set(first))
+    s, e, sz = start.tolist(), (start + sizes).tolist(), sizes.tolist()
+    nrs, ages = nr.tolist(), age.tolist()
+    bounds = first + [n]
+    for r, (lo, hi) in enumerate(zip(bounds, bounds[1:], strict=False)):
+        count, size = nrs[lo], sz[lo]  # the survivor as it grows, part by part
+        for i in range(lo + 1, hi):
+            assert e[i - 1] == s[i] and (may is None or may[i])
+            assert abs(count - nrs[i]) <= thres and size + sz[i] <= sz_limit
+            count = (count * size + nrs[i] * sz[i]) // (size + sz[i])
+            size += sz[i]
+        if hi < n:  # the next part could not join
+            assert e[hi - 1] != s[hi] or (may is not None and not may[hi]) \
+                or abs(count - nrs[hi]) > thres or size + sz[hi] > sz_limit
+        assert (int(t.start[r]), int(t.end[r]), int(t.nr_accesses[r])) == (s[lo], e[hi - 1], count)
+        wage = sum(ages[i] * sz[i] for i in range(lo, hi))
+        assert int(t.age[r]) == (wage + size // 2) // size
+        assert int(t.last_nr_accesses[r]) == lo  # per-region arrays follow the first part
+    assert t.nr_regions == len(first)
+    assert n - len(first) >= n // 20, (n, len(first))  # merges were tried and made

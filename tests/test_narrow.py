@@ -6,6 +6,7 @@ searches released, cold regions cut for dense sampling, all within
 [min_nr_regions, max_nr_regions].
 """
 
+import math
 from dataclasses import replace
 
 import numpy as np
@@ -361,24 +362,32 @@ def test_a_resolved_layout_survives_a_phase_change_at_long_aggregations(tmp_path
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_native_even_split_matches_numpy(seed):
-    """damo/core/_adjust.c's split_evenly gives numpy's pieces (same draws, same rounding)."""
-    from damo.core import adjust
-
-    assert adjust._native is not None, adjust.native_unavailable()
+def test_even_split_cuts_where_its_rule_says(seed):
+    """damo/core/_adjust.c's split_evenly on random regions: region i of P pages in k
+    pieces is cut at start + floor((j - 1/2 + u) P / k) pages, j = 1..k-1, u the i-th
+    phase drawn (1/2 when P / k < 2), each cut worked out here in Python's doubles."""
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 300))
     pages = rng.integers(1, rng.choice([4, 40, 1 << 20]), n)
     gaps = rng.integers(0, 3, n)
     start = (np.cumsum(pages + gaps) - pages) * PAGE
     pieces = np.minimum(rng.integers(1, 20, n), np.where(pages > 2, pages, 1))
+    pieces[0] = max(pieces[0], 2) if pages[0] > 2 else pieces[0]
     t = target(list(zip(start.tolist(), (start + pages * PAGE).tolist(), strict=True)), [0] * n)
-    results = []
-    for native in (adjust._native, None):
-        saved, adjust._native = adjust._native, native
-        try:
-            results.append(split_evenly(t, pieces, np.random.default_rng(seed), PAGE))
-        finally:
-            adjust._native = saved
-    for a, b in zip(*results, strict=True):
-        assert a.tolist() == b.tolist()
+    got_start, got_end, parent = split_evenly(t, pieces, np.random.default_rng(seed), PAGE)
+    phase = np.random.default_rng(seed).random(n).tolist()  # the same draws
+    want_start, want_parent = [], []
+    for i, (s0, p, k) in enumerate(zip(start.tolist(), pages.tolist(), pieces.tolist(),
+                                       strict=True)):
+        step = p / k
+        u = 0.5 if step < 2 else phase[i]
+        cuts = [s0 + math.floor(step * ((j - 0.5) + u)) * PAGE for j in range(1, k)]
+        want_start += [s0] + cuts
+        want_parent += [i] * k
+    assert got_start.tolist() == want_start
+    assert parent.tolist() == want_parent
+    ends = (start + pages * PAGE).tolist()
+    assert got_end.tolist() == [want_start[m + 1] if m + 1 < len(want_start)
+                                and want_parent[m + 1] == want_parent[m]
+                                else ends[want_parent[m]] for m in range(len(want_start))]
+    assert (got_end > got_start).all()

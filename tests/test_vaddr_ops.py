@@ -162,30 +162,3 @@ def test_colocate_is_for_vaddr_only(tmp_path):
     assert p.stderr.decode().strip() == \
         "damo: error: --colocate goes with the vaddr operations, not sim"
     assert not (tmp_path / "o").exists()
-
-
-@needs_root
-def test_no_sample_ahead_when_the_regions_change_next(tmp_path):
-    from damo.core.context import Context
-    from damo.ops.vaddr import VaddrBpfOperations
-
-    p, _ = start("half", 16, 30)
-    ops = VaddrBpfOperations([p.pid])
-    try:
-        ctx = Context(Attrs(), ops, rng=np.random.default_rng(1))
-        ctx.set_targets([p.pid])
-        ops.init(ctx)
-        t = ctx.targets[0]
-        for change_next, staged in ((False, True), (True, False)):
-            ops.prepare_access_checks(ctx)
-            checked = t.sampling_addr.copy()
-            ctx.regions_change_next = change_next
-            ops.check_accesses(ctx)
-            # A sample prepared ahead is kept for the next prepare only when it stays valid.
-            assert ops.ahead == staged
-            assert (t.sampling_addr != checked).any() == staged
-            assert ((t.sampling_addr >= t.start) & (t.sampling_addr < t.end)).all()
-    finally:
-        ops.cleanup(ctx)
-        p.kill()
-        p.wait()

@@ -16,18 +16,14 @@ until it has narrowed in on a small hot object.  Both merge through
 """
 
 from collections.abc import Iterable, Sequence
+from types import ModuleType
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from damo.core.age import merged_age, merged_ages, remember_counts, weighted_ages
-from damo.core.target import AGE_DTYPE, COUNT_DTYPE, Target
-
-try:  # the merge loop and narrow's even split in C (damo/core/_adjust.c), built at install
-    from damo.core import _adjust as _native
-except ImportError as _err:  # not built, or for another Python: the same loop in Python
-    _native = None
-    _why = str(_err).splitlines()[0] if str(_err) else type(_err).__name__
+from damo.core.age import merged_age, remember_counts
+from damo.core.native import extension
+from damo.core.target import AGE_DTYPE, Target
 
 if TYPE_CHECKING:
     from damo.core.context import Context
@@ -43,13 +39,9 @@ class Adjustment(Protocol):
     def split(self, ctx: "Context") -> None: ...
 
 
-def native_unavailable() -> str | None:
-    """None when the C adjustment loops loaded; else one line saying what to do."""
-    if _native is not None:
-        return None
-    return ("damo's native region adjustment (damo/core/_adjust.c) is not built or does not "
-            f"load ({_why}): install gcc and python3-dev and reinstall damo "
-            "(bash scripts/setup.sh); Python merges and splits meanwhile, several times slower")
+def loops() -> ModuleType:
+    """The merge loop and narrow's even split in C (damo/core/_adjust.c)."""
+    return extension("damo.core._adjust")
 
 
 def region_sz_limit(targets: Iterable[Target], min_nr_regions: int, min_region: int) -> int:
@@ -83,24 +75,17 @@ def merge_regions(t: Target, thres: int, sz_limit: int,
     part (None when nothing merged); per-region arrays other than the bounds,
     the count and the age follow with `merged_first` or `merged_weighted`.
     The loop is sequential (each join moves the survivor's count): it runs in
-    C (damo/core/_adjust.c) when that is built, else in Python
-    (`merge_loop`), with the same result.
+    C (damo/core/_adjust.c).
     """
     n = t.nr_regions
-    if _native is not None:
-        start, end = _int64(t.start), _int64(t.end)
-        keep, out = np.empty(n, dtype=np.int64), np.empty((3, n), dtype=np.int64)
-        allowed = None if may is None else np.ascontiguousarray(may, dtype=bool)
-        k = _native.merge(start, end, _int64(t.nr_accesses), _int64(t.age), allowed, thres,
-                          sz_limit, keep, out[0], out[1], out[2])
-        if k == n:
-            return None
-        idx, ends, nrs, ages = keep[:k], out[0, :k], out[1, :k], out[2, :k]
-    else:
-        merged = merge_loop(t, thres, sz_limit, may)
-        if merged is None:
-            return None
-        idx, ends, nrs, ages = merged
+    start, end = _int64(t.start), _int64(t.end)
+    keep, out = np.empty(n, dtype=np.int64), np.empty((3, n), dtype=np.int64)
+    allowed = None if may is None else np.ascontiguousarray(may, dtype=bool)
+    k = loops().merge(start, end, _int64(t.nr_accesses), _int64(t.age), allowed, thres,
+                      sz_limit, keep, out[0], out[1], out[2])
+    if k == n:
+        return None
+    idx, ends, nrs, ages = keep[:k], out[0, :k], out[1, :k], out[2, :k]
     sampling = t.sampling_addr[idx]
     t.set_regions(t.start[idx], ends, nrs, parent=idx)
     t.age = ages.astype(AGE_DTYPE, copy=False)  # age
@@ -110,33 +95,6 @@ def merge_regions(t: Target, thres: int, sz_limit: int,
 
 def _int64(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a, dtype=np.int64)
-
-
-def merge_loop(t: Target, thres: int, sz_limit: int,
-               may: "np.ndarray | Sequence[bool] | None" = None,
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
-    """`merge_regions`' loop in Python: (first part, end, count, age) of each survivor,
-    or None when nothing merges."""
-    starts, ends, nrs = t.start.tolist(), t.end.tolist(), t.nr_accesses.tolist()
-    allowed = None if may is None else np.asarray(may, dtype=bool).tolist()
-    wages = weighted_ages(t)  # age
-    keep = [0]
-    for i in range(1, len(starts)):
-        p = keep[-1]
-        sz_p, sz_r = ends[p] - starts[p], ends[i] - starts[i]
-        if ends[p] == starts[i] and (allowed is None or allowed[i]) \
-                and abs(nrs[p] - nrs[i]) <= thres and sz_p + sz_r <= sz_limit:
-            nrs[p] = (nrs[p] * sz_p + nrs[i] * sz_r) // (sz_p + sz_r)
-            wages[p] += wages[i]  # age
-            ends[p] = ends[i]
-        else:
-            keep.append(i)
-    if len(keep) == len(starts):
-        return None
-    idx = np.array(keep)
-    new_ends = np.array(ends)[idx]
-    return (idx, new_ends, np.array(nrs, dtype=COUNT_DTYPE)[idx],
-            merged_ages(wages, idx, new_ends - t.start[idx]))
 
 
 def merged_weighted(values: np.ndarray, sizes: np.ndarray, idx: np.ndarray) -> np.ndarray:

@@ -66,21 +66,8 @@ def remember_counts(t: "Target") -> None:
     t.last_nr_accesses = t.nr_accesses.copy()
 
 
-def weighted_ages(t: "Target") -> list[int]:
-    """Each region's age times its size: what a merge adds up (`merged_ages`)."""
-    return (t.age * (t.end - t.start)).tolist()
-
-
-def merged_ages(weighted: list[int], keep: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """The ages of the merged regions `keep` (first parts; `sizes`: their merged sizes),
-    from the summed `weighted_ages` of their parts: rounded to the nearest, once."""
-    sums = np.array([weighted[k] for k in keep.tolist()], dtype=np.int64)
-    sizes = np.maximum(sizes, 1).astype(np.int64)
-    return (sums + sizes // 2) // sizes
-
-
 def merged_age(age_l: int, sz_l: int, age_r: int, sz_r: int) -> int:
     """The age of two regions merged into one, size-weighted as the kernel's (to the
-    nearest, as `merged_ages`)."""
+    nearest, as damo/core/_adjust.c's merge loop rounds a merged region's, once)."""
     size = sz_l + sz_r
     return (age_l * sz_l + age_r * sz_r + size // 2) // size

@@ -238,26 +238,12 @@ def split_evenly(
     if total == n:
         return t.start, t.end, np.arange(n)
     phase = rng.random(n)
-    native = adjust._native
-    if native is not None:  # damo/core/_adjust.c: the same cuts, or False
-        out = np.empty((3, total), dtype=np.int64)
-        if native.split_evenly(adjust._int64(t.start), adjust._int64(t.end), k, phase,
-                               min_region, out[0], out[1], out[2]):
-            return out[0], out[1], out[2]
-    cut_of = np.repeat(np.arange(n), k - 1)
-    first = np.cumsum(k - 1) - (k - 1)
-    j = np.arange(len(cut_of)) - first[cut_of] + 1  # 1..k-1 within each region
-    pages = (t.end - t.start) // min_region
-    step = pages / k
-    # No phase for pieces under two minimum regions: the cuts fall on every
-    # floor(j * step) then, distinct and inside the region.
-    u = np.where(step < 2, 0.5, phase)
-    offset = np.floor(step[cut_of] * (j - 0.5 + u[cut_of])).astype(np.int64)
-    cut = t.start[cut_of] + offset * min_region
-    new_starts = np.sort(np.concatenate((t.start, cut)))
-    new_ends = np.sort(np.concatenate((t.end, cut)))
-    parent = np.searchsorted(t.start, new_starts, side="right") - 1
-    return new_starts, new_ends, parent
+    out = np.empty((3, total), dtype=np.int64)  # damo/core/_adjust.c cuts
+    if not adjust.loops().split_evenly(adjust._int64(t.start), adjust._int64(t.end), k, phase,
+                                       min_region, out[0], out[1], out[2]):
+        raise ValueError("split_evenly: a region cut into more pieces than it has minimum "
+                         "regions, or regions out of address order")
+    return out[0], out[1], out[2]
 
 
 def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> None:

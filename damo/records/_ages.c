@@ -47,7 +47,7 @@ static void sweep(const int64_t *cs, const int64_t *ce, const int64_t *cn, int64
 			if (hi > lo && alike(cn[i], pn[k], thres))
 				sum += (__int128)(pa[k] + 1) * (hi - lo);
 		}
-		/* The size-weighted age, to the nearest (damo.core.age.merged_ages says why). */
+		/* The size-weighted age, to the nearest (damo/core/age.py says why). */
 		if (size <= 0)
 			ca[i] = 0;
 		else if (sum <= INT64_MAX - size)  /* the usual case: a 64-bit division is cheaper */

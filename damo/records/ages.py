@@ -21,25 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from damo.core.age import changed
-from damo.records.snapshots import Snapshots, flat_ranges
-
-try:  # the derivation's inner loop in C (damo/records/_ages.c), built at install
-    from damo.records import _ages as _native
-except ImportError as _err:  # not built, or for another Python: numpy does it, slower
-    _native = None
-    _why = str(_err).splitlines()[0] if str(_err) else type(_err).__name__
+from damo.core.native import extension
+from damo.records.snapshots import Snapshots
 
 AGE_MAX = (1 << 32) - 1
-
-
-def native_unavailable() -> str | None:
-    """None when the C derivation loaded; else one line saying what to do."""
-    if _native is not None:
-        return None
-    return ("damo's native age derivation (damo/records/_ages.c) is not built or does not "
-            f"load ({_why}): install gcc and python3-dev and reinstall damo "
-            "(bash scripts/setup.sh); numpy derives the ages meanwhile, several times slower")
 
 
 def encode(ages: Sequence[np.ndarray]) -> dict[str, Any]:
@@ -156,8 +141,7 @@ class _Last:
 
 def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray | None,
            nr_snapshots: int, known: Sequence[np.ndarray | None],
-           last: _Last | None, use_native: bool = True,
-           offsets: np.ndarray | None = None) -> tuple[np.ndarray, _Last]:
+           last: _Last | None, offsets: np.ndarray | None = None) -> tuple[np.ndarray, _Last]:
     """Ages of one target's consecutive snapshots, by the kernel's rule at snapshot level.
 
     `start`, `end`, `nr` are the snapshots' regions flat, `owner` the snapshot
@@ -174,9 +158,7 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     size-weighted age of its pieces (to the nearest).  The merges and splits between two
     snapshots are not in the record, so this follows the kernel's ages only
     approximately.  Returns the ages (int64, flat as the input) and the last
-    snapshot, for the next call.  The work is done by the C loop when it is
-    built (`use_native`), else by numpy (all pairs of a chunk at once, then a
-    short pass per snapshot); both give the same ages.
+    snapshot, for the next call.  The sweep is damo/records/_ages.c's.
     """
     start = np.ascontiguousarray(start, dtype=np.int64)
     end = np.ascontiguousarray(end, dtype=np.int64)
@@ -200,8 +182,6 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     if all(k is not None for k in known):  # all from the sidecar: nothing to derive
         ages = np.concatenate([np.asarray(k, dtype=np.int64) for k in known])
         return ages, last_of(ages)
-    if owner is None:  # given as `offsets`
-        owner = np.repeat(np.arange(nr_snapshots), counts)
     if last is None:
         k0 = slice(int(cstart[0]), int(cstart[1]))
         last = _Last(start[k0], end[k0], np.zeros(int(counts[0]), dtype=np.int64),
@@ -211,61 +191,17 @@ def derive(start: np.ndarray, end: np.ndarray, nr: np.ndarray, owner: np.ndarray
     if len(full):
         mx[full] = np.maximum.reduceat(nr, cstart[full])
     thres = mx // 10
-    if _native is not None and use_native:
-        ages = np.zeros(n, dtype=np.int64)
-        mask = np.zeros(nr_snapshots, dtype=np.uint8)
-        for k, a in enumerate(known):
-            if a is not None:
-                ages[cstart[k]:cstart[k + 1]] = a
-                mask[k] = 1
-        _native.derive(start, end, nr, cstart, thres, mask,
-                       *(np.ascontiguousarray(x, dtype=np.int64)
-                         for x in (last.start, last.end, last.nr, last.age)), ages)
-        return ages, last_of(ages)
-    nc = len(last.start)
-    # Previous regions of pair k: the last snapshot for k = 0, snapshot k - 1 after.
-    p_start = np.concatenate((last.start, start[:cstart[-2]]))
-    p_end = np.concatenate((last.end, end[:cstart[-2]]))
-    p_nr = np.concatenate((last.nr, nr[:cstart[-2]]))
-    p_pair = np.concatenate((np.zeros(nc, dtype=np.int64), owner[:cstart[-2]] + 1))
-    ages = np.zeros(nc + n, dtype=np.int64)  # the last snapshot's, then the new ones'
-    ages[:nc] = last.age
-    if n == 0:
-        return ages[nc:], last
-    # Shift every pair into an address band of its own, so one sorted search
-    # finds the overlaps of all pairs at once.
-    base = int(min(start.min(), p_start.min() if len(p_start) else start.min()))
-    span = int(max(end.max(), p_end.max() if len(p_end) else end.max())) - base + 1
-    band = max((1 << 62) // span, 1)
-    size = np.maximum(end - start, 1)
-    for b0 in range(0, nr_snapshots, band):
-        b1 = min(b0 + band, nr_snapshots)
-        c = slice(cstart[b0], cstart[b1])
-        pk = (p_pair >= b0) & (p_pair < b1)
-        pidx = np.flatnonzero(pk)
-        shift_c = (owner[c] - b0) * span - base
-        shift_p = (p_pair[pidx] - b0) * span - base
-        cs, ce = start[c] + shift_c, end[c] + shift_c
-        ps, pe = p_start[pidx] + shift_p, p_end[pidx] + shift_p
-        lo = np.searchsorted(pe, cs, side="right")
-        hi = np.searchsorted(ps, ce, side="left")
-        j, i = flat_ranges(lo, hi)  # overlapping (previous, current) pairs, current order
-        i = i + cstart[b0]
-        j = pidx[j]
-        overlap = (np.minimum(end[i], p_end[j]) - np.maximum(start[i], p_start[j]))
-        alike = ~changed(nr[i], p_nr[j], thres[owner[i]])
-        weight = (overlap * alike).astype(np.float64)
-        rows = np.searchsorted(i, cstart[b0:b1 + 1])
-        for k in range(b0, b1):
-            c0, c1 = int(cstart[k]), int(cstart[k + 1])
-            if known[k] is not None:
-                ages[nc + c0:nc + c1] = known[k]
-                continue
-            r0, r1 = rows[k - b0], rows[k - b0 + 1]
-            carried = (ages[j[r0:r1]] + 1) * weight[r0:r1]
-            total = np.bincount(i[r0:r1] - c0, carried, minlength=c1 - c0)
-            ages[nc + c0:nc + c1] = (total + size[c0:c1] // 2) // size[c0:c1]  # nearest
-    return ages[nc:], last_of(ages[nc:])
+    ages = np.zeros(n, dtype=np.int64)
+    mask = np.zeros(nr_snapshots, dtype=np.uint8)
+    for k, a in enumerate(known):
+        if a is not None:
+            ages[cstart[k]:cstart[k + 1]] = a
+            mask[k] = 1
+    extension("damo.records._ages").derive(
+        start, end, nr, cstart, thres, mask,
+        *(np.ascontiguousarray(x, dtype=np.int64)
+          for x in (last.start, last.end, last.nr, last.age)), ages)
+    return ages, last_of(ages)
 
 
 class RecordAges:

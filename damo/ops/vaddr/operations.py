@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
@@ -38,7 +37,6 @@ from damo.ops.vaddr.children import Children
 from damo.ops.vaddr.command import check_command, is_simple_command, parse_targets, shell_command
 from damo.ops.vaddr.process import Process
 from damo.ops.vaddr.sampling import Sampling
-from damo.sampler import native
 from damo.sampler.walker import MAX_REGIONS
 
 if TYPE_CHECKING:
@@ -330,9 +328,6 @@ def setup(args: list[str]) -> Setup:
         preflight.check_pid(pid)
     if command is not None:
         check_command(command)
-    ops = VaddrBpfOperations(pids, command)
-    why = native.unavailable()
-    if why is not None:
-        print(f"damo: warning: {why}", file=sys.stderr)
+    ops = VaddrBpfOperations(pids, command)  # the native loop loads, or one line says why
     return Setup(ops, list(pids), MonotonicClock())
 

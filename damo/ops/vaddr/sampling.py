@@ -1,4 +1,4 @@
-"""The vaddr operations' sampling: the BPF sample program per sample, or the native loop.
+"""The vaddr operations' sampling: the native loop running the BPF sample program.
 
 Per sample each region's random page is checked and made old through
 `damo.sampler.PageSampler`: the BPF sample program walks the pages, counts
@@ -10,10 +10,9 @@ new arrays).
 
 One step, merged: the check of sample k and the preparation of sample k+1
 are one pass of the program, which counts the previous pages and draws and
-stages the next.  `prepare_access_checks` then has nothing to do; when the
-regions changed in between (aggregation, update) it draws and clears
-afresh.  A page whose bit could not be cleared (shared with another
-process) gives a check without evidence.
+stages the next; when the regions changed in between (aggregation, update)
+the first step draws and clears afresh.  A page whose bit could not be
+cleared (shared with another process) gives a check without evidence.
 
 The program counts, per region, the checks it made and the young ones among
 them; at the end of an aggregation `_to_counts` turns the two into the
@@ -21,12 +20,13 @@ region's count in units of the aggregation's samples (budget.py's
 `counts_from_checks`), so a region checked less often than nominal (the CPU
 budget, a late step) reads what its checks found, never less.
 
-With the native loop (`damo/sampler/_loop.c`), `run_samples` runs every
-sample up to the next aggregation or update as one call with the GIL
-released; the steps it cannot finish itself (an advice the kernel stopped
-short, a failed walk, an exit) it hands back, and this module finishes them
-with the per-sample code.  Unlike the per-sample path it does not remember
-shared pages (their samples are not counted either way).  An aggregation
+The native loop (`damo/sampler/_loop.c`, required: the step exists only
+there) runs, as `run_samples`, every sample up to the next aggregation or
+update as one call with the GIL released; the steps it cannot finish itself
+(an advice the kernel stopped short, a failed walk, an exit) it hands back,
+and this module finishes that one step with one program pass (`_sample`),
+which also remembers the shared pages it finds (the loop does not: their
+samples are not counted either way).  An aggregation
 waits for the regions checked fewer than the floor's times (`_make_up`).
 The CPU budget (`--max-cpu`, budget.py) sets each region's period and the
 intervals before each aggregation interval.
@@ -69,7 +69,6 @@ from damo.sampler.walker import (
     REGION_PERIOD_SHIFT,
     REGION_PHASE_SHIFT,
     SAMPLE_AHEAD,
-    SAMPLE_CHECK,
 )
 
 if TYPE_CHECKING:
@@ -115,10 +114,8 @@ class Sampling:
     def _init_sampling(self) -> None:
         # The last check drew the next sample of every target and cleared it.
         self.ahead = False
-        # The native loop (None: samples from Python, kdamond's per-sample path).
+        # The native loop (damo/sampler/_loop.c), required.
         self._native = native.loop()
-        if self._native is None:
-            self.run_samples = None  # type: ignore[assignment]
         # `damo record --max-cpu` (0: none): the budget, made by init().
         self.max_cpu = DEFAULT_MAX_CPU
         self.budget: CpuBudget | None = None
@@ -168,7 +165,7 @@ class Sampling:
                 self.tick = None
             else:
                 self.run_samples = self._tick_samples  # type: ignore[method-assign]
-        if self.tick is None and self._native is not None and self.max_cpu > 0:
+        if self.tick is None and self.max_cpu > 0:
             self.budget = CpuBudget(self.max_cpu, ctx.attrs,
                                     extra_ns=lambda: round(self.kernel_seconds() * 1e9))
 
@@ -286,33 +283,6 @@ class Sampling:
         except TargetGone:
             p.valid = False
             return 0
-        return max_nr_accesses
-
-    def prepare_access_checks(self, ctx: Context) -> None:
-        if self.ahead:  # the last check drew and cleared every target's sample
-            self.ahead = False
-            return
-        if not self._laid_out(ctx):
-            self._lay_out(ctx)
-        for t, p in self._live(ctx):
-            self._sample(p, SAMPLE_AHEAD, t.nr_regions)
-
-    def check_accesses(self, ctx: Context) -> int:
-        """Count the last sample and prepare the next one, in one BPF pass per target.
-
-        Unless merge/split or an update follows (`ctx.regions_change_next`): then
-        the next sample is drawn by `prepare_access_checks` on the new regions.
-        """
-        ahead = not ctx.regions_change_next
-        mode = SAMPLE_CHECK | SAMPLE_AHEAD if ahead else SAMPLE_CHECK
-        max_nr_accesses = 0
-        for t, p in self._live(ctx):
-            max_nr_accesses = max(max_nr_accesses, self._sample(p, mode, t.nr_regions))
-        # Nothing changes the regions before the next prepare_access_checks
-        # unless an aggregation or update comes first, and then ahead is false.
-        self.ahead = ahead
-        if ctx.aggregating:
-            return self._to_counts(ctx)
         return max_nr_accesses
 
     def _proc(self, t: Target) -> Process | None:
