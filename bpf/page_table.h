@@ -3,8 +3,10 @@
  * What damo's BPF programs share to read a process's page tables: the x86-64
  * entry bits, a read that cannot fault, the mm_struct behind an open
  * /proc/PID/mem, and the walk of one address down to its leaf entry.
+ * And the iovecs of the young pages to clear, staged.
  * Included by bpf/page_walk.bpf.c and bpf/tick_check.bpf.c, after they define
- * ST_NO_FILE and ST_NO_MM (mm_of_fd's statuses); struct member offsets (OFF_*)
+ * ST_NO_FILE and ST_NO_MM (mm_of_fd's statuses) and DAMO_MMAPABLE; MAX_REGIONS,
+ * struct member offsets (OFF_*)
  * and kfunc placeholders (KFUNC_*) arrive as -D macros.  bcc compiles one text:
  * damo inlines this header into it before compiling (damo.sampler.program.
  * program_text), so the compiled-program cache's key covers it too.
@@ -150,6 +152,38 @@ static inline __attribute__((always_inline)) u64 mm_of_fd(u64 fd, u64 *status)
 		return 0;
 	*status = ST_NO_MM;
 	return read_u64(file + OFF_FILE_PRIVATE_DATA);
+}
+
+/*
+ * The struct iovec[] of young pages a program stages for process_madvise
+ * (MADV_COLD clears their Accessed bit), the region of each, and whether
+ * userspace must look at it again after the advice (a page that may be
+ * shared keeps its bit).  Declared once here for both programs.
+ */
+BPF_F_TABLE("array", u32, u64, iovecs, 2 * MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, iov_region, MAX_REGIONS, DAMO_MMAPABLE);
+BPF_F_TABLE("array", u32, u64, iov_verify, MAX_REGIONS, DAMO_MMAPABLE);
+
+/*
+ * Stage [start, start + size) of region r as iovec *nr_iov, counting it in
+ * *nr_iov and its bytes in *bytes.  0 when the arrays are full.
+ */
+static inline __attribute__((always_inline)) int stage_iovec(u64 *nr_iov, u64 *bytes, u64 start,
+							     u64 size, u32 r, u64 verify)
+{
+	u32 k = *nr_iov, k0 = 2 * k, k1 = k0 + 1;
+	u64 *iov = iovecs.lookup(&k0), *len = iovecs.lookup(&k1);
+	u64 *owner = iov_region.lookup(&k), *again = iov_verify.lookup(&k);
+
+	if (!iov || !len || !owner || !again)
+		return 0;
+	*iov = start;
+	*len = size;
+	*owner = r;
+	*again = verify;
+	*nr_iov = k + 1;
+	*bytes += size;
+	return 1;
 }
 
 #endif /* DAMO_PAGE_TABLE_H */

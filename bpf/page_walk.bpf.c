@@ -106,13 +106,7 @@ BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
  * sample drawn one step before.
  */
 BPF_F_TABLE("array", u32, u64, region_flags, MAX_REGIONS, DAMO_MMAPABLE);
-/*
- * The step's struct iovec[] for process_madvise, the region of each, and
- * whether the verify pass must look at it again.
- */
-BPF_F_TABLE("array", u32, u64, iovecs, 2 * MAX_REGIONS, DAMO_MMAPABLE);
-BPF_F_TABLE("array", u32, u64, iov_region, MAX_REGIONS, DAMO_MMAPABLE);
-BPF_F_TABLE("array", u32, u64, iov_verify, MAX_REGIONS, DAMO_MMAPABLE);
+/* The step's iovecs for process_madvise: page_table.h's (iovecs, iov_region, iov_verify). */
 /* Pages found shared (MADV_COLD leaves their bit): not advised again. */
 struct shared_key {
 	u64 page;
@@ -311,9 +305,9 @@ int sample(void *ctx)
 		 */
 		u64 mode = *modep;
 		int five = *levels == 5;
-		u64 *sa, *acc, *chk, *unc, *lo, *hi, *iov, *len, *owner, *verify, *flags;
-		u64 leaf, shift, addr, size, period = 1, phase = 0;
-		u32 r, k0, k1;
+		u64 *sa, *acc, *chk, *unc, *lo, *hi, *owner, *verify, *flags;
+		u64 leaf, shift, addr, size, first, again, period = 1, phase = 0;
+		u32 r;
 
 		if (mode & SAMPLE_VERIFY) {
 			owner = iov_region.lookup(&k);
@@ -380,26 +374,15 @@ int sample(void *ctx)
 				continue;
 			}
 		}
-		k = *nr_iov;
-		k0 = 2 * k;
-		k1 = k0 + 1;
-		iov = iovecs.lookup(&k0);
-		len = iovecs.lookup(&k1);
-		owner = iov_region.lookup(&k);
-		verify = iov_verify.lookup(&k);
-		if (!iov || !len || !owner || !verify)
-			break;
 		size = 1ULL << (shift & 63);
-		*iov = addr & ~(size - 1);
+		first = addr & ~(size - 1);
 		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 &&
 		    (*flags & REGION_SHARED_FILE) == REGION_SHARED_FILE)
-			folio_range(*vmemmap, leaf, addr, iov, &size);
-		*len = size;
-		*owner = r;
-		*verify = !(leaf & PAGE_RW) || (*flags & REGION_MAY_SHARE);
-		*nr_verify += *verify;
-		*nr_iov = k + 1;
-		*bytes += size;
+			folio_range(*vmemmap, leaf, addr, &first, &size);
+		again = !(leaf & PAGE_RW) || (*flags & REGION_MAY_SHARE);
+		if (!stage_iovec(nr_iov, bytes, first, size, r, again))
+			break;
+		*nr_verify += again;
 	END_ITEMS(start, start, n, SAMPLE_CHUNK)
 	note_mm_users(*mm_out);
 	*next = start;

@@ -96,10 +96,7 @@ BPF_F_TABLE("array", u32, u64, r_leafp, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_upp, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_upv, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_seq, MAX_REGIONS, DAMO_MMAPABLE);
-/* arm: struct iovec[] for process_madvise, each iovec's region, whether to look again. */
-BPF_F_TABLE("array", u32, u64, iovecs, 2 * MAX_REGIONS, DAMO_MMAPABLE);
-BPF_F_TABLE("array", u32, u64, iov_region, MAX_REGIONS, DAMO_MMAPABLE);
-BPF_F_TABLE("array", u32, u64, iov_verify, MAX_REGIONS, DAMO_MMAPABLE);
+/* arm: the iovecs for process_madvise are page_table.h's (iovecs, iov_region, iov_verify). */
 
 static inline __attribute__((always_inline)) u64 *cfg(u32 slot)
 {
@@ -180,11 +177,11 @@ int damo_arm(void *ctx)
 
 		bpf_iter_num_new(&it, 0, n);
 		while ((ip = bpf_iter_num_next(&it))) {
-			u32 k = *ip, r, k0, k1;
+			u32 k = *ip, r;
 			u64 mode = *modep;
 			int five = *levels == 5;
 			u64 *sa, *state, *hits, *checks, *leafp, *upp, *upv, *seqp, *lo, *hi;
-			u64 *iov, *len, *owner, *verify;
+			u64 *owner, *verify;
 			u64 leaf, shift, addr, size, seq, lp = 0, up = 0, uv = 0;
 			int redo;
 
@@ -251,22 +248,12 @@ int damo_arm(void *ctx)
 				*state = R_ARMED;
 				continue;
 			}
-			k = *nr_iov;
-			k0 = 2 * k;
-			k1 = k0 + 1;
-			iov = iovecs.lookup(&k0);
-			len = iovecs.lookup(&k1);
-			owner = iov_region.lookup(&k);
-			verify = iov_verify.lookup(&k);
-			if (!iov || !len || !owner || !verify)
-				break;
 			size = 1ULL << (shift & 63);
-			*iov = addr & ~(size - 1);  /* the whole leaf: part of a THP would split it */
-			*len = size;
-			*owner = r;
-			*verify = !(leaf & PAGE_RW);  /* userspace adds MAP_SHARED regions */
-			*nr_iov = k + 1;
-			*bytes += size;
+			/* The whole leaf (part of a THP would split it); userspace adds
+			 * MAP_SHARED regions to those to look at again. */
+			if (!stage_iovec(nr_iov, bytes, addr & ~(size - 1), size, r,
+					 !(leaf & PAGE_RW)))
+				break;
 			*state = R_PENDING;
 		}
 		bpf_iter_num_destroy(&it);
