@@ -209,12 +209,11 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
         os.kill(os.getpid(), signal.SIGCONT)
         target.kill()
         target.wait()
-    print(f"least checks made per aggregation: {lows}; waited: {ops.budget.makeup_steps}")
+    print(f"least checks made per aggregation: {lows}; waited: {ops.makeup_steps}")
     assert min(lows) >= SAMPLE_FLOOR, lows
-    assert ops.budget.makeup_steps > 0  # some aggregations waited
+    assert ops.makeup_steps > 0  # some aggregations waited
     check_waits(times, waits, Attrs().aggr_interval * 1000, Attrs().sample_interval * 1000,
                 ops.makeup_steps, stop_ns=30_000_000)
-    assert ops.makeup_steps == ops.budget.makeup_steps
     assert np.mean(np.concatenate(nr_made)) < 10  # steady regions were checked less
     assert max(counts) == 20  # counts in units of the nominal samples per aggregation
 

@@ -33,8 +33,7 @@ run cut short leaves every message whole.  Every message has a ``type``:
   checks of a steady region),
   ``sample_us`` and ``aggr_us`` (the intervals in force), ``sample_floor``,
   ``checks_per_region_mean`` and ``_min`` (checks made per region in the last
-  aggregation), ``makeup_steps`` (steps aggregations waited for, so far),
-  ``nominal_checks``; written at the start, at each change and, with
+  aggregation), ``nominal_checks``; written at the start, at each change and, with
   ``run_checks_per_region_mean`` (the mean over the run), at the end.
 - ``"wait"`` (``vaddr``): ``time_ns`` (the record's time), ``steps`` (the
   sampling intervals the aggregations since the last record waited for

@@ -138,7 +138,6 @@ class CpuBudget:
         self._scale_sum = 0
         self.checks_min = float(self.samples_per_aggr)
         self.checks_mean = float(self.samples_per_aggr)
-        self.makeup_steps = 0  # steps the aggregations waited for, over the run
         # The level at the start and at each change, for the sidecar (`take_log`).
         self.log: list[dict] = [{"time_ns": clock(time.CLOCK_MONOTONIC), **self.describe()}]
         self._scale_max = 1
@@ -250,7 +249,7 @@ class CpuBudget:
                 "sample_us": attrs.sample_interval, "aggr_us": attrs.aggr_interval,
                 "checks_per_region_mean": self.checks_mean,
                 "checks_per_region_min": self.checks_min,
-                "sample_floor": self.floor, "makeup_steps": self.makeup_steps,
+                "sample_floor": self.floor,
                 "nominal_checks": self.samples_per_aggr}
 
     def status(self) -> str:

@@ -143,7 +143,8 @@ class Sampling:
         self._tick_sums: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         # Sampling intervals the aggregations waited for regions under the
         # floor, over the run (both paths); and the waits not yet in the
-        # sidecar, (steps, ns) per aggregation that waited (`take_waits`).
+        # sidecar, (steps, ns) per aggregation that waited (`take_waits`).  The one
+        # count of them: the summary and the sidecar's "wait" messages read it.
         self.makeup_steps = 0
         self.nr_waits = 0  # aggregations that waited, and their waits' wall time, run-long
         self.waited_ns = 0
@@ -388,8 +389,6 @@ class Sampling:
         self.ahead = False
         if waited:
             self._done_at = max(self._done_at or 0, ctx.clock.now_ns())
-            if self.budget is not None:
-                self.budget.makeup_steps += waited
         self._note_wait(ctx, waited, begun)
 
     def _note_wait(self, ctx: Context, steps: int, begun_ns: int) -> None:
