@@ -419,9 +419,14 @@ def test_without_the_extension_one_line_says_what_to_install(tmp_path, so_bytes)
 @pytest.mark.slow
 def test_a_missing_compiler_fails_the_install(tmp_path):
     """The extensions are required: without a compiler the build fails, no wheel."""
+    import shutil
+
+    src = _package_copy(tmp_path, None)  # no build/ directory whose objects would serve
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(REPO / name, src / name)
     env = {**os.environ, "CC": str(tmp_path / "no-such-gcc")}
     p = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                        "--disable-pip-version-check", "-w", str(tmp_path), str(REPO)],
+                        "--disable-pip-version-check", "-w", str(tmp_path), str(src)],
                        capture_output=True, text=True, timeout=300, env=env)
     assert p.returncode != 0
     assert "no-such-gcc" in p.stdout + p.stderr
