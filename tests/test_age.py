@@ -68,10 +68,10 @@ def test_merge_of_many_rounds_to_the_nearest_once_not_down_at_each_merge():
     adjust.merge_regions_of(t, 0, 1000)
     assert t.age.tolist() == [10]
     t = target([(0, 10, 0), (10, 20, 0)], ages=[3, 4])
-    adjust.merge_two_regions(t, 0)
+    adjust.merge_regions_of(t, 0, 1000)
     assert t.age.tolist() == [4]  # 3.5, half up
     t = target([(0, 10, 0), (10, 40, 0)], ages=[3, 4])
-    adjust.merge_two_regions(t, 0)
+    adjust.merge_regions_of(t, 0, 1000)
     assert t.age.tolist() == [4]  # 3.75
 
 

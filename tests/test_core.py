@@ -12,7 +12,6 @@ from damo.core.adjust import (
     kdamond_reset_aggregated,
     kdamond_split_regions,
     merge_regions_of,
-    merge_two_regions,
     region_sz_limit,
     split_region_at,
     split_regions_of,
@@ -76,10 +75,11 @@ def test_damon_test_split_at():
 
 
 def test_damon_test_merge_two():
+    """The kernel's case for damon_merge_two_regions, through the merge loop (one join)."""
     t = Target(42)
     t.add_region(0, 100, 10)
     t.add_region(100, 300, 20)
-    merge_two_regions(t, 0)
+    merge_regions_of(t, 10, 300)
     assert t.region(0) == (0, 300, 16)
     assert t.nr_regions == 1
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from damo.core.age import merged_age, remember_counts
+from damo.core.age import remember_counts
 from damo.core.native import extension
 from damo.core.target import AGE_DTYPE, Target
 
@@ -50,17 +50,6 @@ def region_sz_limit(targets: Iterable[Target], min_nr_regions: int, min_region: 
     if min_nr_regions:
         sz //= min_nr_regions
     return max(sz, min_region)
-
-
-def merge_two_regions(t: Target, index: int) -> None:
-    """Merge region `index + 1` into region `index`; the count is size-weighted."""
-    l_start, l_end, l_nr = t.region(index)
-    _, r_end, r_nr = t.region(index + 1)
-    sz_l, sz_r = l_end - l_start, r_end - l_end
-    t.nr_accesses[index] = (l_nr * sz_l + r_nr * sz_r) // (sz_l + sz_r)
-    t.age[index] = merged_age(int(t.age[index]), sz_l, int(t.age[index + 1]), sz_r)  # age
-    t.end[index] = r_end
-    t.del_region(index + 1)
 
 
 def merge_regions(t: Target, thres: int, sz_limit: int,

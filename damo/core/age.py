@@ -64,10 +64,3 @@ def age_regions(ctx: "Context", threshold: int) -> None:
 def remember_counts(t: "Target") -> None:
     """At the reset: the merged counts are what the next aggregation is compared with."""
     t.last_nr_accesses = t.nr_accesses.copy()
-
-
-def merged_age(age_l: int, sz_l: int, age_r: int, sz_r: int) -> int:
-    """The age of two regions merged into one, size-weighted as the kernel's (to the
-    nearest, as damo/core/_adjust.c's merge loop rounds a merged region's, once)."""
-    size = sz_l + sz_r
-    return (age_l * sz_l + age_r * sz_r + size // 2) // size
