@@ -186,4 +186,16 @@ static inline __attribute__((always_inline)) int stage_iovec(u64 *nr_iov, u64 *b
 	return 1;
 }
 
+/* Staged iovec k's region and whether to look at it again; 0 when k is past the arrays. */
+static inline __attribute__((always_inline)) int staged_region(u32 k, u32 *r, u64 *again)
+{
+	u64 *owner = iov_region.lookup(&k), *verify = iov_verify.lookup(&k);
+
+	if (!owner || !verify)
+		return 0;
+	*r = *owner;
+	*again = *verify;
+	return 1;
+}
+
 #endif /* DAMO_PAGE_TABLE_H */

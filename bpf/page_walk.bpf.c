@@ -305,18 +305,15 @@ int sample(void *ctx)
 		 */
 		u64 mode = *modep;
 		int five = *levels == 5;
-		u64 *sa, *acc, *chk, *unc, *lo, *hi, *owner, *verify, *flags;
-		u64 leaf, shift, addr, size, first, again, period = 1, phase = 0;
+		u64 *sa, *acc, *chk, *unc, *lo, *hi, *flags;
+		u64 leaf, shift, addr, size, first, again = 0, period = 1, phase = 0;
 		u32 r;
 
 		if (mode & SAMPLE_VERIFY) {
-			owner = iov_region.lookup(&k);
-			verify = iov_verify.lookup(&k);
-			if (!owner || !verify)
+			if (!staged_region(k, &r, &again))
 				break;
-			if (!*verify)
+			if (!again)
 				continue;
-			r = *owner;
 		} else {
 			r = base + k;
 		}

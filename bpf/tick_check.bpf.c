@@ -181,16 +181,12 @@ int damo_arm(void *ctx)
 			u64 mode = *modep;
 			int five = *levels == 5;
 			u64 *sa, *state, *hits, *checks, *leafp, *upp, *upv, *seqp, *lo, *hi;
-			u64 *owner, *verify;
-			u64 leaf, shift, addr, size, seq, lp = 0, up = 0, uv = 0;
+			u64 leaf, shift, addr, size, seq, again = 0, lp = 0, up = 0, uv = 0;
 			int redo;
 
 			if (mode & ARM_COMMIT) {
-				owner = iov_region.lookup(&k);
-				verify = iov_verify.lookup(&k);
-				if (!owner || !verify)
+				if (!staged_region(k, &r, &again))
 					break;
-				r = *owner;
 			} else {
 				r = base + k;
 			}
@@ -210,7 +206,7 @@ int damo_arm(void *ctx)
 			if (mode & ARM_COMMIT) {
 				if (*state != R_PENDING)
 					continue;  /* userspace marked it: the clear was refused */
-				if (*verify) {
+				if (again) {
 					leaf = walk_leaf(pgd, *po, five, *sa, &shift, &lp, &up, &uv);
 					if (leaf & PAGE_ACCESSED) {
 						*state = R_UNCLEARED;
