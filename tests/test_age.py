@@ -263,7 +263,8 @@ def test_derived_ages_follow_the_kernel_rule_on_fixed_regions():
     cuts = np.unique(rng.integers(1, 999, 30)) * 4096
     s = np.concatenate(([0], cuts))
     e = np.concatenate((cuts, [1000 * 4096]))
-    nrs = [rng.choice([0, 0, 1, 5, 20], len(s)) for _ in range(40)]
+    # Highest 20: a threshold of 2, and counts 2 and 3 apart either side of it.
+    nrs = [rng.choice([0, 0, 1, 3, 5, 8, 20], len(s)) for _ in range(40)]
     for k in range(1, 40):  # long runs of the same count, so ages grow
         keep = rng.random(len(s)) < 0.8
         nrs[k] = np.where(keep, nrs[k - 1], nrs[k])
