@@ -1,5 +1,7 @@
 """Shared test helpers: the conformance fixtures folder and running the `damo` CLI."""
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -119,3 +121,23 @@ def check_waits(times_ns: list[int], waits: list[list[tuple[int, int]]], aggr_ns
             rest.append((times_ns[k] - times_ns[k - 1] - ns) / aggr_ns)
     if rest:
         assert measured("waited_gap_rest_min", min(rest)) >= 0.85 - stop_ns / aggr_ns, rest
+
+
+class Stopper:
+    """SIGSTOPs `pid` for `stop_s` after every `run_s` until `end()`.
+
+    The stopper shell ends on SIGTERM only after its current command and always
+    continues `pid` on its way out: killed outright, it could stop `pid` (this
+    very process) just as it died, and nobody would continue it (a hung suite).
+    """
+
+    def __init__(self, pid: int, run_s: float, stop_s: float):
+        self.pid = pid
+        self.shell = subprocess.Popen(
+            ["/bin/sh", "-c", f"trap 'kill -CONT {pid}; exit 0' TERM; while :; do"
+             f" sleep {run_s}; kill -STOP {pid}; sleep {stop_s}; kill -CONT {pid}; done"])
+
+    def end(self) -> None:
+        self.shell.terminate()
+        self.shell.wait()
+        os.kill(self.pid, signal.SIGCONT)  # harmless when running

@@ -165,7 +165,7 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
     the nominal intervals: the checks counted are those the sample program
     made.
     """
-    from conftest import check_waits, need_bpf
+    from conftest import Stopper, check_waits, need_bpf
 
     need_bpf()
     from damo.core.attrs import Attrs
@@ -175,9 +175,7 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
     from damo.ops.vaddr.budget import SAMPLE_FLOOR
 
     target, _ = start("many", 40, 60)
-    me = os.getpid()
-    stopper = subprocess.Popen(["/bin/sh", "-c", f"while :; do sleep 0.17; kill -STOP {me};"
-                                f" sleep 0.03; kill -CONT {me}; done"])
+    stopper = Stopper(os.getpid(), 0.17, 0.03)
     lows, nr_made, counts, times, waits = [], [], [], [], []
     try:
         setup = vaddr.setup([str(target.pid)])
@@ -204,9 +202,7 @@ def test_a_stalled_monitor_waits_for_the_sample_floor(tmp_path):
         ctx.set_targets(setup.target_ids)
         kdamond_fn(ctx)
     finally:
-        stopper.kill()
-        stopper.wait()
-        os.kill(os.getpid(), signal.SIGCONT)
+        stopper.end()
         target.kill()
         target.wait()
     print(f"least checks made per aggregation: {lows}; waited: {ops.makeup_steps}")

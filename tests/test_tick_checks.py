@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from tests import proc_targets
-from tests.conftest import check_waits, measured, need_bpf
+from tests.conftest import Stopper, check_waits, measured, need_bpf
 from tests.test_sampler import Child as SamplerChild
 
 PAGE = 4096
@@ -446,9 +446,7 @@ def record_kernel_checks(target_pid: int, attrs, goal=None, stop_ms: int = 0,
     me = os.getpid()
     stopper = None
     if stop_ms:
-        stopper = subprocess.Popen(["/bin/sh", "-c", f"while :; do sleep {0.2 - stop_ms / 1000};"
-                                    f" kill -STOP {me}; sleep {stop_ms / 1000};"
-                                    f" kill -CONT {me}; done"])
+        stopper = Stopper(me, 0.2 - stop_ms / 1000, stop_ms / 1000)
 
     def after(ctx):
         lows = [int(made.min()) for _, made in ops.last_checks.values() if len(made)]
@@ -464,9 +462,7 @@ def record_kernel_checks(target_pid: int, attrs, goal=None, stop_ms: int = 0,
         kdamond_fn(ctx)
     finally:
         if stopper is not None:
-            stopper.kill()
-            stopper.wait()
-            os.kill(me, signal.SIGCONT)
+            stopper.end()
     return rows, ops
 
 
