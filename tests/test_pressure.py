@@ -5,8 +5,11 @@
   a split page-cache folio is unmapped whole).  Checked with kpageflags.
 - A region marked REGION_NO_CLEAR has nothing cleared, and its check counts
   the page's bit as it is.
-- `Pressure` turns on when the target's memory cgroup counts file refaults,
-  and off HOLD_NS after the last.
+- `Pressure` turns on when memory is short and the target's memory cgroup
+  counts file refaults or reclaims at its limit, and off HOLD_NS after the
+  last; a cgroup short at the start is relieved until the first check.
+  Checked on a fake cgroup tree, and on a real cgroup (root, v1) whose
+  process reads a file larger than its limit.
 - End to end (root, cgroup v1 memory controller): a target refaulting in a
   small memory cgroup is recorded with file-backed regions spared, and says so.
 """
@@ -160,7 +163,7 @@ def test_a_region_spared_clearing_keeps_its_bit_and_counts_it(sampler_for):  # n
         r.flags[:4] = 0
 
 
-def fake_cgroup(tmp_path: Path, refaults: int) -> Path:
+def fake_cgroup(tmp_path: Path, refaults: int, used: int = 95) -> Path:
     """A cgroup tree at tmp_path holding this process's memory cgroup's memory.stat."""
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, controllers, path = line.split(":", 2)
@@ -170,7 +173,7 @@ def fake_cgroup(tmp_path: Path, refaults: int) -> Path:
     else:
         d = tmp_path / Path("/proc/self/cgroup").read_text().split("0::", 1)[1].strip().lstrip("/")
     d.mkdir(parents=True, exist_ok=True)
-    (d / "memory.stat").write_text(stat_text(refaults))
+    (d / "memory.stat").write_text(stat_text(refaults, used))
     return d / "memory.stat"
 
 
@@ -187,9 +190,8 @@ def test_pressure_holds_while_the_cgroup_refaults(tmp_path, monkeypatch):
     stat = fake_cgroup(tmp_path, 0)
     meminfo = tmp_path / "meminfo"
     meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
-    p = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
+    p = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo, now_ns=0)
     assert p.stat == stat
-    p.last_ns = None  # the test's clock from here (the first check only reads)
     sec = 1_000_000_000
     assert not p.check(0) and not p.check(sec)  # no refault yet
     stat.write_text(stat_text(MIN_RATE // 2))
@@ -210,6 +212,38 @@ def test_pressure_holds_while_the_cgroup_refaults(tmp_path, monkeypatch):
     off = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
     stat.write_text(stat_text(100_000))
     assert not off.check(t + 2 * HOLD_NS)
+
+
+def test_pressure_starts_with_reclaim_at_the_limit(tmp_path, monkeypatch):
+    from damo.ops.vaddr.pressure import HOLD_NS, Pressure
+
+    monkeypatch.delenv("DAMO_PRESSURE_RELIEF", raising=False)
+    stat = fake_cgroup(tmp_path, 0, used=80)
+    failcnt = stat.parent / "memory.failcnt"
+    failcnt.write_text("7\n")
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal: 1000 kB\nMemAvailable: 500 kB\n")
+    p = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo, now_ns=0)
+    assert not p.at_start  # 80 of 100 used: room left
+    sec = 1_000_000_000
+    failcnt.write_text("9\n")
+    assert not p.check(sec)  # reclaimed at the limit, but room now (it freed enough)
+    stat.write_text(stat_text(0, used=95))
+    assert not p.check(2 * sec)  # at the limit, nothing reclaimed since the last check
+    failcnt.write_text("10\n")
+    assert p.check(3 * sec)  # at the limit and reclaiming, no refault yet
+    assert p.check(3 * sec + HOLD_NS - 1) and not p.check(3 * sec + HOLD_NS)
+    # Short at the start: relieved until the first check, which finds no reclaim.
+    q = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo, now_ns=3 * sec)
+    assert q.at_start
+    assert not q.check(4 * sec) and not q.at_start
+    assert q.relieved(5 * sec) == 1.0  # from its start to the check
+    # The first way: refaults alone start it.
+    monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "refaults")
+    r = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
+    assert not r.at_start
+    failcnt.write_text("20\n")
+    assert not r.check(6 * sec)
 
 
 def test_no_cgroup_no_pressure(tmp_path):
@@ -236,26 +270,97 @@ while time.monotonic() < end:
 """
 
 
+def memory_cgroup(name: str, limit: int) -> Path:
+    """A fresh v1 memory cgroup of `limit` bytes (skips where there is none to make)."""
+    root = Path("/sys/fs/cgroup/memory")
+    if not root.is_dir():
+        pytest.skip("needs the cgroup v1 memory controller")
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a memory cgroup of its own)")
+    cg = root / f"{name}-{os.getpid()}"
+    cg.mkdir()
+    (cg / "memory.limit_in_bytes").write_text(str(limit))
+    return cg
+
+
+def remove_cgroup(cg: Path) -> None:
+    (cg / "memory.force_empty").write_text("0")
+    for _ in range(50):
+        try:
+            cg.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
+READER = r"""
+import sys
+for line in sys.stdin:  # each line: read the file through once, then say so
+    with open(sys.argv[1], "rb") as f:
+        while f.read(1 << 20):
+            pass
+    print("read", flush=True)
+"""
+
+
+def test_a_real_cgroup_reclaiming_at_its_limit_is_under_pressure(tmp_path):
+    """A process reading a file twice its cgroup's limit: the cgroup reclaims at
+    its limit and Pressure says so at the next check; once the reader waits
+    (its cache still at the limit, nothing charged) it ends HOLD_NS later."""
+    from damo.ops.vaddr.pressure import HOLD_NS, Pressure, limit_hits
+
+    cg = memory_cgroup("damo-test-limit", 32 << 20)
+    try:
+        path = tmp_path / "big.bin"
+        with open(path, "wb") as f:
+            f.write(os.urandom(64 << 20))
+            f.flush()
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        reader = subprocess.Popen(
+            [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True,
+            preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+
+        def read_through() -> None:
+            reader.stdin.write("go\n")
+            reader.stdin.flush()
+            assert reader.stdout.readline() == "read\n"
+
+        try:
+            read_through()  # the cache at the limit
+            p = Pressure(reader.pid, now_ns=0)
+            assert p.stat == cg / "memory.stat"
+            assert p.at_start  # 32 MiB of 32 MiB in use
+            hits = limit_hits(p.stat)
+            sec = 1_000_000_000
+            assert not p.check(sec)  # nothing read since: no reclaim
+            read_through()
+            assert limit_hits(p.stat) > hits, "64 MiB read in a 32 MiB cgroup: no reclaim"
+            assert p.check(2 * sec)
+            assert p.check(2 * sec + HOLD_NS - 1) and not p.check(2 * sec + HOLD_NS)
+        finally:
+            reader.kill()
+            reader.wait()
+    finally:
+        remove_cgroup(cg)
+
+
 def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
     from conftest import need_bpf
 
     need_bpf()
-    root = Path("/sys/fs/cgroup/memory")
-    if not root.is_dir():
-        pytest.skip("needs the cgroup v1 memory controller")
+    cg = memory_cgroup("damo-test-pressure", 48 << 20)
     path = Path("/var/tmp") / f"damo-test-pressure-{os.getpid()}.bin"
-    with open(path, "wb") as f:
-        block = os.urandom(1 << 20)
-        for _ in range(96):
-            f.write(block)
-        f.flush()
-        os.fsync(f.fileno())
-        # Out of the cache: the target's faults bring it in, charged to its cgroup.
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-    cg = root / f"damo-test-pressure-{os.getpid()}"
-    cg.mkdir()
     try:
-        (cg / "memory.limit_in_bytes").write_text(str(48 << 20))
+        with open(path, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(96):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+            # Out of the cache: the target's faults bring it in, charged to its cgroup.
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         target = subprocess.Popen(
             [sys.executable, "-c", TARGET, str(path), "8"], stdout=subprocess.PIPE, text=True,
             env=ENV, preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
@@ -272,10 +377,5 @@ def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
         assert p.returncode == 0, err
         assert "under memory pressure for" in err, err
     finally:
-        path.unlink()
-        for _ in range(50):
-            try:
-                cg.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
+        path.unlink(missing_ok=True)
+        remove_cgroup(cg)
