@@ -27,6 +27,7 @@ import pytest
 from test_record_edges import ENV, record_bg, started
 from test_sample_program import lay_out, one_region_per_page
 from test_sampler import sampler_for  # noqa: F401  (a fixture)
+from test_tick_checks import checks  # noqa: F401  (a fixture)
 
 from damo.sampler.walker import (
     REGION_FILE,
@@ -161,6 +162,33 @@ def test_a_region_spared_clearing_keeps_its_bit_and_counts_it(sampler_for):  # n
         assert r.nr_accesses[:4].tolist() == [1, 1, 0, 0]
     finally:
         r.flags[:4] = 0
+
+
+def test_the_kernel_checks_spare_a_region_its_clear_and_count_its_bit(checks):  # noqa: F811
+    """--checks kernel: a REGION_NO_CLEAR region's young page is armed uncleared, so
+    the tick reads it young (a hit); the other regions' pages are cleared as before."""
+    from test_tick_checks import Child as TickChild
+    from test_tick_checks import wait_ticks
+
+    from damo.sampler.tick import R_ARMED
+
+    tc, sampler = checks
+    child = TickChild(4)  # every page written at start: young
+    try:
+        s = sampler(child.pid)
+        tc.set_targets([(s, child.addrs, child.addrs + PAGE,
+                         np.array([REGION_NO_CLEAR, REGION_NO_CLEAR | REGION_MAY_SHARE, 0, 0]))])
+        tc.sample_addrs(0)[:] = child.addrs
+        tc.start()
+        armed = tc.arm(draw=False)
+        assert (armed.armed, armed.cleared, armed.uncleared) == (4, 2, 0)
+        assert s.walk(child.addrs).young.tolist() == [True, True, False, False]
+        wait_ticks(tc, 3)
+        hits, nchecks = tc.read()[0]
+        assert hits.tolist() == [1, 1, 0, 0] and (nchecks[2:] >= 2).all()
+        assert (tc.states(0)[2:] == R_ARMED).all()
+    finally:
+        child.stop()
 
 
 def fake_cgroup(tmp_path: Path, refaults: int, used: int = 95) -> Path:

@@ -497,8 +497,12 @@ class Sampling:
             parts, picks = [], []
             for t, p in live:
                 pick = slice(None) if only is None else only[t.id]
-                parts.append((p.sampler, t.start[pick], t.end[pick],
-                              overlaps(t.start[pick], t.end[pick], p.shared_ranges)))
+                start, end = t.start[pick], t.end[pick]
+                # Under memory pressure file-backed regions are spared clearing (_relieve).
+                spare = overlaps(start, end, p.file_ranges) if p.relief else False
+                parts.append((p.sampler, start, end,
+                              np.where(overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+                              | np.where(spare, REGION_NO_CLEAR, 0)))
                 picks.append(pick)
             got, _, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
                                      ctx.attrs.aggr_interval, busy=busy)
