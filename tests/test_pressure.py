@@ -43,6 +43,9 @@ KPF_HEAD, KPF_TAIL, KPF_THP = 15, 16, 22
 # Maps the file 4 KiB past a 2 MiB boundary, so that no folio of it can be
 # mapped by a PMD leaf: their pages are mapped by PTEs, as a page-cache folio
 # often is (and as the bench's hot set was when damo split 450 of them a run).
+# MAP_SHARED or MAP_PRIVATE (argv[2]).  "part FIRST NR" maps pages [FIRST,
+# FIRST + NR) of the file alone elsewhere, privately, reads them and prints
+# where: a part of a large folio, as library text maps the end of a segment.
 CHILD = r"""
 import ctypes, mmap, os, sys
 import numpy as np
@@ -55,14 +58,19 @@ libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_i
 room = libc.mmap(None, size + (4 << 20), 0,  # PROT_NONE
                  mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
 at = (room + (2 << 20) - 1) // (2 << 20) * (2 << 20) + 4096
-addr = libc.mmap(at, size, mmap.PROT_READ, mmap.MAP_SHARED | 0x10, fd, 0)  # MAP_FIXED
+how = mmap.MAP_SHARED if sys.argv[2] == "shared" else mmap.MAP_PRIVATE
+addr = libc.mmap(at, size, mmap.PROT_READ, how | 0x10, fd, 0)  # MAP_FIXED
 assert addr == at, ctypes.get_errno()
 a = np.ctypeslib.as_array((ctypes.c_uint8 * size).from_address(addr))
 int(a[::4096].sum())
 print(addr, flush=True)
 for line in sys.stdin:
-    int(a[::4096].sum())
-    print("ok", flush=True)
+    cmd = line.split()
+    if cmd[0] == "part":
+        first, nr = int(cmd[1]), int(cmd[2])
+        part = libc.mmap(None, nr * 4096, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, first * 4096)
+        int(np.ctypeslib.as_array((ctypes.c_uint8 * (nr * 4096)).from_address(part))[::4096].sum())
+        print(part, flush=True)
 """
 
 
@@ -81,7 +89,37 @@ def kpageflags(pid: int, addrs) -> list[int]:
     return out
 
 
-def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path):
+def large_folios(flags: list[int]) -> list[tuple[int, int]]:
+    """[head, end) of each large folio in a row of kpageflags, in pages."""
+    folios: list[list[int]] = []
+    for i, f in enumerate(flags):
+        if f >> KPF_HEAD & 1:
+            folios.append([i, i + 1])
+        elif f >> KPF_TAIL & 1 and folios and folios[-1][1] == i:
+            folios[-1][1] = i + 1
+    return [(h, e) for h, e in folios]
+
+
+def stage_one(s, addr: int, flags: int) -> tuple[int, int, list[int]]:
+    """The sample program's staging of the page at `addr`, one region of one page
+    marked `flags`: (iovecs staged, bytes, the first iovec)."""
+    from damo.sampler.walker import walker
+
+    r = lay_out([(addr, addr + PAGE)])
+    r.flags[0] = flags
+    try:
+        staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1)
+    finally:
+        r.flags[0] = 0
+    assert r.iov_region[0] == 0
+    return staged, nbytes, walker().iovecs[0].tolist()
+
+
+@pytest.mark.parametrize("how", ["shared", "private"])
+def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
+    """Over a file mapping, shared or private; a mapping of a part of a large folio
+    (a file mapped from an offset within it) advises the page alone: the folio's
+    range would reach past the mapping."""
     from conftest import need_bpf
 
     need_bpf()
@@ -101,41 +139,41 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path):
     with open(path, "rb") as f:  # read back: readahead makes folios of several sizes
         while f.read(1 << 20):
             pass
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), how],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         start = int(child.stdout.readline())
         s = PageSampler(child.pid)
         addrs = np.arange(start, start + (8 << 20), PAGE, dtype=np.uint64)
-        flags = kpageflags(child.pid, addrs)
-        folios = []  # [head, end) of each large folio, in pages
-        for i, f in enumerate(flags):
-            if f >> KPF_HEAD & 1:
-                folios.append([i, i + 1])
-            elif f >> KPF_TAIL & 1 and folios and folios[-1][1] == i:
-                folios[-1][1] = i + 1
         # One within a page table: MADV_COLD advises a page table's entries at
         # a time, and a folio it meets in part it splits, whole range or not.
-        folios = [(h, e) for h, e in folios
+        folios = [(h, e) for h, e in large_folios(kpageflags(child.pid, addrs))
                   if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
         if not folios:
             pytest.skip("the page cache holds the file in small folios here")
         head, end = max(folios, key=lambda f: f[1] - f[0])
-        i = head + (end - head) // 2  # a tail page: its head and size are found from it
+        if end - head < 4:
+            pytest.skip("the page cache holds the file in folios of 2 pages at most here")
         s.drain()
+        # Its middle pages mapped alone elsewhere: a part of the folio.
+        child.stdin.write(f"part {head + 1} {end - head - 2}\n")
+        child.stdin.flush()
+        part = int(child.stdout.readline())
+        assert kpageflags(child.pid, [part])[0] >> KPF_TAIL & 1
+        assert stage_one(s, part, REGION_FILE) == (1, PAGE, [part, PAGE])
+        s.clear_staged(1, PAGE)  # (splits the folio: only the part it was mapped for)
+        # The rest of the file: another large folio, mapped whole.
+        folios = [(h, e) for h, e in large_folios(kpageflags(child.pid, addrs))
+                  if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
+        head, end = max(folios, key=lambda f: f[1] - f[0])
+        i = head + (end - head) // 2  # a tail page: its head and size are found from it
         st = s.walk(addrs[head:end])
         assert st.young.all() and (st.leaf_size == PAGE).all()  # mapped by PTEs
-        r = lay_out([(int(addrs[i]), int(addrs[i]) + PAGE)])
-        # As the vaddr operations mark a region of a MAP_SHARED file mapping.
-        r.flags[0] = REGION_FILE | REGION_MAY_SHARE
-        try:
-            staged, nbytes, _ = s.sample(SAMPLE_AHEAD, 0, 1)
-        finally:
-            r.flags[0] = 0
-        assert (staged, nbytes) == (1, (end - head) * PAGE)
-        assert r.iov_region[0] == 0 and walker().iovecs[0].tolist() == \
-            [int(addrs[head]), (end - head) * PAGE]
-        s.clear_staged(staged, nbytes)
+        # As the vaddr operations mark a region of a file mapping.
+        flags = REGION_FILE | (REGION_MAY_SHARE if how == "shared" else 0)
+        assert stage_one(s, int(addrs[i]), flags) == \
+            (1, (end - head) * PAGE, [int(addrs[head]), (end - head) * PAGE])
+        s.clear_staged(1, (end - head) * PAGE)
         after = kpageflags(child.pid, addrs[head:end])
         # Still mapped, still one folio; and every entry of it old.
         assert all(f >> KPF_THP & 1 for f in after), [hex(f) for f in after]
