@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -327,6 +328,8 @@ m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ)
 a = np.frombuffer(m, dtype=np.uint8)
 hot, rest = a[: 24 << 20], a[24 << 20 :]
 print("ready", flush=True)
+if sys.argv[3:] == ["wait"]:  # for a line on stdin first
+    sys.stdin.readline()
 end = time.monotonic() + float(sys.argv[2])
 k = 0
 while time.monotonic() < end:
@@ -409,6 +412,52 @@ def test_a_real_cgroup_reclaiming_at_its_limit_is_under_pressure(tmp_path):
             reader.kill()
             reader.wait()
     finally:
+        remove_cgroup(cg)
+
+
+def test_relief_starts_within_an_aggregation_when_reclaim_starts(tmp_path):
+    """The target's cgroup has room when damo starts, and reaches its limit within an
+    aggregation of 3 s that a record of 2 s never ends: the relief is seen between
+    two spans of the native loop (pressure.WATCH_NS), not at an aggregation's end."""
+    from conftest import need_bpf
+
+    need_bpf()
+    # Room for the interpreter, numpy and the hot set (not short at the start).
+    cg = memory_cgroup("damo-test-watch", 80 << 20)
+    path = Path("/var/tmp") / f"damo-test-watch-{os.getpid()}.bin"
+    try:
+        with open(path, "wb") as f:
+            block = os.urandom(1 << 20)
+            for _ in range(128):
+                f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        target = subprocess.Popen(
+            [sys.executable, "-c", TARGET, str(path), "8", "wait"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, text=True, env=ENV,
+            preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
+        try:
+            assert target.stdout.readline().strip() == "ready"
+            data = tmp_path / "damon.data"
+            p = record_bg(str(target.pid), "-a", "3000000", "--duration", "2", cwd=tmp_path)
+            try:
+                started(data, p)
+                target.stdin.write("go\n")
+                target.stdin.flush()
+                _, err = p.communicate(timeout=60)
+            finally:
+                p.kill()
+        finally:
+            target.kill()
+            target.wait()
+        assert p.returncode == 0, err
+        # The record's end checks too, and may find the pressure then (0.0 s): the
+        # relief must have held for most of the record (the cgroup fills in ~0.2 s).
+        relieved = re.search(r"under memory pressure for ([0-9.]+) s", err)
+        assert relieved and float(relieved.group(1)) >= 1.0, err
+    finally:
+        path.unlink(missing_ok=True)
         remove_cgroup(cg)
 
 

@@ -59,6 +59,7 @@ from damo.ops.vaddr.budget import (
     count_before,
     counts_from_checks,
 )
+from damo.ops.vaddr.pressure import WATCH_NS
 from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
@@ -343,7 +344,7 @@ class Sampling:
         if not live:  # nothing to sample (yet): the deadline's update may find regions
             time.sleep(max(0, deadline_ns - now) / 1e9)
             return 0
-        next_ns = self._run(ctx, live, next_ns, interval, deadline_ns)
+        next_ns = self._run_watching(ctx, live, next_ns, interval, deadline_ns)
         self._next_ns = next_ns
         if self.ahead:  # interrupted: kdamond calls again
             return 0
@@ -354,6 +355,35 @@ class Sampling:
             return 0
         self._make_up(ctx, interval)
         return self._to_counts(ctx)
+
+    def _run_watching(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
+                      interval: int, deadline_ns: int) -> int:
+        """_run to the deadline; while a target's cgroup may come under memory pressure
+        (a limit, no relief yet: pressure.py), in spans of WATCH_NS with a look between,
+        its file-backed regions spared clearing from the look that sees reclaim on.
+
+        A span ends with a step's check alone, as at a deadline; the next span
+        starts with that step's draw (the native loop's AHEAD pass): the same
+        steps as one run makes.
+        """
+        while True:
+            watched = [(t, p) for t, p in live
+                       if len(p.file_ranges) and p.pressure.watching(p.relief)]
+            end = deadline_ns
+            if watched:
+                end = min(deadline_ns, next_ns + max(1, WATCH_NS // interval) * interval)
+            next_ns = self._run(ctx, live, next_ns, interval, end)
+            if self.ahead or end >= deadline_ns:  # interrupted, or the deadline's check done
+                return next_ns
+            now = ctx.clock.now_ns()
+            for t, p in watched:
+                if p.valid and p.pressure.reclaimed(now):
+                    p.relief = True
+                    # Not cleared from now; checked as planned (the plan of the next
+                    # aggregation checks them once, _relieve).
+                    f = self.walker.regions.flags[p.base:p.base + t.nr_regions]
+                    f[overlaps(t.start, t.end, p.file_ranges)] |= REGION_NO_CLEAR
+            live = self._live(ctx)
 
     def _run(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
              interval: int, deadline_ns: int) -> int:
