@@ -96,8 +96,6 @@ BPF_F_TABLE("array", u32, u64, uncleared, MAX_REGIONS, DAMO_MMAPABLE);
  * its checks found, not less.
  */
 BPF_F_TABLE("array", u32, u64, nr_checks, MAX_REGIONS, DAMO_MMAPABLE);
-/* A region over a MAP_SHARED file mapping: its young pages' folios are advised whole. */
-#define REGION_SHARED_FILE (REGION_FILE | REGION_MAY_SHARE)
 #define NO_EVIDENCE_CHECK (1ULL << CHECKS_NO_EVIDENCE_SHIFT)
 /*
  * REGION_MAY_SHARE: the region overlaps a MAP_SHARED mapping (set by userspace).
@@ -219,14 +217,17 @@ int walk(void *ctx)
  * unmapped, are reclaimed first (docs/sampler.md).  struct page of a frame
  * at vmemmap + pfn * size; a tail page's compound_head is its head + 1; a
  * head is followed by a tail pointing at it; the order is the low byte of
- * the folio's _flags_1.  Assumes the folio mapped contiguously around addr,
- * as a page-cache or anonymous folio is within one mapping.
+ * the folio's _flags_1.  Only a folio mapped whole and in order around addr:
+ * its first and last pages' entries are walked (a file mapped at an offset
+ * within a folio, or ending within one, maps a part of it, as library text
+ * does: the folio's range would reach past the mapping).
  */
 static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 leaf, u64 addr,
-							      u64 *start, u64 *size)
+							      u64 *start, u64 *size, u64 pgd,
+							      u64 page_offset, int five)
 {
-	u64 page = vmemmap + ((leaf & PHYS_MASK) >> 12) * OFF_FOLIO_PAGE_1;
-	u64 ch = read_u64(page + OFF_PAGE_COMPOUND_HEAD), head = page, order, idx;
+	u64 pfn = (leaf & PHYS_MASK) >> 12, page = vmemmap + pfn * OFF_FOLIO_PAGE_1;
+	u64 ch = read_u64(page + OFF_PAGE_COMPOUND_HEAD), head = page, order, idx, first, e, sh;
 
 	if (ch & 1)
 		head = ch - 1;
@@ -238,7 +239,14 @@ static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 l
 	idx = (page - head) / OFF_FOLIO_PAGE_1;
 	if (idx >= (1ULL << order))
 		return;
-	*start = (addr & ~4095ULL) - idx * 4096;
+	first = (addr & ~4095ULL) - idx * 4096;
+	e = walk_addr(pgd, page_offset, five, first, &sh);
+	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx)
+		return;
+	e = walk_addr(pgd, page_offset, five, first + (4096ULL << order) - 4096, &sh);
+	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx + (1ULL << order) - 1)
+		return;
+	*start = first;
 	*size = 4096ULL << order;
 }
 
@@ -256,7 +264,7 @@ static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 l
  *   evidence).  Any other young page gets an iovec for process_madvise, the
  *   whole leaf (a 2 MiB huge page advised in part would be split), and of a
  *   4 KiB leaf of a large folio the whole folio (folio_range; looked up in
- *   regions over MAP_SHARED file mappings only, docs/sampler.md).  A region
+ *   regions over file mappings only, docs/sampler.md).  A region
  *   marked REGION_NO_CLEAR (memory pressure) has nothing cleared: its check
  *   reads whether the page was accessed since anything last cleared it.
  * - SAMPLE_VERIFY (alone): after userspace advised the iovecs, walk again the
@@ -373,9 +381,8 @@ int sample(void *ctx)
 		}
 		size = 1ULL << (shift & 63);
 		first = addr & ~(size - 1);
-		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 &&
-		    (*flags & REGION_SHARED_FILE) == REGION_SHARED_FILE)
-			folio_range(*vmemmap, leaf, addr, &first, &size);
+		if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 && (*flags & REGION_FILE))
+			folio_range(*vmemmap, leaf, addr, &first, &size, pgd, page_offset, five);
 		again = !(leaf & PAGE_RW) || (*flags & REGION_MAY_SHARE);
 		if (!stage_iovec(nr_iov, bytes, first, size, r, again))
 			break;

@@ -54,7 +54,7 @@
  */
 #define REGION_MAY_SHARE 1
 #define REGION_NO_CLEAR 2
-#define REGION_FILE 4         /* overlaps a file mapping (with REGION_MAY_SHARE: folios advised whole) */
+#define REGION_FILE 4         /* overlaps a file mapping: a young page's large folio is advised whole */
 #define REGION_PERIOD_SHIFT 8
 #define REGION_PHASE_SHIFT 16
 #define REGION_PERIOD(f) ((f) >> REGION_PERIOD_SHIFT & 0xff)

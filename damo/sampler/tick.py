@@ -6,7 +6,7 @@ cpu-clock perf event with the sampling interval as its period, and damo wakes
 only to choose and clear new sample pages (`arm`) and to read the counts:
 
     tc = TickChecks(interval_us=5000)            # PlatformError: the kernel refuses it
-    tc.set_targets([(sampler, starts, ends, may_share), ...])
+    tc.set_targets([(sampler, starts, ends, flags), ...])  # flags: REGION_MAY_SHARE, _NO_CLEAR
     tc.start()                                   # attach: ticks begin
     while ...:
         tc.arm()          # per region: a fresh uniform page, walked, cleared if young
@@ -168,7 +168,7 @@ class TickChecks:
         try:
             self._targets = []
             base = 0
-            for slot, (sampler, starts, ends, may_share) in enumerate(targets):
+            for slot, (sampler, starts, ends, flags) in enumerate(targets):
                 n = len(starts)
                 r["r_state"][base:base + n] = R_OFF
                 r["r_start"][base:base + n] = starts
@@ -176,8 +176,9 @@ class TickChecks:
                 self._uncleared[base:base + n] = 0
                 t["t_base"][slot] = base
                 t["t_nr"][slot] = n
-                self._targets.append((sampler, base, n, None if may_share is None
-                                      else np.asarray(may_share, dtype=bool)))
+                # Per region REGION_MAY_SHARE and REGION_NO_CLEAR (a bool array: the first).
+                self._targets.append((sampler, base, n, None if flags is None
+                                      else np.asarray(flags, dtype=np.uint8)))
                 base += n
             cfg[TC_NR_TARGETS] = len(targets)
         finally:
@@ -248,8 +249,8 @@ class TickChecks:
         """
         mode = ARM_PENDING if pending else ARM_DRAW if draw else ARM_GIVEN
         armed = cleared = uncleared = 0
-        for slot, (sampler, base, n, may_share) in enumerate(self._targets):
-            a = self._arm_target(slot, sampler, base, n, may_share, mode)
+        for slot, (sampler, base, n, flags) in enumerate(self._targets):
+            a = self._arm_target(slot, sampler, base, n, flags, mode)
             armed += a.armed
             cleared += a.cleared
             uncleared += a.uncleared
@@ -277,7 +278,7 @@ class TickChecks:
                                 f"(status {cfg[TC_STATUS]})")
 
     def _arm_target(self, slot: int, sampler: PageSampler, base: int, n: int,
-                    may_share: np.ndarray | None, mode: int) -> ArmResult:
+                    flags: np.ndarray | None, mode: int) -> ArmResult:
         cfg = self._cfg
         cfg[TC_NR_IOV] = 0
         cfg[TC_IOV_BYTES] = 0
@@ -287,27 +288,38 @@ class TickChecks:
         if not staged:
             return ArmResult(n, 0, 0)
         owners = self._iov_region[:staged].astype(np.int64)
-        if may_share is not None:
-            self._iov_verify[:staged] |= may_share[owners - base].astype(np.uint64)
+        kept = None  # the staged pages to clear, when some are spared
+        if flags is not None:
+            kinds = flags[owners - base]
+            self._iov_verify[:staged] |= (kinds & walker_mod.REGION_MAY_SHARE).astype(np.uint64)
+            # Memory pressure (REGION_NO_CLEAR, as in the sample program): a spared
+            # region's young page is armed uncleared, so the tick counts its bit as it is.
+            spare = (kinds & walker_mod.REGION_NO_CLEAR) != 0
+            if spare.any():
+                self._iov_verify[:staged][spare] = 0
+                kept = np.flatnonzero(~spare)
+        iovecs = self._iovecs[:staged] if kept is None else self._iovecs[kept]
+        if kept is not None:
+            nbytes = int(iovecs[:, 1].sum())
         pidfd = sampler.loop_target(0, 0)[1]
-        done = False
-        if staged <= syscalls.IOV_MAX:
+        done = not len(iovecs)
+        if not done and len(iovecs) <= syscalls.IOV_MAX:
             try:
-                done = syscalls.process_madvise_at(
-                    pidfd, self._iovecs.ctypes.data, staged) == nbytes
+                done = syscalls.process_madvise_at(pidfd, iovecs.ctypes.data,
+                                                   len(iovecs)) == nbytes
             except OSError:
                 done = False
         refused = 0
         if not done:
-            failed = sampler.advise(self._iovecs[:staged])
-            state[owners[failed]] = R_UNCLEARED  # commit leaves them: no evidence
+            failed = sampler.advise(iovecs)
+            state[owners[failed if kept is None else kept[failed]]] = R_UNCLEARED  # no evidence
             refused = int(failed.sum())
         cfg[TC_NR_STILL] = 0
         self._run(slot, sampler, ARM_COMMIT)
         still = cfg[TC_NR_STILL]
         if refused or still:
             self._uncleared[owners[state[owners] == R_UNCLEARED]] += 1
-        return ArmResult(n - refused - still, staged - refused - still, refused + still)
+        return ArmResult(n - refused - still, len(iovecs) - refused - still, refused + still)
 
     def read(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per target: (hits, checks) per region since its last arm (copies)."""
@@ -492,7 +504,8 @@ def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: in
               ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int, list[int]]:
     """A sampling driver's call: every sample of `parts` up to `deadline_ns`, checked in the kernel.
 
-    `parts`: per target (sampler, start, end, may_share or None).  `busy`:
+    `parts`: per target (sampler, start, end, flags or None: per region
+    REGION_MAY_SHARE, REGION_NO_CLEAR, or a bool array for the first).  `busy`:
     see `sample_until` (0: clear whenever anything is due, DAMON's exact
     sampling).  Returns (per target (hits, checks, uncleared: checks made
     without evidence) per region, the nominal sampling intervals the call

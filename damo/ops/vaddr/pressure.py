@@ -5,18 +5,32 @@ judges a page by: a folio whose entries are old when reclaim scans it is
 evicted, and damo keeps clearing the hot pages it samples.  Kernel DAMON sets
 the folio's `young` flag as it clears, which reclaim counts as a reference;
 user space cannot (docs/recording.md, "Memory pressure", measures it).  So
-while the target's memory cgroup refaults file pages (its `memory.stat`
-counter `workingset_refault_file` rose by `MIN_RATE` pages a second or more
-between two aggregations within the last `HOLD_NS`) and memory is short
-(the cgroup uses `FULL` of its limit, or the machine has less than
-`1 - FULL` of its memory available), the
-regions that overlap its file mappings are checked once per aggregation and
-their pages are never cleared: such a check reads whether the page was
-accessed since anything last cleared it (reclaim itself, under pressure).
+while memory is short (the cgroup uses `FULL` of its limit, or the machine
+has less than `1 - FULL` of its memory available) and reclaim is at work on
+the target's memory (its cgroup reclaimed at its limit since the last check:
+v1 `memory.failcnt`, v2 `memory.events`' `max`; or it refaults file pages:
+`memory.stat`'s `workingset_refault_file` rose by `MIN_RATE` pages a second
+or more), and for `HOLD_NS` after, the regions that overlap its file mappings
+are checked once per aggregation and their pages are never cleared: such a
+check reads whether the page was accessed since anything last cleared it
+(reclaim itself, under pressure).  A target whose cgroup is already short at
+the start is relieved from the first aggregation, until the first check
+(one aggregation) says whether reclaim is at work.  While a target's cgroup
+has a limit and no relief, its reclaim count is also looked at every
+`WATCH_NS` within an aggregation (one small file read), so that the relief
+starts within WATCH_NS of the first reclaim, not at the next aggregation's
+end (up to 400 ms later under the CPU budget, clearing hot pages all along).
 Anonymous memory without swap cannot be reclaimed: its clearing goes on.
 
-`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off (for
-measuring it: bench/pressure's `no_relief` arm).
+Reclaim at the limit is evidence enough: the pages reclaim then takes are the
+inactive ones, and MADV_COLD makes a hot page inactive; waiting for refaults
+(what the hot pages evicted so cost) let the first aggregations under pressure
+clear as before.  A cgroup whose page cache just fills its limit, with nothing
+charged to it since, is not relieved: nothing reclaims there.
+
+`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off, and
+`DAMO_PRESSURE_RELIEF=refaults` lets only refaults start it, as it did first
+(for measuring them: bench/pressure's `no_relief` and `refaults` arms).
 """
 
 from __future__ import annotations
@@ -25,7 +39,7 @@ import os
 import time
 from pathlib import Path
 
-# How long the relief lasts after the last refaults seen.
+# How long the relief lasts after the last reclaim or refaults seen.
 HOLD_NS = 10_000_000_000
 # Refaults a second that mean pressure (1 MiB/s of 4 KiB pages).  This
 # machine's own kdamond pages out cold memory, so a few refaults a second
@@ -35,6 +49,9 @@ MIN_RATE = 256
 # Memory is short above this share used (refaults alone also come from the
 # kdamond's pageout, and page cache grows to any limit: so both).
 FULL = 0.9
+# How often a target's cgroup with a limit, not relieved, is looked at within an
+# aggregation (a Python wake-up and a read: ~0.1% of a CPU at 50 ms).
+WATCH_NS = 50_000_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 COUNTER = "workingset_refault_file"
 
@@ -69,6 +86,23 @@ def read_stat(stat: Path) -> dict[str, int]:
     return out
 
 
+def limit_hits(stat: Path) -> int | None:
+    """How often the cgroup of `stat` reached its limit and reclaimed (v1
+    memory.failcnt, v2 memory.events' max), or None."""
+    try:
+        return int((stat.parent / "memory.failcnt").read_text())
+    except (OSError, ValueError):
+        pass
+    try:
+        for line in (stat.parent / "memory.events").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "max":
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def read_counter(stat: Path) -> int | None:
     """The cgroup's own (not its descendants') file refaults, or None."""
     return read_stat(stat).get(COUNTER)
@@ -100,32 +134,57 @@ def short_of_memory(stat: Path, values: dict[str, int],
 
 
 class Pressure:
-    """Whether a target's memory cgroup refaults file pages, asked once per update."""
+    """Whether reclaim is at work on a target's memory, asked once per aggregation."""
 
     def __init__(self, pid: int, root: Path = CGROUP_ROOT,
-                 meminfo: Path = Path("/proc/meminfo")):
-        self.enabled = os.environ.get("DAMO_PRESSURE_RELIEF") != "0"
+                 meminfo: Path = Path("/proc/meminfo"), now_ns: int | None = None):
+        mode = os.environ.get("DAMO_PRESSURE_RELIEF")
+        self.enabled = mode != "0"
+        self.refaults_only = mode == "refaults"
         self.meminfo = meminfo
         self.stat = memory_stat_path(pid, root) if self.enabled else None
         self.last = read_counter(self.stat) if self.stat is not None else None
-        self.last_ns: int | None = time.monotonic_ns()  # the clock of ctx.clock (vaddr's)
+        self.last_hits = limit_hits(self.stat) if self.stat is not None else None
+        # The clock of ctx.clock (vaddr's), unless given.
+        self.last_ns = time.monotonic_ns() if now_ns is None else now_ns
         self.rose_at: int | None = None
         self.relieved_ns = 0  # time spent under relief, for the summary
         self._since: int | None = None
+        values = read_stat(self.stat) if self.stat is not None else {}
+        # Short of memory at the start: relieved until the first check.
+        self.at_start = self.stat is not None and not self.refaults_only and \
+            short_of_memory(self.stat, values, self.meminfo)
+        # A limit of its own or an ancestor's (v1: below "no limit"; v2: memory.max).
+        limit = values.get("hierarchical_memory_limit")
+        if limit is None and self.stat is not None:
+            try:
+                limit = 0 if (self.stat.parent / "memory.max").read_text().strip() == "max" \
+                    else 1
+            except OSError:
+                limit = 0
+        self.limited = self.last_hits is not None and bool(limit) and limit < 1 << 60
+        if self.at_start:
+            self._since = self.last_ns
 
     def check(self, now_ns: int) -> bool:
-        """Whether to relieve the target now: its cgroup refaulted fast within HOLD_NS."""
+        """Whether to relieve the target now: short of memory and reclaimed at its
+        cgroup's limit or refaulted fast, within HOLD_NS."""
         if self.stat is None:
             return False
         values = read_stat(self.stat)
         count = values.get(COUNTER)
-        if count is not None and self.last is not None and self.last_ns is not None and \
-                now_ns > self.last_ns and \
-                (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns) and \
-                short_of_memory(self.stat, values, self.meminfo):
+        hits = None if self.refaults_only else limit_hits(self.stat)
+        refaulting = count is not None and self.last is not None and \
+            self.last_ns is not None and now_ns > self.last_ns and \
+            (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns)
+        reclaiming = hits is not None and self.last_hits is not None and hits > self.last_hits
+        if (refaulting or reclaiming) and short_of_memory(self.stat, values, self.meminfo):
             self.rose_at = now_ns
         if count is not None:
             self.last, self.last_ns = count, now_ns
+        if hits is not None:
+            self.last_hits = hits
+        self.at_start = False
         on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
         if on and self._since is None:
             self._since = now_ns
@@ -133,6 +192,25 @@ class Pressure:
             self.relieved_ns += now_ns - self._since
             self._since = None
         return on
+
+    def watching(self, on: bool) -> bool:
+        """Whether to look at the reclaim count within aggregations: a limit, the relief
+        (`on`) not started, only refaults not asked for."""
+        return self.limited and not on and not self.refaults_only
+
+    def reclaimed(self, now_ns: int) -> bool:
+        """Within an aggregation: whether the cgroup reclaimed at its limit since the
+        last look, memory short (the relief then starts now, held as check() holds it)."""
+        hits = limit_hits(self.stat)
+        if hits is None or self.last_hits is None or hits <= self.last_hits:
+            return False
+        self.last_hits = hits
+        if not short_of_memory(self.stat, read_stat(self.stat), self.meminfo):
+            return False
+        self.rose_at = now_ns
+        if self._since is None:
+            self._since = now_ns
+        return True
 
     def relieved(self, now_ns: int) -> float:
         """Seconds under relief so far."""

@@ -34,10 +34,10 @@ class Process:
         # other processes too, and keep their Accessed bit through MADV_COLD.
         self.shared_ranges = np.zeros((0, 2), dtype=np.int64)
         # (start, end) of its file mappings, and whether they are spared clearing
-        # now: its memory cgroup refaults file pages (pressure.py).
+        # now: reclaim is at work on its memory (pressure.py).
         self.file_ranges = np.zeros((0, 2), dtype=np.int64)
         self.pressure = Pressure(pid)
-        self.relief = False
+        self.relief = self.pressure.at_start
         # (time_ns, maps) of every change not yet taken by the recorder
         self.maps_log: list[tuple[int, list[Mapping]]] = []
 

@@ -59,6 +59,7 @@ from damo.ops.vaddr.budget import (
     count_before,
     counts_from_checks,
 )
+from damo.ops.vaddr.pressure import WATCH_NS
 from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
@@ -314,7 +315,7 @@ class Sampling:
         if not live:  # nothing to sample (yet): the deadline's update may find regions
             time.sleep(max(0, deadline_ns - now) / 1e9)
             return 0
-        next_ns = self._run(ctx, live, next_ns, interval, deadline_ns)
+        next_ns = self._run_watching(ctx, live, next_ns, interval, deadline_ns)
         self._next_ns = next_ns
         if self.ahead:  # interrupted: kdamond calls again
             return 0
@@ -325,6 +326,35 @@ class Sampling:
             return 0
         self._make_up(ctx, interval)
         return self._to_counts(ctx)
+
+    def _run_watching(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
+                      interval: int, deadline_ns: int) -> int:
+        """_run to the deadline; while a target's cgroup may come under memory pressure
+        (a limit, no relief yet: pressure.py), in spans of WATCH_NS with a look between,
+        its file-backed regions spared clearing from the look that sees reclaim on.
+
+        A span ends with a step's check alone, as at a deadline; the next span
+        starts with that step's draw (the native loop's AHEAD pass): the same
+        steps as one run makes.
+        """
+        while True:
+            watched = [(t, p) for t, p in live
+                       if len(p.file_ranges) and p.pressure.watching(p.relief)]
+            end = deadline_ns
+            if watched:
+                end = min(deadline_ns, next_ns + max(1, WATCH_NS // interval) * interval)
+            next_ns = self._run(ctx, live, next_ns, interval, end)
+            if self.ahead or end >= deadline_ns:  # interrupted, or the deadline's check done
+                return next_ns
+            now = ctx.clock.now_ns()
+            for t, p in watched:
+                if p.valid and p.pressure.reclaimed(now):
+                    p.relief = True
+                    # Not cleared from now; checked as planned (the plan of the next
+                    # aggregation checks them once, _relieve).
+                    f = self.walker.regions.flags[p.base:p.base + t.nr_regions]
+                    f[overlaps(t.start, t.end, p.file_ranges)] |= REGION_NO_CLEAR
+            live = self._live(ctx)
 
     def _run(self, ctx: Context, live: list[tuple[Target, Process]], next_ns: int,
              interval: int, deadline_ns: int) -> int:
@@ -466,8 +496,12 @@ class Sampling:
             parts, picks = [], []
             for t, p in live:
                 pick = slice(None) if only is None else only[t.id]
-                parts.append((p.sampler, t.start[pick], t.end[pick],
-                              overlaps(t.start[pick], t.end[pick], p.shared_ranges)))
+                start, end = t.start[pick], t.end[pick]
+                # Under memory pressure file-backed regions are spared clearing (_relieve).
+                spare = overlaps(start, end, p.file_ranges) if p.relief else False
+                parts.append((p.sampler, start, end,
+                              np.where(overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
+                              | np.where(spare, REGION_NO_CLEAR, 0)))
                 picks.append(pick)
             got, _, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
                                      ctx.attrs.aggr_interval, busy=busy)
