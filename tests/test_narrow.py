@@ -101,6 +101,21 @@ def test_neighbours_far_apart_before_do_not_merge_on_one_alike_aggregation():
     assert spans(t) == [(0, 30)]
 
 
+def test_cooling_pieces_merge_as_the_seeds():
+    """A released search's pieces (cooling off) join an unaccessed neighbour on a
+    count within the threshold (cooling_merges); other hits stay apart."""
+    def merged(settings):
+        t = target([(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)], [0, 1, 0, 1, 0],
+                   holds=[0, -3, 0, 0, 0])
+        narrow_merge_regions_of(t, 2, 1000, settings)
+        return t
+
+    t = merged(replace(DEFAULT, cooling_merges=True))
+    assert spans(t) == [(0, 30), (30, 40), (40, 50)]
+    assert t.hold.tolist() == [-3, 0, 0]
+    assert len(spans(merged(replace(DEFAULT, cooling_merges=False)))) == 5
+
+
 def test_cold_merge_keeps_the_size_limit():
     t = target([(0, 10), (10, 20), (20, 30), (40, 50)], [0, 0, 0, 0])
     narrow_merge_regions_of(t, 0, 20)

@@ -31,8 +31,9 @@
  *   narrow's merge rules: first the diffuse searches end (hold set to -cool
  *   in place; cool < 0: not), then may[i] says whether region i may join
  *   the region before it: neither waits for its hit (held, no access), both
- *   or neither were accessed (unaccessed_apart), and their last counts were
- *   not far apart (last: int64 n, or None for no such rule).
+ *   or neither were accessed (unaccessed_apart 1; 2: unless either cools
+ *   off), and their last counts were not far apart (last: int64 n, or None
+ *   for no such rule).
  *   hold: int32, n, writable; may: bool, n, writable.
  *
  * narrow_merged_holds(hold, keep, out) -> None
@@ -191,7 +192,9 @@ static void may_merge(const int64_t *start, const int64_t *end, const int64_t *n
 			continue;
 		}
 		ok = !(hold[i - 1] > 0 && nr[i - 1] == 0) && !(hold[i] > 0 && nr[i] == 0);
-		if (unaccessed_apart)
+		/* 2: not where either cools off (a diffuse search: they merge as the seed's) */
+		if (unaccessed_apart == 1 ||
+		    (unaccessed_apart == 2 && hold[i - 1] >= 0 && hold[i] >= 0))
 			ok = ok && (nr[i - 1] == 0) == (nr[i] == 0);
 		if (last) {
 			int64_t d = last[i] - last[i - 1];
@@ -485,7 +488,7 @@ static PyObject *narrow_may_merge(PyObject *self, PyObject *args)
 	PyObject *ret = NULL;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "OOOOOLipO", &o[0], &o[1], &o[2], &o[3], &o[4], &thres,
+	if (!PyArg_ParseTuple(args, "OOOOOLiiO", &o[0], &o[1], &o[2], &o[3], &o[4], &thres,
 			      &cool, &apart, &o[5]))
 		return NULL;
 	if (!get_all(o, v, names, size, wr, len, null, 6, &n, got, &nr_got)) {

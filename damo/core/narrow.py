@@ -71,6 +71,9 @@ class NarrowSettings:
     # than half the highest count) do not merge on one alike aggregation: 0
     # merges on the current counts alone, as the seed's.
     changed_apart: bool = True
+    # Cooling-off pieces (a diffuse search released) merge with their
+    # neighbours as the seed's, accessed or not: unaccessed_apart spares them.
+    cooling_merges: bool = False
 
 
 DEFAULT = NarrowSettings()
@@ -117,7 +120,8 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
     may = np.empty(n, dtype=bool)
     _c().narrow_may_merge(t.start, t.end, t.nr_accesses, hold, last, thres,
                           settings.cool_aggregations if settings.release_diffuse else -1,
-                          settings.unaccessed_apart, may)
+                          (2 if settings.cooling_merges else 1) if settings.unaccessed_apart
+                          else 0, may)
     idx = merge_regions(t, thres, sz_limit, may)
     if idx is not None:
         t.hold = np.empty(len(idx), dtype=hold.dtype)
@@ -136,7 +140,7 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
     searched again.  (`narrow_merge_regions_of` runs it first.)
     """
     _c().narrow_may_merge(t.start, t.end, t.nr_accesses, t.hold, None, 0,
-                          settings.cool_aggregations, False, np.empty(t.nr_regions, dtype=bool))
+                          settings.cool_aggregations, 0, np.empty(t.nr_regions, dtype=bool))
 
 
 def split_plan(
