@@ -96,7 +96,8 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
     merges before, when neither is a held piece waiting for its hit (nothing
     merges into one, so the survivor before i is region i - 1 then), both or
     neither were accessed (a survivor keeps the accessedness of its parts;
-    `unaccessed_apart`), and their counts in the last aggregation were not far
+    `unaccessed_apart`; with `cooling_merges`, not where either cools off),
+    and their counts in the last aggregation were not far
     apart (`changed_apart`).  A merged region holds as long as its
     longest-held part; a cooling-off (negative) hold spreads over what it
     merges with.
