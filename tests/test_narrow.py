@@ -28,6 +28,7 @@ from damo.core.narrow import (
     narrow_split_counts,
     release_diffuse,
     split_evenly,
+    split_plan,
 )
 from damo.core.target import Target
 from damo.errors import UsageError
@@ -99,6 +100,21 @@ def test_neighbours_far_apart_before_do_not_merge_on_one_alike_aggregation():
     t.last_nr_accesses = np.array([11, 11, 3])  # 11 -> 3: within half of 20
     narrow_merge_regions_of(t, 2, 1000)
     assert spans(t) == [(0, 30)]
+
+
+def test_cooling_pieces_merge_as_the_seeds():
+    """A released search's pieces (cooling off) join an unaccessed neighbour on a
+    count within the threshold (cooling_merges); other hits stay apart."""
+    def merged(settings):
+        t = target([(0, 10), (10, 20), (20, 30), (30, 40), (40, 50)], [0, 1, 0, 1, 0],
+                   holds=[0, -3, 0, 0, 0])
+        narrow_merge_regions_of(t, 2, 1000, settings)
+        return t
+
+    t = merged(replace(DEFAULT, cooling_merges=True))
+    assert spans(t) == [(0, 30), (30, 40), (40, 50)]
+    assert t.hold.tolist() == [-3, 0, 0]
+    assert len(spans(merged(replace(DEFAULT, cooling_merges=False)))) == 5
 
 
 def test_cold_merge_keeps_the_size_limit():
@@ -181,6 +197,22 @@ def test_a_region_straddling_a_boundary_is_cut_finer():
     # Without the count of a full region (a direct call), the seed's rule.
     pieces, _ = narrow_split_counts(nr, np.zeros(6, dtype=np.int64), pages, adjacent, 2, 5, 1000)
     assert pieces[1] == 2
+
+
+def test_split_plan_ages_holds():
+    """Holds and cooling-offs run out by one; evidence and small objects found are held."""
+    #       held  cooling  ends  evidence  found (3 pages)  found, cooling  cold
+    nr = np.array([0, 0, 0, 2, 30, 30, 0])
+    hold = np.array([4, -3, -1, 0, 0, -2, 0])
+    pages = np.array([100, 100, 100, 64, 3, 3, 100])
+    adjacent = np.array([True, True, False, False, True, False])
+    h = DEFAULT.hold_aggregations
+    _, evidence, new_hold = split_plan(nr, hold, pages, adjacent, 2, 5, 1000, full=18)
+    assert evidence.tolist() == [False, False, False, True, False, False, False]
+    assert new_hold.tolist() == [3, -2, 0, h, h, -1, 0]
+    _, _, new_hold = split_plan(nr, hold, pages, adjacent, 2, 5, 1000,
+                                replace(DEFAULT, hold_found=False), full=18)
+    assert new_hold.tolist() == [3, -2, 0, h, 0, -1, 0]
 
 
 @pytest.mark.parametrize("max_nr", [10, 12, 30, 100, 1000])

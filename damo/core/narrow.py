@@ -71,57 +71,63 @@ class NarrowSettings:
     # than half the highest count) do not merge on one alike aggregation: 0
     # merges on the current counts alone, as the seed's.
     changed_apart: bool = True
+    # Cooling-off pieces (a diffuse search released) merge with their
+    # neighbours as the seed's, accessed or not: unaccessed_apart spares them.
+    cooling_merges: bool = False
 
 
 DEFAULT = NarrowSettings()
 
 
+def _c():
+    """narrow's rules in C (damo/core/_adjust.c): there is no other copy of them."""
+    if adjust._native is None:
+        raise RuntimeError(adjust.native_unavailable())
+    return adjust._native
+
+
 def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
                             settings: NarrowSettings = DEFAULT) -> None:
     """The seed's merge, except that held pieces without an access stay apart and
-    accessed regions never join unaccessed ones; remembers the merged counts."""
-    if t.nr_regions < 2:
+    accessed regions never join unaccessed ones; remembers the merged counts.
+
+    Before the merge the searches hit in separate places end (`release_diffuse`).
+    Region i may join the region before it, as far as does not depend on the
+    merges before, when neither is a held piece waiting for its hit (nothing
+    merges into one, so the survivor before i is region i - 1 then), both or
+    neither were accessed (a survivor keeps the accessedness of its parts;
+    `unaccessed_apart`; with `cooling_merges`, not where either cools off),
+    and their counts in the last aggregation were not far
+    apart (`changed_apart`).  A merged region holds as long as its
+    longest-held part; a cooling-off (negative) hold spreads over what it
+    merges with.
+
+    Far apart is more than half the highest count (`thres` is a tenth of it),
+    beyond what a few checks' noise moves a count.  An aggregation that spans
+    a change of the access pattern sees the old hot memory and the new both
+    partly accessed, with alike counts: merged on those, a resolved layout
+    collapses and must be found again, an aggregation per halving.  Regions
+    far apart the aggregation before keep apart for this one; alike again in
+    the next, they merge then.  Split pieces share their region's last count,
+    so a split's pieces merge back as before.
+    """
+    n = t.nr_regions
+    if n < 2:
         t.last_nr_accesses = t.nr_accesses.copy()
         return
-    if settings.release_diffuse:
-        release_diffuse(t, settings)
-    # Whether region i may join the region before it, as far as does not depend on
-    # the merges before: neither is a held piece waiting for its hit (nothing
-    # merges into one, so the survivor before i is region i - 1 then), and both or
-    # neither were accessed (a survivor keeps the accessedness of its parts).
-    nr, hold = t.nr_accesses, t.hold
-    waiting = (hold > 0) & (nr == 0)
-    may = np.zeros(len(nr), dtype=bool)
-    may[1:] = ~waiting[:-1] & ~waiting[1:]
-    if settings.unaccessed_apart:
-        may[1:] &= (nr[:-1] == 0) == (nr[1:] == 0)
-    if settings.changed_apart:
-        may[1:] &= ~far_before(t, thres)
+    hold = t.hold
+    last = t.last_nr_accesses if settings.changed_apart and len(t.last_nr_accesses) == n \
+        else None
+    may = np.empty(n, dtype=bool)
+    _c().narrow_may_merge(t.start, t.end, t.nr_accesses, hold, last, thres,
+                          settings.cool_aggregations if settings.release_diffuse else -1,
+                          (2 if settings.cooling_merges else 1) if settings.unaccessed_apart
+                          else 0, may)
     idx = merge_regions(t, thres, sz_limit, may)
     if idx is not None:
-        # A merged region holds as long as its longest-held part; a cooling-off
-        # (negative) hold spreads over what it merges with.
-        lo, hi = np.minimum.reduceat(hold, idx), np.maximum.reduceat(hold, idx)
-        t.hold = np.where(lo < 0, lo, hi)
+        t.hold = np.empty(len(idx), dtype=hold.dtype)
+        _c().narrow_merged_holds(hold, idx, t.hold)
     t.last_nr_accesses = t.nr_accesses.copy()
-
-
-def far_before(t: Target, thres: int) -> np.ndarray:
-    """Whether region i + 1's count in the last aggregation was far from region i's.
-
-    An aggregation that spans a change of the access pattern sees the old hot
-    memory and the new both partly accessed, with alike counts: merged on
-    those, a resolved layout collapses and must be found again, an
-    aggregation per halving.  Regions far apart the aggregation before keep
-    apart for this one; alike again in the next, they merge then.  Far is
-    more than half the highest count (`thres` is a tenth of it), beyond what
-    a few checks' noise moves a count.  Split pieces share their region's
-    last count, so a split's pieces merge back as before.
-    """
-    last = t.last_nr_accesses
-    if len(last) != t.nr_regions:
-        return np.zeros(max(t.nr_regions - 1, 0), dtype=bool)
-    return np.abs(np.diff(last)) > max(5 * thres, 1)
 
 
 def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
@@ -132,32 +138,47 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
     the pieces mean accesses spread thin over the whole region, which cutting
     finer would only fragment.  Such pieces cool off instead: a negative hold,
     counting up to 0, during which they merge as the seed's and are not
-    searched again.
+    searched again.  (`narrow_merge_regions_of` runs it first.)
     """
-    h, nr = t.hold, t.nr_accesses
-    held = h > 0
-    if not held.any():
-        return
-    same = np.zeros(len(h), dtype=bool)  # region i is in the family of region i - 1
-    same[1:] = held[1:] & held[:-1] & (h[1:] == h[:-1]) & (t.end[:-1] == t.start[1:])
-    family = (~same).cumsum() - 1
-    hit = nr > 0
-    run_start = hit & held
-    run_start[1:] &= ~(same[1:] & hit[:-1])
-    runs = np.bincount(family, weights=run_start)
-    diffuse = held & (runs[family] >= 2)
-    h[diffuse] = -settings.cool_aggregations
+    _c().narrow_may_merge(t.start, t.end, t.nr_accesses, t.hold, None, 0,
+                          settings.cool_aggregations, 0, np.empty(t.nr_regions, dtype=bool))
 
 
-def _within(extra: np.ndarray, budget: int) -> np.ndarray:
-    """`extra` pieces per region, cut to zero from the first region the budget runs out at
-    (`extra` itself when it all fits)."""
-    if not len(extra):
-        return extra
-    total = extra.cumsum()  # the method: np.cumsum adds a Python wrapper's cost
-    if total.max() <= budget:
-        return extra
-    return np.where(total <= budget, extra, 0)
+def split_plan(
+    nr: np.ndarray, hold: np.ndarray, pages: np.ndarray, adjacent: np.ndarray,
+    nr_subs: int, sparse_max: int, max_nr_regions: int, settings: NarrowSettings = DEFAULT,
+    full: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pieces per region (>= 1), which regions are evidence, within the budget, and the
+    holds for the next aggregation.
+
+    `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
+    Evidence first: a hit of at most `sparse_max` counts with no accessed
+    neighbour touching it, not cooling off, into up to evidence_pieces.  Then
+    accessed regions: the seed's `nr_subs`, or up to straddle_pieces when
+    neither sparse nor `full` and beside a region counted far from it (a
+    boundary of the access pattern inside; alike neighbours mean memory
+    accessed in part throughout: cutting it finer would find nothing).  Then
+    the cold ones share what is left of max_nr_regions // cold_share, by
+    size.  An update may add a region for each of the three ranges before the
+    next merge: update_room of max_nr_regions stays free.  Each kind's extra
+    pieces are granted in address order until the budget runs out.  Holds
+    and cooling-offs run out by one; evidence, and with hold_found an
+    accessed region of at most evidence_pieces pages, is held for
+    hold_aggregations.  (C: damo/core/_adjust.c; it runs every aggregation,
+    where each numpy call costs more than its work.)
+    """
+    n = len(nr)
+    pieces, evidence = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
+    new_hold = np.empty(n, dtype=np.int32)
+    _c().narrow_split_plan(
+        np.ascontiguousarray(nr, dtype=np.int64), np.ascontiguousarray(hold, dtype=np.int32),
+        np.ascontiguousarray(pages, dtype=np.int64), np.ascontiguousarray(adjacent, dtype=bool),
+        nr_subs, sparse_max, max_nr_regions, -1 if full is None else full,
+        settings.evidence_pieces, settings.cold_share, settings.update_room,
+        settings.straddle_pieces, settings.hold_aggregations, int(settings.hold_found),
+        pieces, evidence, new_hold)
+    return pieces, evidence, new_hold
 
 
 def narrow_split_counts(
@@ -165,59 +186,10 @@ def narrow_split_counts(
     nr_subs: int, sparse_max: int, max_nr_regions: int, settings: NarrowSettings = DEFAULT,
     full: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Pieces per region (>= 1) and which regions are evidence, within the budget.
-
-    `adjacent[i]`: region i ends where region i + 1 starts (len n - 1).
-    Evidence first, then accessed regions (the seed's `nr_subs`), then the cold
-    ones share what is left of max_nr_regions // cold_share, by size.
-    (It runs every aggregation on small arrays, where each numpy call costs
-    more than its work: written with as few calls as the rules allow.)
-    """
-    n = len(nr)
-    # An update may add a region for each of the three ranges before the next
-    # merge: leave room for them (the seed's split leaves half of max free).
-    budget = max_nr_regions - settings.update_room - n
-    hit, zero = nr > 0, nr == 0
-    # An unaccessed neighbour, or none, on both sides: the hit is alone there.
-    apart = ~adjacent
-    quiet = np.ones(n, dtype=bool)
-    quiet[1:] = apart | zero[:-1]
-    quiet[:-1] &= apart | zero[1:]
-    splittable = pages > 2
-    evidence = hit & (nr <= sparse_max) & quiet & (pages > 1) & (hold >= 0)
-    accessed = hit & ~evidence & splittable
-    cold = zero & (hold == 0) & splittable
-
-    # A new array (np.where's), added to below.
-    extra = _within(np.where(evidence, np.minimum(pages, settings.evidence_pieces) - 1, 0),
-                    budget)
-    evidence &= extra > 0
-    budget -= int(extra.sum())
-    if accessed.any():
-        pieces = nr_subs
-        if settings.straddle_pieces and full is not None:
-            # Neither sparse nor full, beside a region counted far from it: a
-            # boundary of the access pattern inside.  (Alike neighbours mean memory
-            # accessed in part throughout: cutting it finer would find nothing.)
-            step = np.zeros(n, dtype=bool)
-            far = adjacent & (np.abs(nr[1:] - nr[:-1]) > sparse_max)
-            step[1:] = far
-            step[:-1] |= far
-            straddle = accessed & (nr < full) & (nr > sparse_max) & step
-            pieces = np.where(straddle, np.minimum(pages, settings.straddle_pieces), nr_subs)
-        got = _within(np.where(accessed, pieces - 1, 0), max(budget, 0))
-        extra += got
-        budget -= int(got.sum())
-    nr_cold = int(cold.sum())
-    if nr_cold and budget > 0:
-        cold_pieces = min(budget + nr_cold,
-                          max(max_nr_regions // settings.cold_share, 2 * nr_cold))
-        sizes = np.where(cold, pages, 0)
-        piece = max(int(sizes.sum()) // cold_pieces, 1)
-        want = np.where(cold, np.minimum(np.maximum(sizes // piece, 2), pages) - 1, 0)
-        extra += _within(want, budget)
-    extra += 1
-    return extra, evidence
+    """Pieces per region (>= 1) and which regions are evidence (`split_plan`)."""
+    pieces, evidence, _ = split_plan(nr, hold, pages, adjacent, nr_subs, sparse_max,
+                                     max_nr_regions, settings, full)
+    return pieces, evidence
 
 
 def split_evenly(
@@ -267,16 +239,8 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     # Region i and i + 1 touch, within one target.
     adjacent = targets[0].end[:-1] == targets[0].start[1:] if len(targets) == 1 else \
         np.concatenate([np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
-    pieces, evidence = narrow_split_counts(
-        nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
-        full=nr_samples * 9 // 10)
-    hold = hold - np.sign(hold)  # holds and cooling-offs run out (a new array, hold's dtype)
-    # A small object found is held too: an aggregation in which a sparsely
-    # accessed one happens to see no access does not merge it away.
-    if settings.hold_found:
-        hold[(nr > 0) & (pages <= settings.evidence_pieces) & (hold >= 0)] = \
-            settings.hold_aggregations
-    hold[evidence] = settings.hold_aggregations
+    pieces, _, hold = split_plan(nr, hold, pages, adjacent, nr_subs, sparse_max,
+                                 attrs.max_nr_regions, settings, full=nr_samples * 9 // 10)
     base = 0
     for t in targets:
         n = t.nr_regions
