@@ -40,7 +40,7 @@ class Adjustment(Protocol):
 
 
 def loops() -> ModuleType:
-    """The merge loop and narrow's even split in C (damo/core/_adjust.c)."""
+    """The merge loop, narrow's rules and its even split in C (damo/core/_adjust.c)."""
     return extension("damo.core._adjust")
 
 

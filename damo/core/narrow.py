@@ -79,13 +79,6 @@ class NarrowSettings:
 DEFAULT = NarrowSettings()
 
 
-def _c():
-    """narrow's rules in C (damo/core/_adjust.c): there is no other copy of them."""
-    if adjust._native is None:
-        raise RuntimeError(adjust.native_unavailable())
-    return adjust._native
-
-
 def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
                             settings: NarrowSettings = DEFAULT) -> None:
     """The seed's merge, except that held pieces without an access stay apart and
@@ -119,14 +112,14 @@ def narrow_merge_regions_of(t: Target, thres: int, sz_limit: int,
     last = t.last_nr_accesses if settings.changed_apart and len(t.last_nr_accesses) == n \
         else None
     may = np.empty(n, dtype=bool)
-    _c().narrow_may_merge(t.start, t.end, t.nr_accesses, hold, last, thres,
+    adjust.loops().narrow_may_merge(t.start, t.end, t.nr_accesses, hold, last, thres,
                           settings.cool_aggregations if settings.release_diffuse else -1,
                           (2 if settings.cooling_merges else 1) if settings.unaccessed_apart
                           else 0, may)
     idx = merge_regions(t, thres, sz_limit, may)
     if idx is not None:
         t.hold = np.empty(len(idx), dtype=hold.dtype)
-        _c().narrow_merged_holds(hold, idx, t.hold)
+        adjust.loops().narrow_merged_holds(hold, idx, t.hold)
     t.last_nr_accesses = t.nr_accesses.copy()
 
 
@@ -140,7 +133,7 @@ def release_diffuse(t: Target, settings: NarrowSettings = DEFAULT) -> None:
     counting up to 0, during which they merge as the seed's and are not
     searched again.  (`narrow_merge_regions_of` runs it first.)
     """
-    _c().narrow_may_merge(t.start, t.end, t.nr_accesses, t.hold, None, 0,
+    adjust.loops().narrow_may_merge(t.start, t.end, t.nr_accesses, t.hold, None, 0,
                           settings.cool_aggregations, 0, np.empty(t.nr_regions, dtype=bool))
 
 
@@ -171,7 +164,7 @@ def split_plan(
     n = len(nr)
     pieces, evidence = np.empty(n, dtype=np.int64), np.empty(n, dtype=bool)
     new_hold = np.empty(n, dtype=np.int32)
-    _c().narrow_split_plan(
+    adjust.loops().narrow_split_plan(
         np.ascontiguousarray(nr, dtype=np.int64), np.ascontiguousarray(hold, dtype=np.int32),
         np.ascontiguousarray(pages, dtype=np.int64), np.ascontiguousarray(adjacent, dtype=bool),
         nr_subs, sparse_max, max_nr_regions, -1 if full is None else full,
