@@ -35,7 +35,7 @@ if kind == "half":  # touch the first half of a mapping continuously
     while time.monotonic() < end:
         a[: size // 2 : PAGE] += 1
         time.sleep(0.001)
-elif kind == "shared":  # memory shared with a child after fork, not touched since
+elif kind == "shared":  # memory shared with a child after fork, not written since
     size = int(args[0]) << 20
     m, a, addr = anon(size)
     child = os.fork()
@@ -49,7 +49,13 @@ elif kind == "shared":  # memory shared with a child after fork, not touched sin
         os._exit(0)
     ready(addr, size, child)
     try:
-        time.sleep(float(args[1]))
+        if len(args) > 2 and args[2] == "read":  # read (never written) every millisecond
+            end = time.monotonic() + float(args[1])
+            while time.monotonic() < end:
+                int(a[::PAGE].sum())
+                time.sleep(0.001)
+        else:
+            time.sleep(float(args[1]))
     finally:
         os.kill(child, signal.SIGKILL)
 elif kind == "churn":  # map, touch and unmap memory of changing sizes continuously

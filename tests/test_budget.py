@@ -168,6 +168,45 @@ def test_kdamond_runs_the_samples_to_deadlines_that_do_not_drift():
     assert ops.deadlines == [(i + 1) * 100_000_000 for i in range(25)]
 
 
+def test_an_update_comes_at_a_step_of_the_aggregation():
+    """An update due between two steps waits for the next step (kdamond's per-sample
+    loop does the same): a step of its own, 0.1 s before an aggregation's end, would
+    leave that aggregation's last check a whole sampling interval past its deadline."""
+    clock = VirtualClock()
+    ops = CountingOps(clock)
+    updates = []
+    ops.update = lambda ctx: updates.append(clock.ns)
+    ends = []
+
+    def after(ctx):
+        ends.append(clock.ns)
+        return len(ends) >= 4
+
+    # Steps of 300 ms, aggregations of 900 ms, updates due every 1.7 s (at 1.7 and 3.4 s).
+    ctx = Context(Attrs(300_000, 900_000, 1_700_000, 10, 1000), ops,
+                  Callbacks(after_aggregation=after), clock=clock, min_region=1)
+    ctx.set_targets([1])
+    ctx.targets[0].add_region(0, 1 << 20)
+    kdamond_fn(ctx)
+    ms = 1_000_000
+    assert ends == [900 * ms, 1800 * ms, 2700 * ms, 3600 * ms]
+    assert updates == [1800 * ms, 3600 * ms]  # at the steps after 1.7 and 3.4 s
+    assert ops.deadlines == ends  # no run of its own to 1.7 s
+
+
+def test_first_step_is_on_the_deadlines_grid():
+    from damo.ops.vaddr.sampling import first_step
+
+    ms = 1_000_000
+    # 2 ms of work since the last deadline: the steps keep to 300, 600, 900 ms.
+    assert first_step(900 * ms, 300 * ms, 2 * ms) == 300 * ms
+    # Work past half an interval: that step goes, the first window is never shorter.
+    assert first_step(900 * ms, 300 * ms, 160 * ms) == 600 * ms
+    assert first_step(900 * ms, 300 * ms, 750 * ms) == 900 * ms  # 150 ms: half of one
+    # Later still: one whole interval from now, as a late run always did.
+    assert first_step(900 * ms, 300 * ms, 760 * ms) == 1060 * ms
+
+
 def test_kernel_side_time_counts_as_the_monitors():
     """Attached programs' time (extra_ns) is in no thread's CPU: the budget adds it."""
     from damo.ops.vaddr.budget import WINDOW

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import time
 
+from conftest import measured
 from test_soak import load_bench
 
 from damo.errors import RecordFormatError
@@ -16,7 +17,8 @@ def test_seeded_two_thousand_inputs():
     assert {"json", "json_compressed"} <= set(names)
     result = fuzz.fuzz(2000, 20260, names)
     assert result["failures"] == [], "\n".join(result["failures"][:20])
-    assert result["slowest_s"] < 2.0
+    # The "no hang past 2 s", wall-clock: the slowest input's spread is bench/spread's.
+    assert measured("fuzz_slowest_input_s", result["slowest_s"]) < 2.0
     assert result["peak_rss_mib"] - result["base_rss_mib"] <= 128
 
 

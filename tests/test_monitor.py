@@ -1,5 +1,6 @@
 """`damo monitor`: the live view's parts, its record, and the view in a real terminal (tmux)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -14,6 +15,9 @@ from damo.reports import live_view
 from tests.conftest import REPO, measured, need_bpf, run_damo
 
 ZIGZAG = REPO / "examples" / "workloads" / "zigzag.toml"
+# Percent an aggregation interval of the real-process monitor may be off, loaded: the
+# bench/spread maximum with a margin (docs/testing.md); damo validate's default is 15.
+LOADED_TOLERANCE = 60
 
 
 def arr(*values, dtype=np.uint64):
@@ -188,7 +192,6 @@ def test_monitor_in_a_terminal_real_process(tmux, tmp_path):
     assert any(name in after for name in ("[heap]", "[stack]", "python", ".so"))
     err = (tmp_path / "err").read_text()
     assert "ended by quit" in err and f"process {target.pid}" in err
-    result = run_damo("validate", "-i", str(out))
     # Loaded, aggregations wait for their regions' missing checks: the sidecar's wait
     # messages explain those gaps (damo validate takes them off); the spread of the
     # rest and the waits are bench/spread's figures.
@@ -199,7 +202,14 @@ def test_monitor_in_a_terminal_real_process(tmux, tmp_path):
     ends = np.unique(np.concatenate([c.columns().end_ns for c in RecordFile(str(out)).chunks()]))
     measured("monitor_gap_max_unexplained", float(spacing(str(out), ends).max()))
     measured("monitor_waits", sum(m.get("type") == "wait" for m in read_meta(str(out)) or []))
-    assert result.returncode == 0, result.stdout + result.stderr
+    strict = run_damo("validate", "--json", "-i", str(out))
+    problems = json.loads(strict.stdout)["problems"]
+    assert {p["kind"] for p in problems} <= {"interval"}, problems  # all else exact
+    # An aggregation ends at its deadline whatever damo does in between (tested in
+    # test_native_loop.py), but a loaded machine may wake the loop late, with nothing
+    # of damo's around it: the intervals within LOADED_TOLERANCE (docs/testing.md).
+    loose = run_damo("validate", "--tolerance", str(LOADED_TOLERANCE), "-i", str(out))
+    assert loose.returncode == 0, (problems, loose.stdout)
 
 
 def test_monitor_ctrl_c_in_a_terminal(tmux, tmp_path):

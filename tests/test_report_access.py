@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import REPO, need_bpf, run_damo
+from conftest import REPO, measured, need_bpf, run_damo
 from doc_schema import check, documented_fields
 from test_json_output import SCHEMA, problems
 
@@ -227,23 +227,33 @@ def test_a_long_idle_region_ages_on_a_real_process(tmp_path):
     from damo.records.reader import read_snapshots
     from damo.workload.truth import read_truth
 
-    last = read_truth(str(tmp_path / "t.jsonl"))[-1]
+    truth = read_truth(str(tmp_path / "t.jsonl"))
+    last = truth[-1]
     b = next(r for r in last.regions if r.name == "b")
     middle = (b.start + b.end) // 2
     snaps = read_snapshots(str(tmp_path / "damon.data"))
     ages = RecordAges(str(tmp_path / "damon.data"))
     flat = ages.for_chunk(snaps)
     assert ages.from_sidecar == len(snaps)
-    series = []
+    series, in_window = [], 0
     for i in range(len(snaps)):
         if not last.start_ns + 300_000_000 <= snaps.end_ns[i] <= last.end_ns:
             continue
+        in_window += 1
         lo, hi = snaps.offsets[i], snaps.offsets[i + 1]
         k = np.flatnonzero((snaps.start[lo:hi] <= middle) & (middle < snaps.end[lo:hi]))
         if len(k) and snaps.nr_accesses[lo + k[0]] == 0:
             series.append(int(flat[lo + k[0]]))
     steps = np.diff(series)
-    assert len(series) >= 80
+    # The window's snapshots, not a fixed number: loaded, the record starts late in the
+    # 3 s before b goes idle (interpreter, BPF) and an aggregation may end late (77 of
+    # ~97 once).  Of them, the holder of b's middle reads idle in nearly all, and enough
+    # remain to judge the ages by: margins from bench/spread, docs/testing.md.
+    measured("idle_b_snapshots_in_window", in_window)
+    measured("idle_b_first_record_after_start_s", (snaps.end_ns[0] - truth[0].start_ns) / 1e9)
+    assert measured("idle_b_idle_share", len(series) / max(in_window, 1)) >= 0.9, \
+        (len(series), in_window)
+    assert len(series) >= 40, (len(series), in_window)
     assert np.mean(steps == 1) >= 0.8, series
     doc = as_json(cwd=tmp_path)
     [shot] = doc["snapshots"]

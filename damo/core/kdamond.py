@@ -83,8 +83,16 @@ def kdamond_fn(ctx: Context) -> None:
             # move by whole intervals, so the deadlines do not drift, unless
             # the aggregation waited (for a region's missing checks).
             aggr_due, update_due = last_aggr + aggr_ns, last_update + update_ns
-            ctx.aggregating = aggr_due <= update_due
-            max_nr_accesses = run_samples(ctx, min(aggr_due, update_due))
+            # An update comes at a sampling step of the aggregation, as in the
+            # per-sample loop: a step of its own off the aggregation's steps
+            # would draw and clear samples a moment before the aggregation's
+            # next step, whose check must then wait, and end it that late.
+            update_step = update_due
+            if update_due < aggr_due:
+                sample_ns = ctx.attrs.sample_interval * 1000
+                update_step = aggr_due - (aggr_due - update_due) // sample_ns * sample_ns
+            ctx.aggregating = aggr_due <= update_step
+            max_nr_accesses = run_samples(ctx, min(aggr_due, update_step))
             now = now_ns()
             aggregate, update = now >= aggr_due, now >= update_due
             if aggregate:

@@ -105,6 +105,26 @@ def carried(old_start: np.ndarray, old_end: np.ndarray, old: np.ndarray, start: 
     return np.where(keep, old[i_ok], 0)
 
 
+def first_step(deadline_ns: int, interval: int, now: int) -> int:
+    """When the first step of a run of the native loop to `deadline_ns` comes, `now`
+    being when it draws and clears its first samples.
+
+    On the deadline's grid of steps (`deadline_ns` less whole intervals), so the
+    run's last step is the deadline's: the work between two runs (the
+    aggregation, an update) shortens the first window instead of moving every
+    step.  Anchored on `now` instead, each aggregation's end carried the last
+    one's lateness plus that work, up to a whole sampling interval (a third of
+    the aggregation at the budget's 3 samples), and a change of the intervals
+    dropped or added it at once: records 0.3x and 2x apart (docs/testing.md).
+    The first window is at least half an interval (a shorter one would read
+    cold); a run already that late starts a whole interval from now.
+    """
+    room = deadline_ns - now - interval // 2
+    if room < 0:
+        return now + interval
+    return deadline_ns - room // interval * interval
+
+
 class Sampling:
     """The sampling half of `VaddrBpfOperations` (a mixin: it shares the processes)."""
 
@@ -310,7 +330,7 @@ class Sampling:
         interval = ctx.attrs.sample_interval * 1000  # in force: the budget may lengthen it
         now = ctx.clock.now_ns()
         next_ns = self._next_ns if self.ahead else \
-            max(self._done_at if self._done_at is not None else now, now) + interval
+            first_step(deadline_ns, interval, max(self._done_at or now, now))
         live = self._live(ctx)
         if not live:  # nothing to sample (yet): the deadline's update may find regions
             time.sleep(max(0, deadline_ns - now) / 1e9)
