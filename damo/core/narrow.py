@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 #
 # Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
 # (as every narrow cut, near-even at a random phase: `split_evenly`).
+#
+# - the edge of an accessed region is probed: an unaccessed neighbour gets thin
+#   pieces at their shared boundary (`edge_cuts`).  Merge and split move a
+#   boundary only when a sample lands on the part of the hot object left in the
+#   cold neighbour, whose pieces are cold memory's share (12-19 MiB on a target
+#   with GiB gaps): at the CPU budget's 3 samples an aggregation such a tail
+#   stayed unfound for whole 8 s phases (docs/sampler.md).
 
 
 @dataclass(frozen=True)
@@ -71,6 +78,9 @@ class NarrowSettings:
     # than half the highest count) do not merge on one alike aggregation: 0
     # merges on the current counts alone, as the seed's.
     changed_apart: bool = True
+    # Cuts into an unaccessed region at these fractions of its accessed
+    # neighbour's size from their shared boundary (`edge_cuts`): () for none.
+    edge_probes: tuple[int, ...] = (16, 4)
 
 
 DEFAULT = NarrowSettings()
@@ -220,6 +230,37 @@ def narrow_split_counts(
     return extra, evidence
 
 
+def edge_cuts(start: np.ndarray, end: np.ndarray, nr: np.ndarray, cold: np.ndarray,
+              min_region: int, fractions: tuple[int, ...], room: int) -> np.ndarray:
+    """Addresses to cut the unaccessed regions at, beside an accessed neighbour: at its
+    size / f from their shared boundary, for each f of `fractions` (at most `room` cuts).
+
+    A cut lies strictly inside its region (a region too small for it gets none)
+    and off every boundary; the result is sorted and unique.  The pieces left
+    cold merge back with the rest of their region at the next merge.
+    """
+    n = len(start)
+    if n < 2 or not fractions or room <= 0:
+        return np.zeros(0, dtype=np.int64)
+    touch = end[:-1] == start[1:]
+    hit = nr > 0
+    # Region i + 1 cold after an accessed region i (its start probed), and region i
+    # cold before an accessed region i + 1 (its end probed).
+    after = np.flatnonzero(touch & hit[:-1] & cold[1:]) + 1
+    before = np.flatnonzero(touch & cold[:-1] & hit[1:])
+    cuts = []
+    for f in fractions:
+        d = (end[after - 1] - start[after - 1]) // f // min_region * min_region
+        cuts.append(np.where(d > 0, start[after] + d, 0))
+        d = (end[before + 1] - start[before + 1]) // f // min_region * min_region
+        cuts.append(np.where(d > 0, end[before] - d, 0))
+    idx = np.concatenate([after, before] * len(fractions))
+    cut = np.concatenate(cuts)
+    inside = (cut > start[idx]) & (cut < end[idx])
+    cut = np.unique(cut[inside])
+    return cut[:room]
+
+
 def split_evenly(
     t: Target, pieces: np.ndarray, rng: np.random.Generator, min_region: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -291,15 +332,24 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         hold[(nr > 0) & (pages <= settings.evidence_pieces) & (hold >= 0)] = \
             settings.hold_aggregations
     hold[evidence] = settings.hold_aggregations
+    room = attrs.max_nr_regions - settings.update_room - int(pieces.sum())
     base = 0
     for t in targets:
         n = t.nr_regions
         sl = slice(base, base + n)
         base += n
-        if (pieces[sl] == 1).all():
+        cuts = edge_cuts(t.start, t.end, nr[sl], (nr[sl] == 0) & (hold[sl] <= 0),
+                         ctx.min_region, settings.edge_probes, room)
+        room -= len(cuts)
+        if (pieces[sl] == 1).all() and not len(cuts):
             t.hold = hold[sl].astype(t.hold.dtype)
             continue
         new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
+        if len(cuts):
+            cuts = cuts[~np.isin(cuts, new_starts)]
+            new_starts = np.sort(np.concatenate((new_starts, cuts)))
+            new_ends = np.sort(np.concatenate((new_ends, cuts)))
+            parent = np.searchsorted(t.start, new_starts, side="right") - 1
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
         t.set_regions(new_starts, new_ends, nrs, parent=parent)
         t.hold = hold[sl][parent].astype(t.hold.dtype, copy=False)
