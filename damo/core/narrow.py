@@ -50,8 +50,8 @@ if TYPE_CHECKING:
 # Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
 # (as every narrow cut, near-even at a random phase: `split_evenly`).
 #
-# - the edge of an accessed region is probed: an unaccessed neighbour gets thin
-#   pieces at their shared boundary (`edge_cuts`).  Merge and split move a
+# - the edge of a fully accessed region is probed: an unaccessed neighbour gets
+#   thin pieces at their shared boundary (`edge_cuts`).  Merge and split move a
 #   boundary only when a sample lands on the part of the hot object left in the
 #   cold neighbour, whose pieces are cold memory's share (12-19 MiB on a target
 #   with GiB gaps): at the CPU budget's 3 samples an aggregation such a tail
@@ -230,20 +230,23 @@ def narrow_split_counts(
     return extra, evidence
 
 
-def edge_cuts(start: np.ndarray, end: np.ndarray, nr: np.ndarray, cold: np.ndarray,
+def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.ndarray,
               min_region: int, fractions: tuple[int, ...], room: int) -> np.ndarray:
-    """Addresses to cut the unaccessed regions at, beside an accessed neighbour: at its
-    size / f from their shared boundary, for each f of `fractions` (at most `room` cuts).
+    """Addresses to cut the `cold` regions at, beside a `full` neighbour (accessed at
+    nearly every sample): at its size / f from their shared boundary, for each f of
+    `fractions` (at most `room` cuts).
 
-    A cut lies strictly inside its region (a region too small for it gets none)
-    and off every boundary; the result is sorted and unique.  The pieces left
-    cold merge back with the rest of their region at the next merge.
+    Only beside full regions: a region accessed in part (diffuse access, or a
+    straddle, which rule 4 cuts finer) would spread probes all over thinly
+    accessed memory.  A cut lies strictly inside its region (a region too small
+    for it gets none) and off every boundary; the result is sorted and unique.
+    The pieces left cold merge back with the rest of their region.
     """
     n = len(start)
     if n < 2 or not fractions or room <= 0:
         return np.zeros(0, dtype=np.int64)
     touch = end[:-1] == start[1:]
-    hit = nr > 0
+    hit = full
     # Region i + 1 cold after an accessed region i (its start probed), and region i
     # cold before an accessed region i + 1 (its end probed).
     after = np.flatnonzero(touch & hit[:-1] & cold[1:]) + 1
@@ -322,9 +325,10 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     # Region i and i + 1 touch, within one target.
     adjacent = targets[0].end[:-1] == targets[0].start[1:] if len(targets) == 1 else \
         np.concatenate([np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    full = nr_samples * 9 // 10
     pieces, evidence = narrow_split_counts(
         nr, hold, pages, adjacent, nr_subs, sparse_max, attrs.max_nr_regions, settings,
-        full=nr_samples * 9 // 10)
+        full=full)
     hold = hold - np.sign(hold)  # holds and cooling-offs run out (a new array, hold's dtype)
     # A small object found is held too: an aggregation in which a sparsely
     # accessed one happens to see no access does not merge it away.
@@ -338,7 +342,7 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         n = t.nr_regions
         sl = slice(base, base + n)
         base += n
-        cuts = edge_cuts(t.start, t.end, nr[sl], (nr[sl] == 0) & (hold[sl] <= 0),
+        cuts = edge_cuts(t.start, t.end, nr[sl] >= full, (nr[sl] == 0) & (hold[sl] <= 0),
                          ctx.min_region, settings.edge_probes, room)
         room -= len(cuts)
         if (pieces[sl] == 1).all() and not len(cuts):
