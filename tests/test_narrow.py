@@ -213,8 +213,11 @@ def test_edge_cuts_probe_cold_neighbours_of_accessed_regions():
             // PAGE).tolist() == [1170, 1200]
     assert len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 3)) == 3
     assert not len(edge_cuts(start, end, nr >= 18, cold, PAGE, (), 100))
-    # a region accessed in part (diffuse, or straddling a boundary) gets no probes
+    # a region accessed in part (diffuse, or straddling a boundary) gets no probes,
+    # nor one under min_pages
     assert not len(edge_cuts(start, end, nr >= 30, cold, PAGE, (16, 4), 100))
+    assert not len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 161))
+    assert len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 160)) == 4
     # a cold neighbour too small for a cut gets none; a hot region under f pages cuts none
     small = edge_cuts(np.array([0, 16]) * PAGE, np.array([16, 20]) * PAGE,
                       np.array([True, False]), np.array([False, True]), PAGE, (16, 4), 100)

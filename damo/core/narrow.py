@@ -78,9 +78,12 @@ class NarrowSettings:
     # than half the highest count) do not merge on one alike aggregation: 0
     # merges on the current counts alone, as the seed's.
     changed_apart: bool = True
-    # Cuts into an unaccessed region at these fractions of its accessed
-    # neighbour's size from their shared boundary (`edge_cuts`): () for none.
-    edge_probes: tuple[int, ...] = (16, 4)
+    # Cuts into an unaccessed region at these fractions of its fully accessed
+    # neighbour's size from their shared boundary (`edge_cuts`): () for none;
+    # only beside neighbours of at least edge_min_pages (a smaller object's
+    # tail is a few pages, and a real process has many small hot regions).
+    edge_probes: tuple[int, ...] = (8,)
+    edge_min_pages: int = 64
 
 
 DEFAULT = NarrowSettings()
@@ -231,10 +234,11 @@ def narrow_split_counts(
 
 
 def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.ndarray,
-              min_region: int, fractions: tuple[int, ...], room: int) -> np.ndarray:
+              min_region: int, fractions: tuple[int, ...], room: int,
+              min_pages: int = 1) -> np.ndarray:
     """Addresses to cut the `cold` regions at, beside a `full` neighbour (accessed at
     nearly every sample): at its size / f from their shared boundary, for each f of
-    `fractions` (at most `room` cuts).
+    `fractions` (at most `room` cuts), if it has at least `min_pages` pages.
 
     Only beside full regions: a region accessed in part (diffuse access, or a
     straddle, which rule 4 cuts finer) would spread probes all over thinly
@@ -246,7 +250,7 @@ def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.nda
     if n < 2 or not fractions or room <= 0:
         return np.zeros(0, dtype=np.int64)
     touch = end[:-1] == start[1:]
-    hit = full
+    hit = full & (end - start >= min_pages * min_region)
     # Region i + 1 cold after an accessed region i (its start probed), and region i
     # cold before an accessed region i + 1 (its end probed).
     after = np.flatnonzero(touch & hit[:-1] & cold[1:]) + 1
@@ -343,7 +347,7 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         sl = slice(base, base + n)
         base += n
         cuts = edge_cuts(t.start, t.end, nr[sl] >= full, (nr[sl] == 0) & (hold[sl] <= 0),
-                         ctx.min_region, settings.edge_probes, room)
+                         ctx.min_region, settings.edge_probes, room, settings.edge_min_pages)
         room -= len(cuts)
         if (pieces[sl] == 1).all() and not len(cuts):
             t.hold = hold[sl].astype(t.hold.dtype)
