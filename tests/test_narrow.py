@@ -218,9 +218,14 @@ def test_edge_cuts_probe_cold_neighbours_of_accessed_regions():
     assert not len(edge_cuts(start, end, nr >= 30, cold, PAGE, (16, 4), 100))
     assert not len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 161))
     assert len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 160)) == 4
+    # only into cold neighbours ratio x the full region's size (840 / 160 = 5.25)
+    assert (edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 1, 6)
+            // PAGE).tolist() == [960, 990]
+    assert len(edge_cuts(start, end, nr >= 18, cold, PAGE, (16, 4), 100, 1, 5)) == 4
     # a cold neighbour too small for a cut gets none; a hot region under f pages cuts none
     small = edge_cuts(np.array([0, 16]) * PAGE, np.array([16, 20]) * PAGE,
-                      np.array([True, False]), np.array([False, True]), PAGE, (16, 4), 100)
+                      np.array([True, False]), np.array([False, True]), PAGE, (16, 4), 100,
+                      ratio=0)
     small //= PAGE
     assert small.tolist() == [17]
 
@@ -239,7 +244,7 @@ def test_edge_probes_find_a_hot_tail_in_a_gap_sized_cold_region(tmp_path):
     """gapped's objects lie across GiB gaps, so cold pieces are 12-19 MiB: the part of
     an object left beside its hot region's boundary stayed unfound for whole phases
     at the budget's 3 samples an aggregation (seed 10: 0.86 % median missed without
-    the probes; 0.00 % with them, seeds 1-40 at most 0.14 %)."""
+    the probe; 0.00 % with it, seeds 1-40 at most 0.09 %)."""
     assert gapped_missed(tmp_path, 10, DEFAULT) <= 0.001
     assert gapped_missed(tmp_path, 10, replace(DEFAULT, edge_probes=())) > 0.005
 

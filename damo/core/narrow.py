@@ -84,6 +84,7 @@ class NarrowSettings:
     # tail is a few pages, and a real process has many small hot regions).
     edge_probes: tuple[int, ...] = (8,)
     edge_min_pages: int = 64
+    edge_ratio: int = 8  # and only into a cold neighbour this many times its size
 
 
 DEFAULT = NarrowSettings()
@@ -235,15 +236,19 @@ def narrow_split_counts(
 
 def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.ndarray,
               min_region: int, fractions: tuple[int, ...], room: int,
-              min_pages: int = 1) -> np.ndarray:
+              min_pages: int = 1, ratio: int = 1) -> np.ndarray:
     """Addresses to cut the `cold` regions at, beside a `full` neighbour (accessed at
     nearly every sample): at its size / f from their shared boundary, for each f of
-    `fractions` (at most `room` cuts), if it has at least `min_pages` pages.
+    `fractions` (at most `room` cuts), if it has at least `min_pages` pages and
+    the cold region is at least `ratio` times its size.
 
     Only beside full regions: a region accessed in part (diffuse access, or a
     straddle, which rule 4 cuts finer) would spread probes all over thinly
-    accessed memory.  A cut lies strictly inside its region (a region too small
-    for it gets none) and off every boundary; the result is sorted and unique.
+    accessed memory.  Only into a much larger cold region: a neighbour of a
+    like size is sampled near the boundary often enough (many's interleaved
+    1 MiB regions would each get probes, and their cost).  A cut lies strictly
+    inside its region (a region too small for it gets none) and off every
+    boundary; the result is sorted and unique.
     The pieces left cold merge back with the rest of their region.
     """
     n = len(start)
@@ -253,8 +258,11 @@ def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.nda
     hit = full & (end - start >= min_pages * min_region)
     # Region i + 1 cold after an accessed region i (its start probed), and region i
     # cold before an accessed region i + 1 (its end probed).
-    after = np.flatnonzero(touch & hit[:-1] & cold[1:]) + 1
-    before = np.flatnonzero(touch & cold[:-1] & hit[1:])
+    size = end - start
+    large = size[:-1] * ratio <= size[1:]  # region i + 1 is ratio x region i or more
+    small = size[1:] * ratio <= size[:-1]
+    after = np.flatnonzero(touch & hit[:-1] & cold[1:] & large) + 1
+    before = np.flatnonzero(touch & cold[:-1] & hit[1:] & small)
     cuts = []
     for f in fractions:
         d = (end[after - 1] - start[after - 1]) // f // min_region * min_region
@@ -347,7 +355,8 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
         sl = slice(base, base + n)
         base += n
         cuts = edge_cuts(t.start, t.end, nr[sl] >= full, (nr[sl] == 0) & (hold[sl] <= 0),
-                         ctx.min_region, settings.edge_probes, room, settings.edge_min_pages)
+                         ctx.min_region, settings.edge_probes, room, settings.edge_min_pages,
+                         settings.edge_ratio)
         room -= len(cuts)
         if (pieces[sl] == 1).all() and not len(cuts):
             t.hold = hold[sl].astype(t.hold.dtype)
