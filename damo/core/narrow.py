@@ -254,15 +254,18 @@ def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.nda
     n = len(start)
     if n < 2 or not fractions or room <= 0:
         return np.zeros(0, dtype=np.int64)
-    touch = end[:-1] == start[1:]
-    hit = full & (end - start >= min_pages * min_region)
-    # Region i + 1 cold after an accessed region i (its start probed), and region i
-    # cold before an accessed region i + 1 (its end probed).
+    none = np.zeros(0, dtype=np.int64)
     size = end - start
-    large = size[:-1] * ratio <= size[1:]  # region i + 1 is ratio x region i or more
-    small = size[1:] * ratio <= size[:-1]
-    after = np.flatnonzero(touch & hit[:-1] & cold[1:] & large) + 1
-    before = np.flatnonzero(touch & cold[:-1] & hit[1:] & small)
+    hit = full & (size >= min_pages * min_region)
+    if not hit.any():  # (it runs every aggregation: the common case returns early)
+        return none
+    touch = end[:-1] == start[1:]
+    # Region i + 1 cold after an accessed region i (its start probed), and region i
+    # cold before an accessed region i + 1 (its end probed), ratio x its size or more.
+    after = np.flatnonzero(touch & hit[:-1] & cold[1:] & (size[:-1] * ratio <= size[1:])) + 1
+    before = np.flatnonzero(touch & cold[:-1] & hit[1:] & (size[1:] * ratio <= size[:-1]))
+    if not len(after) and not len(before):
+        return none
     cuts = []
     for f in fractions:
         d = (end[after - 1] - start[after - 1]) // f // min_region * min_region
