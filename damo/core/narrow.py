@@ -49,6 +49,13 @@ if TYPE_CHECKING:
 #
 # Accessed regions that are not evidence are cut into the seed's 2 or 3 pieces
 # (as every narrow cut, near-even at a random phase: `split_evenly`).
+#
+# - the edge of a fully accessed region is probed: an unaccessed neighbour gets
+#   thin pieces at their shared boundary (`edge_cuts`).  Merge and split move a
+#   boundary only when a sample lands on the part of the hot object left in the
+#   cold neighbour, whose pieces are cold memory's share (12-19 MiB on a target
+#   with GiB gaps): at the CPU budget's 3 samples an aggregation such a tail
+#   stayed unfound for whole 8 s phases (docs/sampler.md).
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,13 @@ class NarrowSettings:
     # Cooling-off pieces (a diffuse search released) merge with their
     # neighbours as the seed's, accessed or not: unaccessed_apart spares them.
     cooling_merges: bool = False
+    # Cuts into an unaccessed region at these fractions of its fully accessed
+    # neighbour's size from their shared boundary (`edge_cuts`): () for none;
+    # only beside neighbours of at least edge_min_pages (a smaller object's
+    # tail is a few pages, and a real process has many small hot regions).
+    edge_probes: tuple[int, ...] = (8,)
+    edge_min_pages: int = 64
+    edge_ratio: int = 8  # and only into a cold neighbour this many times its size
 
 
 DEFAULT = NarrowSettings()
@@ -185,6 +199,51 @@ def narrow_split_counts(
     return pieces, evidence
 
 
+def edge_cuts(start: np.ndarray, end: np.ndarray, full: np.ndarray, cold: np.ndarray,
+              min_region: int, fractions: tuple[int, ...], room: int,
+              min_pages: int = 1, ratio: int = 1) -> np.ndarray:
+    """Addresses to cut the `cold` regions at, beside a `full` neighbour (accessed at
+    nearly every sample): at its size / f from their shared boundary, for each f of
+    `fractions` (at most `room` cuts), if it has at least `min_pages` pages and
+    the cold region is at least `ratio` times its size.
+
+    Only beside full regions: a region accessed in part (diffuse access, or a
+    straddle, which rule 4 cuts finer) would spread probes all over thinly
+    accessed memory.  Only into a much larger cold region: a neighbour of a
+    like size is sampled near the boundary often enough (many's interleaved
+    1 MiB regions would each get probes, and their cost).  A cut lies strictly
+    inside its region (a region too small for it gets none) and off every
+    boundary; the result is sorted and unique.
+    The pieces left cold merge back with the rest of their region.
+    """
+    n = len(start)
+    if n < 2 or not fractions or room <= 0:
+        return np.zeros(0, dtype=np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    size = end - start
+    hit = full & (size >= min_pages * min_region)
+    if not hit.any():  # (it runs every aggregation: the common case returns early)
+        return none
+    touch = end[:-1] == start[1:]
+    # Region i + 1 cold after an accessed region i (its start probed), and region i
+    # cold before an accessed region i + 1 (its end probed), ratio x its size or more.
+    after = np.flatnonzero(touch & hit[:-1] & cold[1:] & (size[:-1] * ratio <= size[1:])) + 1
+    before = np.flatnonzero(touch & cold[:-1] & hit[1:] & (size[1:] * ratio <= size[:-1]))
+    if not len(after) and not len(before):
+        return none
+    cuts = []
+    for f in fractions:
+        d = (end[after - 1] - start[after - 1]) // f // min_region * min_region
+        cuts.append(np.where(d > 0, start[after] + d, 0))
+        d = (end[before + 1] - start[before + 1]) // f // min_region * min_region
+        cuts.append(np.where(d > 0, end[before] - d, 0))
+    idx = np.concatenate([after, before] * len(fractions))
+    cut = np.concatenate(cuts)
+    inside = (cut > start[idx]) & (cut < end[idx])
+    cut = np.unique(cut[inside])
+    return cut[:room]
+
+
 def split_evenly(
     t: Target, pieces: np.ndarray, rng: np.random.Generator, min_region: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -232,17 +291,28 @@ def narrow_split_regions(ctx: "Context", settings: NarrowSettings = DEFAULT) -> 
     # Region i and i + 1 touch, within one target.
     adjacent = targets[0].end[:-1] == targets[0].start[1:] if len(targets) == 1 else \
         np.concatenate([np.append(t.end[:-1] == t.start[1:], False) for t in targets])[:-1]
+    full = nr_samples * 9 // 10
     pieces, _, hold = split_plan(nr, hold, pages, adjacent, nr_subs, sparse_max,
-                                 attrs.max_nr_regions, settings, full=nr_samples * 9 // 10)
+                                 attrs.max_nr_regions, settings, full=full)
+    room = attrs.max_nr_regions - settings.update_room - int(pieces.sum())
     base = 0
     for t in targets:
         n = t.nr_regions
         sl = slice(base, base + n)
         base += n
-        if (pieces[sl] == 1).all():
+        cuts = edge_cuts(t.start, t.end, nr[sl] >= full, (nr[sl] == 0) & (hold[sl] <= 0),
+                         ctx.min_region, settings.edge_probes, room, settings.edge_min_pages,
+                         settings.edge_ratio)
+        room -= len(cuts)
+        if (pieces[sl] == 1).all() and not len(cuts):
             t.hold = hold[sl].astype(t.hold.dtype)
             continue
         new_starts, new_ends, parent = split_evenly(t, pieces[sl], ctx.rng, ctx.min_region)
+        if len(cuts):
+            cuts = cuts[~np.isin(cuts, new_starts)]
+            new_starts = np.sort(np.concatenate((new_starts, cuts)))
+            new_ends = np.sort(np.concatenate((new_ends, cuts)))
+            parent = np.searchsorted(t.start, new_starts, side="right") - 1
         nrs = np.where(new_starts == t.start[parent], t.nr_accesses[parent], 0)
         t.set_regions(new_starts, new_ends, nrs, parent=parent)
         t.hold = hold[sl][parent].astype(t.hold.dtype, copy=False)
