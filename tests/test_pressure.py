@@ -339,6 +339,18 @@ while time.monotonic() < end:
 """
 
 
+def uncached_file(path: Path, mib: int) -> None:
+    """Write `mib` MiB of random bytes to `path`, on disk and out of the page cache: the
+    reader's faults bring it in, charged to the reader's cgroup."""
+    with open(path, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(mib):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+
+
 def memory_cgroup(name: str, limit: int) -> Path:
     """A fresh v1 memory cgroup of `limit` bytes (skips where there is none to make)."""
     root = Path("/sys/fs/cgroup/memory")
@@ -381,11 +393,7 @@ def test_a_real_cgroup_reclaiming_at_its_limit_is_under_pressure(tmp_path):
     cg = memory_cgroup("damo-test-limit", 32 << 20)
     try:
         path = tmp_path / "big.bin"
-        with open(path, "wb") as f:
-            f.write(os.urandom(64 << 20))
-            f.flush()
-            os.fsync(f.fileno())
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        uncached_file(path, 64)
         reader = subprocess.Popen(
             [sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True,
@@ -426,13 +434,7 @@ def test_relief_starts_within_an_aggregation_when_reclaim_starts(tmp_path):
     cg = memory_cgroup("damo-test-watch", 80 << 20)
     path = Path("/var/tmp") / f"damo-test-watch-{os.getpid()}.bin"
     try:
-        with open(path, "wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(128):
-                f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        uncached_file(path, 128)
         target = subprocess.Popen(
             [sys.executable, "-c", TARGET, str(path), "8", "wait"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, text=True, env=ENV,
@@ -468,14 +470,7 @@ def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
     cg = memory_cgroup("damo-test-pressure", 48 << 20)
     path = Path("/var/tmp") / f"damo-test-pressure-{os.getpid()}.bin"
     try:
-        with open(path, "wb") as f:
-            block = os.urandom(1 << 20)
-            for _ in range(96):
-                f.write(block)
-            f.flush()
-            os.fsync(f.fileno())
-            # Out of the cache: the target's faults bring it in, charged to its cgroup.
-            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+        uncached_file(path, 96)
         target = subprocess.Popen(
             [sys.executable, "-c", TARGET, str(path), "8"], stdout=subprocess.PIPE, text=True,
             env=ENV, preexec_fn=lambda: (cg / "cgroup.procs").write_text(str(os.getpid())))
