@@ -3,7 +3,13 @@
 import pytest
 
 from damo.core.target import Target
-from damo.ops.common import apply_three_regions, evenly_split_region, init_regions, three_regions
+from damo.ops.common import (
+    apply_three_regions,
+    big_gap,
+    evenly_split_region,
+    init_regions,
+    three_regions,
+)
 
 
 def test_damon_test_three_regions_in_vmas():
@@ -93,6 +99,23 @@ def test_three_regions_aligns_up():
         (1 << 30, (1 << 30) + 4096),
         (1 << 40, (1 << 40) + 4096),
     ]
+
+
+def test_big_gaps_are_left_out_too():
+    """A program, its heap 600 MiB above it (this kernel randomizes brk by up to
+    1 GiB), libraries, the stack: the heap's gap goes too, small gaps stay."""
+    mib = 1 << 20
+    maps = [(0, 4 * mib), (604 * mib, 612 * mib),  # program, heap
+            (1 << 40, (1 << 40) + 40 * mib), ((1 << 40) + 41 * mib, (1 << 40) + 60 * mib),
+            (1 << 46, (1 << 46) + mib)]  # stack
+    assert big_gap(maps, 10) == (4 + 8 + 40 + 19 + 1) * mib // 10
+    assert three_regions(maps, 4096, big_gap(maps, 10)) == [
+        (0, 4 * mib), (604 * mib, 612 * mib), (1 << 40, (1 << 40) + 60 * mib),
+        (1 << 46, (1 << 46) + mib)]
+    # DAMON's three, without a lower bound: the heap's gap is covered
+    assert three_regions(maps, 4096)[0] == (0, 612 * mib)
+    # a gap just under the bound stays
+    assert three_regions(maps, 4096, 601 * mib)[0] == (0, 612 * mib)
 
 
 def test_init_regions_splits_to_min_nr_regions():

@@ -53,9 +53,9 @@ if TYPE_CHECKING:
 # - the edge of a fully accessed region is probed: an unaccessed neighbour gets
 #   thin pieces at their shared boundary (`edge_cuts`).  Merge and split move a
 #   boundary only when a sample lands on the part of the hot object left in the
-#   cold neighbour, whose pieces are cold memory's share (12-19 MiB on a target
-#   with GiB gaps): at the CPU budget's 3 samples an aggregation such a tail
-#   stayed unfound for whole 8 s phases (docs/sampler.md).
+#   cold neighbour, whose pieces are cold memory's share (12-19 MiB beside
+#   GiB of cold mapped memory): at the CPU budget's 3 samples an aggregation
+#   such a tail stayed unfound for whole 8 s phases (docs/sampler.md).
 
 
 @dataclass(frozen=True)

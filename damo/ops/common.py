@@ -4,8 +4,11 @@ A process's address space is mostly unmapped.  DAMON covers it with three
 regions separated by the two biggest unmapped gaps (normally heap..mmap and
 mmap..stack), splits them evenly into about `min_nr_regions` pieces at start,
 and every update interval trims, extends or replaces its regions to fit the
-new three regions.  `VaddrOperations` builds the sampling loop of a
-virtual-address backend on these; a backend supplies the mappings of a
+new three regions.  damo also leaves out every other gap of at least the
+mapped bytes over `min_nr_regions` (`big_gap`): this kernel places the heap up
+to 1 GiB above the program (brk randomization), and a region over that gap
+spends its samples on nothing.  `VaddrOperations` builds the sampling loop of
+a virtual-address backend on these; a backend supplies the mappings of a
 target and the young/old state of sampled addresses.
 """
 
@@ -46,8 +49,21 @@ def draw_sampling_addrs(rng: np.random.Generator, start: np.ndarray,
     return start + offset.astype(ADDR_DTYPE)
 
 
-def three_regions(mappings: Sequence[AddrRange], min_region: int) -> list[AddrRange] | None:
-    """The three ranges covering `mappings` (sorted) except its two biggest gaps.
+def big_gap(mappings: Sequence[AddrRange], min_nr_regions: int) -> int:
+    """The least gap left out besides the two biggest: the mapped bytes / min_nr_regions.
+
+    A gap that size is a whole region's share of the address space or more
+    (the merge's size limit, before the gap is left out).
+    """
+    mapped = sum(e - s for s, e in mappings)
+    return max(mapped // max(min_nr_regions, 1), 1)
+
+
+def three_regions(mappings: Sequence[AddrRange], min_region: int,
+                  min_gap: int = 0) -> list[AddrRange] | None:
+    """The three ranges covering `mappings` (sorted) except its two biggest gaps, and
+    except every other gap of at least `min_gap` bytes when it is positive (more
+    ranges then: `big_gap`).
 
     None when the mappings have fewer than two non-empty gaps.  Of equal
     gaps, the lower ones are taken, as the seed's scan keeps the first found.
@@ -61,13 +77,14 @@ def three_regions(mappings: Sequence[AddrRange], min_region: int) -> list[AddrRa
     first, second = np.argsort(-gaps, kind="stable")[:2]
     if gaps[first] <= 0 or gaps[second] <= 0:
         return None
-    lo, hi = sorted((int(first), int(second)))
-    bounds = [
-        (int(starts[0]), int(ends[lo])),
-        (int(starts[lo + 1]), int(ends[hi])),
-        (int(starts[hi + 1]), int(ends[-1])),
-    ]
-    return [(align_up(s, min_region), align_up(e, min_region)) for s, e in bounds]
+    cut = {int(first), int(second)}
+    if min_gap > 0:
+        cut.update(int(i) for i in np.flatnonzero(gaps >= min_gap))
+    cut = sorted(cut)
+    lows = [0] + [i + 1 for i in cut]
+    highs = cut + [len(mappings) - 1]
+    return [(align_up(int(starts[lo]), min_region), align_up(int(ends[hi]), min_region))
+            for lo, hi in zip(lows, highs, strict=True)]
 
 
 def evenly_split_region(t: Target, index: int, nr_pieces: int, min_region: int) -> bool:
@@ -182,7 +199,9 @@ class VaddrOperations(Operations):
 
     def _three_regions(self, ctx: "Context", target: Target) -> list[AddrRange] | None:
         maps = self.mappings(target)
-        return None if maps is None else three_regions(maps, ctx.min_region)
+        if maps is None:
+            return None
+        return three_regions(maps, ctx.min_region, big_gap(maps, ctx.attrs.min_nr_regions))
 
     def init(self, ctx: "Context") -> None:
         for t in ctx.targets:

@@ -31,7 +31,6 @@ from damo.ops.common import (
     VaddrOperations,
     apply_three_regions,
     init_regions,
-    three_regions,
 )
 from damo.ops.vaddr.children import Children
 from damo.ops.vaddr.command import check_command, is_simple_command, parse_targets, shell_command
@@ -288,7 +287,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         p.maps = None
         self._refresh_maps(ctx, t)
         t.clear()
-        ranges = three_regions(self.mappings(t) or [], ctx.min_region)
+        ranges = self._three_regions(ctx, t)
         if ranges is not None:
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
