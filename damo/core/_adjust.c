@@ -54,6 +54,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "buffers.h"
+
 /* A merged region's size-weighted age, rounded to the nearest as damo.core.age does. */
 static int64_t mean_age(__int128 wage, int64_t size)
 {
@@ -340,30 +342,19 @@ static void split_plan(const int64_t *nr, const int32_t *hold, const int64_t *pa
 	}
 }
 
-/* A C-contiguous buffer of `n` items of `itemsize` bytes (any number when n < 0). */
-static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize,
-	       Py_ssize_t n, const char *what)
-{
-	if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)))
-		return -1;
-	if (view->itemsize != itemsize || view->len % itemsize ||
-	    (n >= 0 && view->len != n * itemsize)) {
-		PyErr_Format(PyExc_ValueError, "%s has the wrong item size or length", what);
-		PyBuffer_Release(view);
-		return -1;
-	}
-	return 0;
-}
-
 static PyObject *merge(PyObject *self, PyObject *args)
 {
-	static const char *names[] = {"start", "end", "nr", "age", "keep", "out_end", "out_nr",
-				      "out_age", "may"};
+	/* in objs' order; `may` is the fifth argument */
+	static const struct buffer_arg bufs[] = {
+		{"start", 8, 0, BUF_ANY, 0}, {"end", 8, 0, BUF_N, 0}, {"nr", 8, 0, BUF_N, 0},
+		{"age", 8, 0, BUF_N, 0}, {"keep", 8, 1, BUF_N, 0}, {"out_end", 8, 1, BUF_N, 0},
+		{"out_nr", 8, 1, BUF_N, 0}, {"out_age", 8, 1, BUF_N, 0}, {"may", 1, 0, BUF_N, 1},
+	};
 	PyObject *objs[9];
 	Py_buffer v[9];
 	int64_t thres, sz_limit;
-	Py_ssize_t n, k;
-	int got = 0, i, nbuf = 8;
+	Py_ssize_t n = 0, k;
+	int got[9], nr_got;
 	PyObject *ret = NULL;
 
 	(void)self;
@@ -371,39 +362,30 @@ static PyObject *merge(PyObject *self, PyObject *args)
 			      &objs[8], &thres, &sz_limit, &objs[4], &objs[5], &objs[6],
 			      &objs[7]))
 		return NULL;
-	if (get(objs[0], &v[0], 0, 8, -1, names[0]))
-		return NULL;
-	got = 1;
-	n = v[0].len / 8;
-	for (; got < 8; got++)
-		if (get(objs[got], &v[got], got >= 4, 8, n, names[got]))
-			goto out;
-	if (objs[8] != Py_None) {
-		if (get(objs[8], &v[8], 0, 1, n, names[8]))
-			goto out;
-		nbuf = 9;
-		got = 9;
+	if (!get_buffers(objs, v, bufs, 9, &n, got, &nr_got)) {
+		Py_BEGIN_ALLOW_THREADS
+		k = merge_loop(v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[8].buf, thres, sz_limit,
+			       n, v[4].buf, v[5].buf, v[6].buf, v[7].buf);
+		Py_END_ALLOW_THREADS
+		ret = PyLong_FromSsize_t(k);
 	}
-	Py_BEGIN_ALLOW_THREADS
-	k = merge_loop(v[0].buf, v[1].buf, v[2].buf, v[3].buf, nbuf == 9 ? v[8].buf : NULL,
-		       thres, sz_limit, n, v[4].buf, v[5].buf, v[6].buf, v[7].buf);
-	Py_END_ALLOW_THREADS
-	ret = PyLong_FromSsize_t(k);
-out:
-	for (i = 0; i < got; i++)
-		PyBuffer_Release(&v[i]);
+	release_buffers(v, got, nr_got);
 	return ret;
 }
 
 static PyObject *split_evenly(PyObject *self, PyObject *args)
 {
-	static const char *names[] = {"start", "end", "pieces", "phase", "out_start", "out_end",
-				      "out_parent"};
+	/* n regions in, total pieces out (out_start's length) */
+	static const struct buffer_arg bufs[] = {
+		{"start", 8, 0, BUF_ANY, 0}, {"end", 8, 0, BUF_N, 0}, {"pieces", 8, 0, BUF_N, 0},
+		{"phase", 8, 0, BUF_N, 0}, {"out_start", 8, 1, BUF_ANY, 0},
+		{"out_end", 8, 1, BUF_N, 0}, {"out_parent", 8, 1, BUF_N, 0},
+	};
 	PyObject *objs[7];
 	Py_buffer v[7];
 	int64_t min_region;
-	Py_ssize_t n, total, got_n;
-	int got = 0, i;
+	Py_ssize_t n, total = 0, got_n;
+	int got[7], nr_got;
 	PyObject *ret = NULL;
 
 	(void)self;
@@ -414,72 +396,24 @@ static PyObject *split_evenly(PyObject *self, PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "split_evenly: min_region < 1");
 		return NULL;
 	}
-	if (get(objs[0], &v[0], 0, 8, -1, names[0]))
-		return NULL;
-	got = 1;
-	n = v[0].len / 8;
-	for (; got < 4; got++)
-		if (get(objs[got], &v[got], 0, 8, n, names[got]))
-			goto out;
-	if (get(objs[4], &v[4], 1, 8, -1, names[4]))
-		goto out;
-	got = 5;
-	total = v[4].len / 8;
-	for (; got < 7; got++)
-		if (get(objs[got], &v[got], 1, 8, total, names[got]))
-			goto out;
-	Py_BEGIN_ALLOW_THREADS
-	got_n = split_loop(v[0].buf, v[1].buf, v[2].buf, v[3].buf, min_region, n, total,
-			   v[4].buf, v[5].buf, v[6].buf);
-	Py_END_ALLOW_THREADS
-	ret = PyBool_FromLong(got_n == total);
-out:
-	for (i = 0; i < got; i++)
-		PyBuffer_Release(&v[i]);
-	return ret;
-}
-
-/*
- * The buffers of objs[0..count): item sizes, writable, lengths (-1: any, and
- * n is objs[0]'s; -2: n; -3: n - 1, at least 0), Py_None where nullable (its
- * buf NULL).  got[0..*nr_got) lists those to release, on success or not.
- */
-static int get_all(PyObject **objs, Py_buffer *v, const char *const *names, const int *size,
-		   const int *writable, const int *len, const int *nullable, int count,
-		   Py_ssize_t *n, int *got, int *nr_got)
-{
-	int i;
-
-	*nr_got = 0;
-	for (i = 0; i < count; i++) {
-		Py_ssize_t want = len[i] == -2 ? *n : len[i] == -3 ? (*n > 0 ? *n - 1 : 0) : -1;
-
-		if (nullable[i] && objs[i] == Py_None) {
-			v[i].buf = NULL;
-			continue;
-		}
-		if (get(objs[i], &v[i], writable[i], size[i], want, names[i]))
-			return -1;
-		got[(*nr_got)++] = i;
-		if (len[i] == -1)
-			*n = v[i].len / size[i];
+	if (!get_buffers(objs, v, bufs, 7, &total, got, &nr_got)) {
+		n = v[0].len / 8;
+		Py_BEGIN_ALLOW_THREADS
+		got_n = split_loop(v[0].buf, v[1].buf, v[2].buf, v[3].buf, min_region, n, total,
+				   v[4].buf, v[5].buf, v[6].buf);
+		Py_END_ALLOW_THREADS
+		ret = PyBool_FromLong(got_n == total);
 	}
-	return 0;
-}
-
-static void release_all(Py_buffer *v, const int *got, int nr_got)
-{
-	int i;
-
-	for (i = 0; i < nr_got; i++)
-		PyBuffer_Release(&v[got[i]]);
+	release_buffers(v, got, nr_got);
+	return ret;
 }
 
 static PyObject *narrow_may_merge(PyObject *self, PyObject *args)
 {
-	static const char *const names[] = {"start", "end", "nr", "hold", "last", "may"};
-	static const int size[] = {8, 8, 8, 4, 8, 1}, wr[] = {0, 0, 0, 1, 0, 1},
-			 len[] = {-1, -2, -2, -2, -2, -2}, null[] = {0, 0, 0, 0, 1, 0};
+	static const struct buffer_arg bufs[] = {
+		{"start", 8, 0, BUF_ANY, 0}, {"end", 8, 0, BUF_N, 0}, {"nr", 8, 0, BUF_N, 0},
+		{"hold", 4, 1, BUF_N, 0}, {"last", 8, 0, BUF_N, 1}, {"may", 1, 1, BUF_N, 0},
+	};
 	PyObject *o[6];
 	Py_buffer v[6];
 	int got[6], nr_got, cool, apart;
@@ -491,20 +425,20 @@ static PyObject *narrow_may_merge(PyObject *self, PyObject *args)
 	if (!PyArg_ParseTuple(args, "OOOOOLiiO", &o[0], &o[1], &o[2], &o[3], &o[4], &thres,
 			      &cool, &apart, &o[5]))
 		return NULL;
-	if (!get_all(o, v, names, size, wr, len, null, 6, &n, got, &nr_got)) {
+	if (!get_buffers(o, v, bufs, 6, &n, got, &nr_got)) {
 		may_merge(v[0].buf, v[1].buf, v[2].buf, v[3].buf, v[4].buf, thres, cool, apart,
 			  n, v[5].buf);
 		ret = Py_NewRef(Py_None);
 	}
-	release_all(v, got, nr_got);
+	release_buffers(v, got, nr_got);
 	return ret;
 }
 
 static PyObject *narrow_merged_holds(PyObject *self, PyObject *args)
 {
-	static const char *const names[] = {"hold", "keep", "out"};
-	static const int size[] = {4, 8, 4}, wr[] = {0, 0, 1}, len[] = {-1, -1, -2},
-			 null[] = {0, 0, 0};
+	static const struct buffer_arg bufs[] = {
+		{"hold", 4, 0, BUF_ANY, 0}, {"keep", 8, 0, BUF_ANY, 0}, {"out", 4, 1, BUF_N, 0},
+	};
 	PyObject *o[3];
 	Py_buffer v[3];
 	int got[3], nr_got;
@@ -514,7 +448,7 @@ static PyObject *narrow_merged_holds(PyObject *self, PyObject *args)
 	(void)self;
 	if (!PyArg_ParseTuple(args, "OOO", &o[0], &o[1], &o[2]))
 		return NULL;
-	if (!get_all(o, v, names, size, wr, len, null, 3, &n, got, &nr_got)) {
+	if (!get_buffers(o, v, bufs, 3, &n, got, &nr_got)) {
 		const int64_t *keep = v[1].buf;
 
 		/* keep: the survivors' first parts, rising from 0, within hold */
@@ -530,16 +464,17 @@ static PyObject *narrow_merged_holds(PyObject *self, PyObject *args)
 			ret = Py_NewRef(Py_None);
 		}
 	}
-	release_all(v, got, nr_got);
+	release_buffers(v, got, nr_got);
 	return ret;
 }
 
 static PyObject *narrow_split_plan(PyObject *self, PyObject *args)
 {
-	static const char *const names[] = {"nr", "hold", "pages", "adjacent", "pieces",
-					    "evidence", "new_hold"};
-	static const int size[] = {8, 4, 8, 1, 8, 1, 4}, wr[] = {0, 0, 0, 0, 1, 1, 1},
-			 len[] = {-1, -2, -2, -3, -2, -2, -2}, null[] = {0, 0, 0, 0, 0, 0, 0};
+	static const struct buffer_arg bufs[] = {
+		{"nr", 8, 0, BUF_ANY, 0}, {"hold", 4, 0, BUF_N, 0}, {"pages", 8, 0, BUF_N, 0},
+		{"adjacent", 1, 0, BUF_N_LESS_1, 0}, {"pieces", 8, 1, BUF_N, 0},
+		{"evidence", 1, 1, BUF_N, 0}, {"new_hold", 4, 1, BUF_N, 0},
+	};
 	PyObject *o[7];
 	Py_buffer v[7];
 	struct plan_args a;
@@ -558,7 +493,7 @@ static PyObject *narrow_split_plan(PyObject *self, PyObject *args)
 		PyErr_SetString(PyExc_ValueError, "narrow_split_plan: cold_share < 1");
 		return NULL;
 	}
-	if (!get_all(o, v, names, size, wr, len, null, 7, &n, got, &nr_got)) {
+	if (!get_buffers(o, v, bufs, 7, &n, got, &nr_got)) {
 		want = PyMem_Malloc((n ? n : 1) * sizeof(*want));
 		if (!want) {
 			PyErr_NoMemory();
@@ -569,7 +504,7 @@ static PyObject *narrow_split_plan(PyObject *self, PyObject *args)
 			ret = Py_NewRef(Py_None);
 		}
 	}
-	release_all(v, got, nr_got);
+	release_buffers(v, got, nr_got);
 	return ret;
 }
 

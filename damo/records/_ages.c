@@ -20,6 +20,8 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "buffers.h"
+
 static int alike(int64_t a, int64_t b, int64_t thres)
 {
 	int64_t d = a > b ? a - b : b - a;
@@ -57,28 +59,21 @@ static void sweep(const int64_t *cs, const int64_t *ce, const int64_t *cn, int64
 	}
 }
 
-static int get(PyObject *obj, Py_buffer *view, int writable, Py_ssize_t itemsize,
-	       const char *what)
-{
-	if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)))
-		return -1;
-	if (view->itemsize != itemsize || view->len % itemsize) {
-		PyErr_Format(PyExc_TypeError, "%s: wrong item size", what);
-		PyBuffer_Release(view);
-		return -1;
-	}
-	return 0;
-}
-
 static PyObject *derive(PyObject *self, PyObject *args)
 {
-	static const char *names[] = {"start", "end", "nr", "cstart", "thres", "known",
-				      "last_start", "last_end", "last_nr", "last_age", "ages"};
+	/* any lengths: they are checked against each other below */
+	static const struct buffer_arg bufs[] = {
+		{"start", 8, 0, BUF_ANY, 0}, {"end", 8, 0, BUF_ANY, 0}, {"nr", 8, 0, BUF_ANY, 0},
+		{"cstart", 8, 0, BUF_ANY, 0}, {"thres", 8, 0, BUF_ANY, 0},
+		{"known", 1, 0, BUF_ANY, 0}, {"last_start", 8, 0, BUF_ANY, 0},
+		{"last_end", 8, 0, BUF_ANY, 0}, {"last_nr", 8, 0, BUF_ANY, 0},
+		{"last_age", 8, 0, BUF_ANY, 0}, {"ages", 8, 1, BUF_ANY, 0},
+	};
 	PyObject *objs[11];
 	Py_buffer v[11];
-	int got = 0, i;
+	int got[11], nr_got;
 	PyObject *ret = NULL;
-	Py_ssize_t nsnap, k, n, m;
+	Py_ssize_t nsnap, k, n = 0, m;
 	const int64_t *start, *end, *nr, *cstart, *thres;
 	const uint8_t *known;
 	int64_t *ages;
@@ -88,9 +83,8 @@ static PyObject *derive(PyObject *self, PyObject *args)
 			      &objs[4], &objs[5], &objs[6], &objs[7], &objs[8], &objs[9],
 			      &objs[10]))
 		return NULL;
-	for (; got < 11; got++)
-		if (get(objs[got], &v[got], got == 10, got == 5 ? 1 : 8, names[got]))
-			goto out;
+	if (get_buffers(objs, v, bufs, 11, &n, got, &nr_got))
+		goto out;
 	n = v[0].len / 8;
 	m = v[6].len / 8;
 	nsnap = v[4].len / 8;
@@ -124,8 +118,7 @@ static PyObject *derive(PyObject *self, PyObject *args)
 	Py_END_ALLOW_THREADS
 	ret = Py_NewRef(Py_None);
 out:
-	for (i = 0; i < got; i++)
-		PyBuffer_Release(&v[i]);
+	release_buffers(v, got, nr_got);
 	return ret;
 }
 
