@@ -333,6 +333,17 @@ def test_record_counts_the_kernel_side_time(tmp_path):
     assert end and end[-1]["bpf_kernel_s"] > 0
 
 
+def snapshots_in(path) -> int:
+    """Snapshots of a record being written so far (0 before its first)."""
+    from damo.errors import RecordFormatError
+    from damo.records.reader import read_snapshots
+
+    try:
+        return len(read_snapshots(str(path)))
+    except RecordFormatError:  # not there yet, or no record in it yet
+        return 0
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_record_stopped_by_a_signal_leaves_a_record_and_no_program(tmp_path, sig):
     need_bpf()
@@ -350,7 +361,10 @@ def test_record_stopped_by_a_signal_leaves_a_record_and_no_program(tmp_path, sig
             time.sleep(0.1)
             mine = bpf_stats.prog_ids_named("damo_tick") - before
         assert mine, "damo record attached no tick program"
-        time.sleep(1.0)
+        # Five snapshots written before the signal, however slowly a loaded host runs
+        # damo (1 s after the attach gave 3 once, beside other recorders).
+        while snapshots_in(out) < 5 and time.monotonic() < deadline and p.poll() is None:
+            time.sleep(0.1)
         p.send_signal(sig)
         _, err = p.communicate(timeout=30)
     finally:
