@@ -14,7 +14,7 @@ from proc_targets import shell_command, start
 
 from damo.core.attrs import Attrs
 from damo.core.context import PAGE_SIZE
-from damo.ops.common import big_gap, three_regions
+from damo.ops.common import monitored_ranges
 from damo.ops.vaddr import NOT_VMAS
 from damo.records.meta import read_meta
 from damo.records.reader import read_snapshots
@@ -188,7 +188,7 @@ def test_mapping_churn_regions_follow(tmp_path):
         if k < 0:
             continue
         vmas = [(s, e) for s, e, _, _, path, *_ in maps[k]["maps"] if path not in NOT_VMAS]
-        want = three_regions(vmas, PAGE_SIZE, big_gap(vmas, Attrs().min_nr_regions))
+        want = monitored_ranges(vmas, PAGE_SIZE, Attrs().min_nr_regions)
         start, end, _ = (a.astype(np.int64) for a in snaps.regions(i))
         # the union of the regions, as ranges
         cuts = np.flatnonzero(start[1:] != end[:-1])

@@ -109,13 +109,29 @@ def test_big_gaps_are_left_out_too():
             (1 << 40, (1 << 40) + 40 * mib), ((1 << 40) + 41 * mib, (1 << 40) + 60 * mib),
             (1 << 46, (1 << 46) + mib)]  # stack
     assert big_gap(maps, 10) == (4 + 8 + 40 + 19 + 1) * mib // 10
-    assert three_regions(maps, 4096, big_gap(maps, 10)) == [
+    assert three_regions(maps, 4096, big_gap(maps, 10), 10) == [
         (0, 4 * mib), (604 * mib, 612 * mib), (1 << 40, (1 << 40) + 60 * mib),
         (1 << 46, (1 << 46) + mib)]
     # DAMON's three, without a lower bound: the heap's gap is covered
     assert three_regions(maps, 4096)[0] == (0, 612 * mib)
     # a gap just under the bound stays
-    assert three_regions(maps, 4096, 601 * mib)[0] == (0, 612 * mib)
+    assert three_regions(maps, 4096, 601 * mib, 10)[0] == (0, 612 * mib)
+
+
+def test_big_gaps_left_out_are_the_biggest_up_to_max_ranges():
+    # 10,000 pages 1 GiB apart, and one gap of 3 GiB: at most 10 ranges, the biggest
+    # gaps first, then the lower ones of equal size
+    gib = 1 << 30
+    maps = [(k * gib, k * gib + 4096) for k in range(5)] + \
+        [((k + 2) * gib, (k + 2) * gib + 4096) for k in range(5, 10_000)]
+    ranges = three_regions(maps, 4096, big_gap(maps, 10), 10)
+    assert len(ranges) == 10
+    # the 3 GiB gap (after the fifth page), then the lowest 1 GiB ones
+    assert ranges[:5] == maps[:5]
+    assert ranges[5:9] == maps[5:9] and ranges[9] == (11 * gib, maps[-1][1])
+    # DAMON's three by default
+    assert three_regions(maps, 4096, big_gap(maps, 10)) == three_regions(maps, 4096) == [
+        (0, 4096), (gib, 4 * gib + 4096), (7 * gib, maps[-1][1])]
 
 
 def test_init_regions_splits_to_min_nr_regions():

@@ -53,17 +53,20 @@ def big_gap(mappings: Sequence[AddrRange], min_nr_regions: int) -> int:
     """The least gap left out besides the two biggest: the mapped bytes / min_nr_regions.
 
     A gap that size is a whole region's share of the address space or more
-    (the merge's size limit, before the gap is left out).
+    (the merge's size limit, before the gap is left out).  The operations
+    leave out at most min_nr_regions - 3 such gaps, the biggest: the ranges
+    are then at most the regions DAMON keeps at least.
     """
     mapped = sum(e - s for s, e in mappings)
     return max(mapped // max(min_nr_regions, 1), 1)
 
 
 def three_regions(mappings: Sequence[AddrRange], min_region: int,
-                  min_gap: int = 0) -> list[AddrRange] | None:
+                  min_gap: int = 0, max_ranges: int = 3) -> list[AddrRange] | None:
     """The three ranges covering `mappings` (sorted) except its two biggest gaps, and
-    except every other gap of at least `min_gap` bytes when it is positive (more
-    ranges then: `big_gap`).
+    except the next biggest gaps of at least `min_gap` bytes when it is positive,
+    up to `max_ranges` ranges in all (`big_gap`; a target of thousands of sparse
+    mappings must not become thousands of regions).
 
     None when the mappings have fewer than two non-empty gaps.  Of equal
     gaps, the lower ones are taken, as the seed's scan keeps the first found.
@@ -74,17 +77,23 @@ def three_regions(mappings: Sequence[AddrRange], min_region: int,
     ends = np.array([m[1] for m in mappings], dtype=ADDR_DTYPE)
     gaps = starts[1:] - ends[:-1]
     # A stable sort on descending size keeps address order among equals.
-    first, second = np.argsort(-gaps, kind="stable")[:2]
+    order = np.argsort(-gaps, kind="stable")
+    first, second = order[:2]
     if gaps[first] <= 0 or gaps[second] <= 0:
         return None
-    cut = {int(first), int(second)}
-    if min_gap > 0:
-        cut.update(int(i) for i in np.flatnonzero(gaps >= min_gap))
-    cut = sorted(cut)
+    more = order[2:max(max_ranges - 1, 2)] if min_gap > 0 else order[:0]
+    cut = sorted({int(first), int(second), *(int(i) for i in more if gaps[i] >= min_gap)})
     lows = [0] + [i + 1 for i in cut]
     highs = cut + [len(mappings) - 1]
     return [(align_up(int(starts[lo]), min_region), align_up(int(ends[hi]), min_region))
             for lo, hi in zip(lows, highs, strict=True)]
+
+
+def monitored_ranges(mappings: Sequence[AddrRange], min_region: int,
+                     min_nr_regions: int) -> list[AddrRange] | None:
+    """The ranges the operations cover: DAMON's three, less the big gaps (`big_gap`)."""
+    return three_regions(mappings, min_region, big_gap(mappings, min_nr_regions),
+                         max(min_nr_regions, 3))
 
 
 def evenly_split_region(t: Target, index: int, nr_pieces: int, min_region: int) -> bool:
@@ -201,7 +210,7 @@ class VaddrOperations(Operations):
         maps = self.mappings(target)
         if maps is None:
             return None
-        return three_regions(maps, ctx.min_region, big_gap(maps, ctx.attrs.min_nr_regions))
+        return monitored_ranges(maps, ctx.min_region, ctx.attrs.min_nr_regions)
 
     def init(self, ctx: "Context") -> None:
         for t in ctx.targets:
