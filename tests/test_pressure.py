@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -490,65 +489,3 @@ def test_a_target_refaulting_in_its_cgroup_is_recorded_with_relief(tmp_path):
     finally:
         path.unlink(missing_ok=True)
         remove_cgroup(cg)
-
-
-KPF_ACTIVE = 6
-TOUCHER = r"""
-import mmap, os, sys
-import numpy as np
-fd = os.open(sys.argv[1], os.O_RDONLY)
-m = mmap.mmap(fd, os.fstat(fd).st_size, mmap.MAP_SHARED, mmap.PROT_READ)
-a = np.frombuffer(m, dtype=np.uint8)
-int(a[::4096].sum())
-print("ready", flush=True)
-while True:
-    int(a[::4096].sum())
-"""
-
-
-def test_reactivate_puts_the_file_pages_damo_clears_on_the_active_list(tmp_path):
-    """A process reading every page of a file mapping, which the kernel keeps on the
-    inactive list (its hardware accesses mark no folio): recorded with DAMO_REACTIVATE=1,
-    the pages damo samples and clears are read back onto the active list; recorded
-    without, they stay inactive (MADV_COLD deactivates what it clears)."""
-    from conftest import need_bpf
-    from test_record_edges import ENV
-
-    need_bpf()
-    path = tmp_path / "file.bin"
-    uncached_file(path, 8)
-    child = subprocess.Popen([sys.executable, "-c", TOUCHER, str(path)], stdout=subprocess.PIPE,
-                             text=True)
-    try:
-        child.stdout.readline()
-        maps = Path(f"/proc/{child.pid}/maps").read_text().splitlines()
-        start = next(int(m.split("-")[0], 16) for m in maps if m.endswith(str(path)))
-        addrs = range(start, start + (8 << 20), PAGE)
-
-        def active() -> float:
-            flags = kpageflags(child.pid, addrs)
-            return sum(f >> KPF_ACTIVE & 1 for f in flags) / len(flags)
-
-        shares = [active()]
-        for reactivate in ("0", "1"):
-            data = tmp_path / f"damon-{reactivate}.data"
-            p = subprocess.Popen([sys.executable, "-m", "damo.cli", "record", str(child.pid),
-                                  "--out", str(data)], cwd=tmp_path, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True,
-                                 env={**ENV, "DAMO_REACTIVATE": reactivate})
-            try:
-                started(data, p)
-                time.sleep(3)
-            finally:
-                p.send_signal(signal.SIGINT)
-                p.communicate(timeout=60)
-            shares.append(active())
-        before, off, on = shares
-        # Without: the sampled pages cleared and deactivated, none activated.
-        assert off <= before + 0.01, shares
-        # With: a page sampled young in any of ~600 steps is activated (~20% of the
-        # bench's 96 MiB hot set in ~1 s; here 8 MiB in 3 s).
-        assert on >= off + 0.05, shares
-    finally:
-        child.kill()
-        child.wait()

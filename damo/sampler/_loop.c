@@ -50,8 +50,6 @@ struct target {
 struct loop {
 	volatile uint64_t *cfg;
 	uint64_t iovecs;
-	/* Region flags and each staged iovec's region: set to re-access file pages. */
-	const int64_t *region_flags, *iov_region;
 	struct test_run_attr attr;
 	struct target t[MAX_TARGETS];
 	int nr_targets;
@@ -86,28 +84,6 @@ static int exited(const struct target *t)
 	return poll(&p, 1, 0) > 0;
 }
 
-/*
- * Undo MADV_COLD's deactivation of the file-backed pages just cleared: a read
- * of a page through /proc/PID/mem marks its folio accessed (GUP's FOLL_TOUCH)
- * without making its entry young, and the second such read moves it to the
- * active list, as reclaim does with a folio it finds young.  Without it a hot
- * page of the page cache damo has just cleared is what reclaim takes first at
- * the onset of memory pressure (damo/ops/vaddr/pressure.py).
- */
-static void reaccess_file(const struct loop *l, const struct target *t, uint64_t staged)
-{
-	const uint64_t *iov = (const uint64_t *)(uintptr_t)l->iovecs;
-	char byte;
-
-	for (uint64_t i = 0; i < staged; i++) {
-		if (!(l->region_flags[l->iov_region[i]] & REGION_FILE))
-			continue;
-		/* A page gone since (unmapped, a fault) is not worth a retry. */
-		if (pread((int)t->mem_fd, &byte, 1, (off_t)iov[2 * i]) == 1)
-			(void)!pread((int)t->mem_fd, &byte, 1, (off_t)iov[2 * i]);
-	}
-}
-
 /* One target's part of a step: the reason to return to Python, or -1 to go on. */
 static int step_target(struct loop *l, const struct target *t, uint64_t mode, uint64_t step)
 {
@@ -139,8 +115,6 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 		       (size_t)staged, MADV_COLD_ADVICE, 0U);
 	if (done < 0 || (uint64_t)done != bytes)
 		return R_ADVISE;
-	if (l->region_flags)
-		reaccess_file(l, t, staged);
 	if (!cfg[CFG_NR_VERIFY])
 		return -1;
 	/*
@@ -196,8 +170,7 @@ static uint64_t now_ns(void)
 }
 
 PyDoc_STRVAR(run_doc,
-"run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns,\n"
-"    region_flags_addr=0, iov_region_addr=0)\n"
+"run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
 "\n"
 "Sample every interval_ns (CLOCK_MONOTONIC, absolute) from next_ns until the\n"
 "first step at or after deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
@@ -208,21 +181,19 @@ PyDoc_STRVAR(run_doc,
 "failed, 4 its advice fell short), the\n"
 "targets after it not yet sampled; `staged` iovecs of `staged_bytes` are\n"
 "its.  `step` and `next_ns` are those of the next step, `steps` how many\n"
-"steps this call slept for.  With region_flags_addr and iov_region_addr (the\n"
-"sample program's int64 arrays), the staged pages of regions with REGION_FILE\n"
-"are read twice through the target's mem fd after their clear (activated).");
+"steps this call slept for.");
 
 static PyObject *run(PyObject *self, PyObject *args)
 {
-	unsigned long long cfg_addr, iovecs, step, next, interval, deadline, rflags = 0, iovr = 0;
+	unsigned long long cfg_addr, iovecs, step, next, interval, deadline;
 	int prog_fd, ahead, reason = R_DONE, index = 0, steps = 0;
 	uint64_t mode = SAMPLE_AHEAD, staged = 0, bytes = 0;
 	PyObject *targets;
 	struct loop l;
 
 	(void)self;
-	if (!PyArg_ParseTuple(args, "KiKOpKKKK|KK", &cfg_addr, &prog_fd, &iovecs, &targets, &ahead,
-			      &step, &next, &interval, &deadline, &rflags, &iovr))
+	if (!PyArg_ParseTuple(args, "KiKOpKKKK", &cfg_addr, &prog_fd, &iovecs, &targets, &ahead,
+			      &step, &next, &interval, &deadline))
 		return NULL;
 	if (!cfg_addr || !interval) {
 		PyErr_SetString(PyExc_ValueError, "no config array, or a zero interval");
@@ -231,10 +202,6 @@ static PyObject *run(PyObject *self, PyObject *args)
 	memset(&l, 0, sizeof(l));
 	l.cfg = (volatile uint64_t *)(uintptr_t)cfg_addr;
 	l.iovecs = iovecs;
-	if (rflags && iovr) {
-		l.region_flags = (const int64_t *)(uintptr_t)rflags;
-		l.iov_region = (const int64_t *)(uintptr_t)iovr;
-	}
 	l.attr.prog_fd = (uint32_t)prog_fd;
 	if (parse_targets(&l, targets))
 		return NULL;

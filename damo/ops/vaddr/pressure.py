@@ -53,11 +53,6 @@ FULL = 0.9
 # aggregation (a Python wake-up and a read: ~0.1% of a CPU at 50 ms).
 WATCH_NS = 50_000_000
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-
-
-def reactivate_enabled() -> bool:
-    """Whether the file-backed pages damo clears are read back onto the active list."""
-    return os.environ.get("DAMO_REACTIVATE", "0") != "0"
 COUNTER = "workingset_refault_file"
 
 

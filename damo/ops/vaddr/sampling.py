@@ -59,7 +59,7 @@ from damo.ops.vaddr.budget import (
     count_before,
     counts_from_checks,
 )
-from damo.ops.vaddr.pressure import WATCH_NS, reactivate_enabled
+from damo.ops.vaddr.pressure import WATCH_NS
 from damo.ops.vaddr.process import Process
 from damo.sampler import TargetGone, native
 from damo.sampler.walker import (
@@ -137,10 +137,6 @@ class Sampling:
         self.ahead = False
         # The native loop (damo/sampler/_loop.c), required.
         self._native = native.loop()
-        # The file-backed pages cleared, read back onto the active list (pressure.py).
-        regions = self.walker.regions
-        self._reactivate = (regions.flags.ctypes.data, regions.iov_region.ctypes.data) \
-            if reactivate_enabled() else (0, 0)
         # `damo record --max-cpu` (0: none): the budget, made by init().
         self.max_cpu = DEFAULT_MAX_CPU
         self.budget: CpuBudget | None = None
@@ -388,8 +384,7 @@ class Sampling:
             reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
                 self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
                                  [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
-                                 self.ahead, self.step, next_ns, interval, deadline_ns,
-                                 *self._reactivate)
+                                 self.ahead, self.step, next_ns, interval, deadline_ns)
             self.ahead = bool(ahead)
             if reason in (native.R_DONE, native.R_INTR):
                 break
