@@ -2,7 +2,7 @@
 
 `damo.core.operations.Operations` is the interface (the core's, as the
 kernel keeps `struct damon_operations` beside `damon_ctx`); `common` holds
-what the virtual-address operations share (three regions, even splitting,
+what the virtual-address operations share (three regions less big gaps, even splitting,
 random sampling addresses); `vaddr` samples real processes through the BPF
 page sampler; `sim` answers access checks from a workload description in
 virtual time; `children` decides which processes join and leave a process

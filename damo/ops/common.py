@@ -150,7 +150,7 @@ def _intersect(start: int, end: int, r: AddrRange) -> bool:
 
 
 def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: int) -> None:
-    """Fit the regions of `t` to new three regions.
+    """Fit the regions of `t` to new ranges (the three regions, less big gaps).
 
     Regions outside all three go; in each big region the first and the last
     intersecting regions are stretched to its bounds; a big region no region
@@ -206,7 +206,7 @@ class VaddrOperations(Operations):
     def young(self, target: Target) -> np.ndarray:
         raise NotImplementedError
 
-    def _three_regions(self, ctx: "Context", target: Target) -> list[AddrRange] | None:
+    def _monitored_ranges(self, ctx: "Context", target: Target) -> list[AddrRange] | None:
         maps = self.mappings(target)
         if maps is None:
             return None
@@ -217,13 +217,13 @@ class VaddrOperations(Operations):
             # the user may set the target regions as they want
             if t.nr_regions:
                 continue
-            ranges = self._three_regions(ctx, t)
+            ranges = self._monitored_ranges(ctx, t)
             if ranges is not None:
                 init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
     def update(self, ctx: "Context") -> None:
         for t in ctx.targets:
-            ranges = self._three_regions(ctx, t)
+            ranges = self._monitored_ranges(ctx, t)
             if ranges is not None:
                 apply_three_regions(t, ranges, ctx.min_region)
 

@@ -1,7 +1,7 @@
 """`vaddr`: real processes' virtual address spaces, through the BPF page sampler.
 
 The seed's `damon_va_*` primitives in user space.  Regions come from
-`/proc/PID/maps` (three regions, at start and every update interval);
+`/proc/PID/maps` (the monitored ranges, at start and every update interval);
 sampling is sampling.py's (the BPF sample program, the native loop, the CPU
 budget).  This module starts and ends the targets: a command it runs, the
 processes given, the children that join (children.py).
@@ -171,7 +171,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         t = Target(pid)
         ctx.add_target(t)
         self._refresh_maps(ctx, t)
-        ranges = self._three_regions(ctx, t)
+        ranges = self._monitored_ranges(ctx, t)
         if ranges is not None:
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
         return True
@@ -226,9 +226,9 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
     def update(self, ctx: Context) -> None:
         for t in ctx.targets:
             self._check_exec(ctx, t)
-            # Same maps, same three regions: fitting the regions to them changes nothing.
+            # Same maps, same ranges: fitting the regions to them changes nothing.
             if self._refresh_maps(ctx, t):
-                ranges = self._three_regions(ctx, t)
+                ranges = self._monitored_ranges(ctx, t)
                 if ranges is not None:
                     apply_three_regions(t, ranges, ctx.min_region)
         self._drain(ctx)
@@ -287,7 +287,7 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
         p.maps = None
         self._refresh_maps(ctx, t)
         t.clear()
-        ranges = self._three_regions(ctx, t)
+        ranges = self._monitored_ranges(ctx, t)
         if ranges is not None:
             init_regions(t, ranges, ctx.attrs.min_nr_regions, ctx.min_region)
 
