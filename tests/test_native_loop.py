@@ -122,6 +122,72 @@ def test_touched_pages_are_counted_untouched_not_and_as_by_python(busy_half):
         assert counts[4:] == [0, 0, 0, 0], (by_c, by_py)
 
 
+def _vvar(pid: int) -> tuple[int, int]:
+    """The [vvar] mapping of `pid`: PFN-mapped, where MADV_COLD is refused (EINVAL)."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            if line.rstrip().endswith("[vvar]"):
+                lo, hi = line.split()[0].split("-")
+                return int(lo, 16), int(hi, 16)
+    pytest.fail("no [vvar] mapping: the vDSO's data pages are where this test needs them")
+
+
+def test_a_refused_page_is_remembered_not_handed_back_at_every_step(busy_half):
+    """The target reads the clock every millisecond through the vDSO, so a page of its
+    [vvar] is young at every draw; MADV_COLD refuses it.  The loop hands that step back
+    to Python once per page, which goes on after the refused range (the busy pages
+    either side are cleared, not advised twice) and remembers the page: later draws on
+    it are checks without evidence, in the loop."""
+    s, addr = busy_half
+    lo, hi = _vvar(s.pid)
+    r = lay_out([(addr, addr + PAGE), (lo, hi), (addr + PAGE, addr + 2 * PAGE)])
+    r.flags[:3] = 0
+    w = walker.walker()
+    cfg = np.frombuffer(w._config, dtype=np.uint64).ctypes.data
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    deadline, ahead, step, next_ns, handed, steps = now + 300 * MS, False, 0, now + 5 * MS, 0, 60
+    while True:
+        reason, index, mode, step, next_ns, ahead, staged, nbytes, _, advised = _loop().run(
+            cfg, w._loaded.prog_fds["sample"], w.iovecs_addr, [s.loop_target(0, 3)], ahead,
+            step, next_ns, 5 * MS, deadline)
+        if reason == native.R_DONE:
+            break
+        assert reason == native.R_ADVISE, reason
+        handed += 1
+        # The loop's call advised the busy page before the refused one (none: -1).
+        assert advised == (PAGE if w.iovecs[0, 0] == addr else -1), (advised, w.iovecs[:staged])
+        s.clear_staged(staged, nbytes, advised)
+        ahead = bool(mode & SAMPLE_AHEAD)
+    pages = (hi - lo) // PAGE
+    assert 1 <= measured("native_refused_handed_back", handed) <= pages, (handed, step)
+    evidence = r.nr_checks[:3] & ((1 << CHECKS_NO_EVIDENCE_SHIFT) - 1)
+    # The busy pages read accessed at nearly every check (cleared at each step).
+    assert all(r.nr_accesses[i] >= evidence[i] - 2 >= steps // 2 for i in (0, 2)), \
+        (r.nr_accesses[:3], evidence, step)
+
+
+def test_the_steps_phase_walks_within_its_span(busy_half):
+    """Steps wake a random walk's phase after their grid points, so no periodic access
+    on the same clock stays in the gap between a region's check and its clear: the
+    phase moves at most a tenth of its span, min(interval, 5 ms), a step, within it."""
+    s, addr = busy_half
+    r = lay_out([(addr, addr + PAGE)])
+    r.flags[:1] = 0
+    phases = []
+    for interval, span in ((2 * MS, 2 * MS), (10 * MS, 5 * MS)):
+        seen = []
+        for _ in range(30):  # one step a run: the phase after each
+            reason, *_ = run(s, 1, interval, 1)
+            assert reason == native.R_DONE
+            seen.append(_loop().phase())
+        assert all(0 <= p < span for p in seen), (interval, seen)
+        assert (np.abs(np.diff(seen)) <= span // 10 + 1).all(), seen
+        # It moves: 30 steps of a walk do not stay within a twentieth of the span.
+        assert max(seen) - min(seen) > span // 20, (interval, seen)
+        phases += seen
+    assert len(set(phases)) > 50, phases
+
+
 def test_periods_and_the_checks_made_are_counted(busy_half):
     s, addr = busy_half
     pages = [0, 10, 20, 200]

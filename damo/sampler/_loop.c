@@ -53,6 +53,7 @@ struct loop {
 	struct test_run_attr attr;
 	struct target t[MAX_TARGETS];
 	int nr_targets;
+	long long advised; /* bytes the last advice did, -1 when it failed or was not made */
 };
 
 static int test_run(struct loop *l)
@@ -109,12 +110,16 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 	if (!staged)
 		return -1;
 	bytes = cfg[CFG_IOV_BYTES];
+	l->advised = -1;
 	if (staged > IOV_MAX_CALL)
 		return R_ADVISE;
 	done = syscall(SYS_PROCESS_MADVISE_NR, (int)t->pidfd, (void *)(uintptr_t)l->iovecs,
 		       (size_t)staged, MADV_COLD_ADVICE, 0U);
-	if (done < 0 || (uint64_t)done != bytes)
+	if (done < 0 || (uint64_t)done != bytes) {
+		/* Python goes on after what was advised (never advising a page twice). */
+		l->advised = done;
 		return R_ADVISE;
+	}
 	if (!cfg[CFG_NR_VERIFY])
 		return -1;
 	/*
@@ -161,6 +166,43 @@ static int parse_targets(struct loop *l, PyObject *seq)
 	return 0;
 }
 
+/*
+ * Where the steps lie after their grid (deadline less whole intervals): a
+ * random walk, moved by up to a tenth of its span each step, reflected at 0
+ * and at the span, min(interval, PHASE_SPAN_NS).  A step checks a region's
+ * page and only then clears the next one (one pass, then one advice): an
+ * access between the two is seen by neither.  On a fixed grid a workload
+ * waking on the same clock every sampling interval could fall in that gap at
+ * every step and read cold for good (tests/test_e2e_accuracy.py's many
+ * workload did, 1 run in 10); the walk moves the gap over any periodic access
+ * within an aggregation.  A window changes by at most a tenth of an interval,
+ * and an aggregation ends at most the span after its deadline.
+ */
+#define PHASE_SPAN_NS 5000000ULL
+static uint64_t phase_ns, rand_state;
+
+static uint64_t now_ns(void);
+
+static void walk_phase(uint64_t interval)
+{
+	uint64_t span = interval < PHASE_SPAN_NS ? interval : PHASE_SPAN_NS, move;
+	int64_t p;
+
+	if (!rand_state)
+		rand_state = now_ns() | 1;
+	/* xorshift64: cheap, and any spread will do */
+	rand_state ^= rand_state << 13;
+	rand_state ^= rand_state >> 7;
+	rand_state ^= rand_state << 17;
+	move = span / 5 ? rand_state % (span / 5 + 1) : 0; /* 0 .. span / 5 */
+	p = (int64_t)phase_ns + (int64_t)move - (int64_t)(span / 10);
+	if (p < 0)
+		p = -p;
+	if ((uint64_t)p >= span)
+		p = span ? (int64_t)(2 * span - 1) - p : 0;
+	phase_ns = p < 0 ? 0 : (uint64_t)p;
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -173,14 +215,16 @@ PyDoc_STRVAR(run_doc,
 "run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
 "\n"
 "Sample every interval_ns (CLOCK_MONOTONIC, absolute) from next_ns until the\n"
-"first step at or after deadline_ns, whose check is done alone.  Unless `ahead`, first draw\n"
+"first step at or after deadline_ns, whose check is done alone; each step\n"
+"wakes the phase walk's few milliseconds at most after its time.  Unless `ahead`, first draw\n"
 "and clear the samples of step `step` (an AHEAD pass).  Returns (reason,\n"
-"index, mode, step, next_ns, ahead, staged, staged_bytes, steps): reason 0\n"
+"index, mode, step, next_ns, ahead, staged, staged_bytes, steps, advised): reason 0\n"
 "the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
 "target `index` needs Python in the step of `mode` (2 exited, 3 its walk\n"
 "failed, 4 its advice fell short), the\n"
 "targets after it not yet sampled; `staged` iovecs of `staged_bytes` are\n"
-"its.  `step` and `next_ns` are those of the next step, `steps` how many\n"
+"its, of which the call advised `advised` bytes (-1: none, an error).\n"
+"`step` and `next_ns` are those of the next step, `steps` how many\n"
 "steps this call slept for.");
 
 static PyObject *run(PyObject *self, PyObject *args)
@@ -188,6 +232,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 	unsigned long long cfg_addr, iovecs, step, next, interval, deadline;
 	int prog_fd, ahead, reason = R_DONE, index = 0, steps = 0;
 	uint64_t mode = SAMPLE_AHEAD, staged = 0, bytes = 0;
+	long long advised = -1;
 	PyObject *targets;
 	struct loop l;
 
@@ -221,11 +266,13 @@ static PyObject *run(PyObject *self, PyObject *args)
 	}
 	while (ahead) {
 		struct timespec ts;
-		uint64_t when = next, now;
+		uint64_t when = next, now, at;
 		int err;
 
-		ts.tv_sec = (time_t)(when / 1000000000ULL);
-		ts.tv_nsec = (long)(when % 1000000000ULL);
+		walk_phase(interval);
+		at = when + phase_ns;
+		ts.tv_sec = (time_t)(at / 1000000000ULL);
+		ts.tv_nsec = (long)(at % 1000000000ULL);
 		err = clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL);
 		if (err == EINTR) {
 			reason = R_INTR;
@@ -251,7 +298,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 		 */
 		now = now_ns();
 		next = when + interval;
-		if (next < now)
+		if (next + phase_ns < now)
 			next = now + interval;
 		ahead = mode & SAMPLE_AHEAD ? 1 : 0;
 		if (index < l.nr_targets)
@@ -265,15 +312,25 @@ static PyObject *run(PyObject *self, PyObject *args)
 	if (reason == R_ADVISE) {
 		staged = l.cfg[CFG_NR_IOV];
 		bytes = l.cfg[CFG_IOV_BYTES];
+		advised = l.advised;
 	}
 	Py_END_ALLOW_THREADS
 
-	return Py_BuildValue("iiKKKiKKi", reason, index, (unsigned long long)mode, step, next,
-			     ahead, (unsigned long long)staged, (unsigned long long)bytes, steps);
+	return Py_BuildValue("iiKKKiKKiL", reason, index, (unsigned long long)mode, step, next,
+			     ahead, (unsigned long long)staged, (unsigned long long)bytes, steps,
+			     advised);
+}
+
+static PyObject *phase(PyObject *self, PyObject *noargs)
+{
+	(void)self;
+	(void)noargs;
+	return PyLong_FromUnsignedLongLong(phase_ns);
 }
 
 static PyMethodDef methods[] = {
 	{"run", run, METH_VARARGS, run_doc},
+	{"phase", phase, METH_NOARGS, "The steps' phase now: ns after their grid points."},
 	{NULL, NULL, 0, NULL},
 };
 

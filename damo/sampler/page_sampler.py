@@ -214,35 +214,38 @@ class PageSampler:
         """This process's regions [base, base + n) as the native loop takes a target."""
         return (self._mem_fd, self._pidfd, base, n, self._shared_gen)
 
-    def clear_staged(self, staged: int, staged_bytes: int, advised: bool | None = None) -> None:
+    def clear_staged(self, staged: int, staged_bytes: int, advised: int | None = None) -> None:
         """Clear the young pages the last `sample` staged; mark those that stay young.
 
         A page whose bit could not be cleared (shared, or where MADV_COLD is
         refused) is marked uncleared in the region arrays, so the next check
-        does not count it, and a shared one is remembered: later samples
-        landing on it skip the advice. One still young but mapped by this
+        does not count it, and remembered: later samples landing on it skip
+        the advice (a refused page, say of the PFN-mapped [vvar] that every
+        clock read touches, would otherwise stop the native loop's advice
+        at every step). One still young but mapped by this
         process alone was touched again since (or is too fresh to be on the
         LRU lists yet, which `drain()` now and then takes care of): it counts
-        as cleared.
+        as cleared.  `advised`: the bytes the native loop's call advised
+        (-1: it made none or failed); None: make the call here.
         """
         w = self._walker
         # One call, straight from the program's iovec array; when the kernel
-        # stops short, _advise() tells which ranges it refused (advising a
-        # cleared page again costs nothing: it is old).  `advised` False: the
-        # native loop's call fell short.
+        # stops short, _advise() goes on after the range it refused.
         done = advised
         if done is None:
-            try:
-                done = staged <= syscalls.IOV_MAX and \
-                    syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged) == \
-                    staged_bytes
-            except OSError:
-                done = False
+            done = -1
+            if staged <= syscalls.IOV_MAX:
+                try:
+                    done = syscalls.process_madvise_at(self._pidfd, w.iovecs_addr, staged)
+                except OSError:
+                    pass  # _advise() makes the calls again and says why
         regions = w.regions
         owners = regions.iov_region[:staged]
-        if not done:
-            failed = self._advise(w.iovecs[:staged])
+        if done != staged_bytes:
+            failed = self._advise(w.iovecs[:staged], done)
             regions.uncleared[owners[failed]] = 1
+            for r in owners[failed]:
+                self._remember_shared(int(regions.sampling_addr[r]))
             owners = owners[~failed]
         # Verified pages still young are marked uncleared: shared, or touched again.
         if not w.verify(self._mem_fd):
@@ -326,10 +329,16 @@ class PageSampler:
         """MADV_COLD every range of an (N, 2) iovec array; True where the kernel refused a range."""
         return self._advise(iovecs)
 
-    def _advise(self, iovecs: np.ndarray) -> np.ndarray:
-        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range."""
+    def _advise(self, iovecs: np.ndarray, advised: int = -1) -> np.ndarray:
+        """MADV_COLD every range, IOV_MAX per call; True where the kernel refused a range.
+
+        `advised` >= 0: a first call over `iovecs` already advised that many
+        bytes and stopped at the range after them; the rest goes on from there.
+        """
         failed = np.zeros(len(iovecs), dtype=bool)
         lo = 0
+        if advised >= 0:
+            lo = self._refused(iovecs, advised, failed)
         while lo < len(iovecs):
             batch = iovecs[lo : lo + syscalls.IOV_MAX]
             try:
@@ -346,11 +355,16 @@ class PageSampler:
                 if done == int(batch[:, 1].sum()):
                     lo += len(batch)
                     continue
-            # The kernel stopped at the range where the advised bytes run out.
-            bad = int(np.searchsorted(np.cumsum(batch[:, 1]), done, side="right"))
-            failed[lo + bad] = True
-            lo += bad + 1
+            lo += self._refused(batch, done, failed[lo:])
         return failed
+
+    @staticmethod
+    def _refused(batch: np.ndarray, done: int, failed: np.ndarray) -> int:
+        """Mark the range a call over `batch` stopped at after `done` bytes; how many ranges
+        of `batch` are finished with."""
+        bad = int(np.searchsorted(np.cumsum(batch[:, 1]), done, side="right"))
+        failed[bad] = True
+        return bad + 1
 
     def drain(self) -> None:
         """Flush the per-CPU LRU batches, so that pages faulted in moments ago can be cleared.

@@ -381,14 +381,14 @@ class Sampling:
         """The native loop to the deadline, finishing in Python the steps it hands back."""
         w = self.walker
         while live:
-            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _ = \
+            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _, advised = \
                 self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
                                  [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
                                  self.ahead, self.step, next_ns, interval, deadline_ns)
             self.ahead = bool(ahead)
             if reason in (native.R_DONE, native.R_INTR):
                 break
-            self._finish_step(live, index, reason, mode, staged, nbytes)
+            self._finish_step(live, index, reason, mode, staged, nbytes, advised)
             self.ahead = bool(mode & SAMPLE_AHEAD)
             if not self.ahead:
                 break
@@ -603,7 +603,7 @@ class Sampling:
         return highest
 
     def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
-                     mode: int, staged: int, nbytes: int) -> None:
+                     mode: int, staged: int, nbytes: int, advised: int) -> None:
         """Finish, with the per-sample code, the step the native loop handed back at `index`."""
         t, p = live[index]
         try:
@@ -612,7 +612,7 @@ class Sampling:
             elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
                 self._sample(p, mode, t.nr_regions)
             else:  # R_ADVISE: which ranges the kernel refused, and the verify
-                p.sampler.clear_staged(staged, nbytes, advised=False)
+                p.sampler.clear_staged(staged, nbytes, advised)
         except TargetGone:
             p.valid = False
         for t2, p2 in live[index + 1:]:
