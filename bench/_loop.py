@@ -38,14 +38,14 @@ with PageSampler(pid) as s:
     while True:
         if until_exit:  # a second at a time, then whether the target still runs
             deadline = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + 1_000_000_000
-        reason, _, mode, step, nxt, ahead, staged, nbytes, n, advised = native.loop().run(
+        reason, _, mode, step, nxt, ahead, staged, nbytes, n, advised, walked = native.loop().run(
             cfg, fd, w.iovecs_addr, targets, ahead, step, nxt, interval, deadline)
         steps += n
         if reason == native.R_GONE or reason == native.R_DONE and not (until_exit and s.alive()):
             break
         handed += 1  # a step the loop hands back: finish its clearing as damo does
         if reason == native.R_ADVISE:
-            s.clear_staged(staged, nbytes, advised)
+            s.finish_advice(mode, 0, nr, staged, nbytes, advised, walked)
         ahead = bool(mode & 2)
     r1, c1 = resource.getrusage(resource.RUSAGE_SELF), cpu()
     wall = (time.clock_gettime_ns(time.CLOCK_MONOTONIC) - t0) / 1e9

@@ -147,7 +147,7 @@ def test_a_refused_page_is_remembered_not_handed_back_at_every_step(busy_half):
     now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
     deadline, ahead, step, next_ns, handed, steps = now + 300 * MS, False, 0, now + 5 * MS, 0, 60
     while True:
-        reason, index, mode, step, next_ns, ahead, staged, nbytes, _, advised = _loop().run(
+        reason, index, mode, step, next_ns, ahead, staged, nbytes, _, advised, walked = _loop().run(
             cfg, w._loaded.prog_fds["sample"], w.iovecs_addr, [s.loop_target(0, 3)], ahead,
             step, next_ns, 5 * MS, deadline)
         if reason == native.R_DONE:
@@ -156,7 +156,8 @@ def test_a_refused_page_is_remembered_not_handed_back_at_every_step(busy_half):
         handed += 1
         # The loop's call advised the busy page before the refused one (none: -1).
         assert advised == (PAGE if w.iovecs[0, 0] == addr else -1), (advised, w.iovecs[:staged])
-        s.clear_staged(staged, nbytes, advised)
+        assert walked == 3, walked  # one chunk: every region had its pass
+        s.finish_advice(mode, 0, 3, staged, nbytes, advised, walked)
         ahead = bool(mode & SAMPLE_AHEAD)
     pages = (hi - lo) // PAGE
     assert 1 <= measured("native_refused_handed_back", handed) <= pages, (handed, step)
@@ -164,6 +165,37 @@ def test_a_refused_page_is_remembered_not_handed_back_at_every_step(busy_half):
     # The busy pages read accessed at nearly every check (cleared at each step).
     assert all(r.nr_accesses[i] >= evidence[i] - 2 >= steps // 2 for i in (0, 2)), \
         (r.nr_accesses[:3], evidence, step)
+
+
+def test_a_step_handed_back_mid_target_is_finished_once_for_every_region(busy_half):
+    """The loop passes and advises a target's regions a chunk at a time; an advice cut
+    short in a later chunk hands the step back with the regions walked so far, and
+    Python finishes the rest: over the steps, every region is checked once a step."""
+    s, addr = busy_half
+    lo, hi = _vvar(s.pid)
+    pages = [(addr + i * PAGE, addr + (i + 1) * PAGE) for i in range(256)]
+    bounds = pages[:150] + [(lo, hi)] + pages[150:]  # [vvar] in the second chunk of three
+    n = len(bounds)
+    r = lay_out(bounds)
+    r.flags[:n] = 0
+    w = walker.walker()
+    cfg = np.frombuffer(w._config, dtype=np.uint64).ctypes.data
+    now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    deadline, ahead, step, next_ns, walked_seen = now + 100 * MS, False, 0, now + 5 * MS, []
+    while True:
+        reason, _, mode, step, next_ns, ahead, staged, nbytes, _, advised, walked = _loop().run(
+            cfg, w._loaded.prog_fds["sample"], w.iovecs_addr, [s.loop_target(0, n)], ahead,
+            step, next_ns, 5 * MS, deadline)
+        if reason == native.R_DONE:
+            break
+        assert reason == native.R_ADVISE, reason
+        walked_seen.append(walked)
+        s.finish_advice(mode, 0, n, staged, nbytes, advised, walked)
+        ahead = bool(mode & SAMPLE_AHEAD)
+    assert walked_seen and all(0 < x < n for x in walked_seen), walked_seen
+    raw = r.nr_checks[:n]
+    checks = (raw & ((1 << CHECKS_NO_EVIDENCE_SHIFT) - 1)) + (raw >> CHECKS_NO_EVIDENCE_SHIFT)
+    assert (checks == step).all(), (step, np.unique(checks, return_counts=True))
 
 
 def test_the_steps_phase_walks_within_its_span(busy_half):

@@ -54,6 +54,7 @@ struct loop {
 	struct target t[MAX_TARGETS];
 	int nr_targets;
 	long long advised; /* bytes the last advice did, -1 when it failed or was not made */
+	uint64_t walked; /* regions of the target handed back whose pass is done */
 };
 
 static int test_run(struct loop *l)
@@ -62,13 +63,13 @@ static int test_run(struct loop *l)
 	return syscall(SYS_bpf, BPF_PROG_TEST_RUN_CMD, &l->attr, sizeof(l->attr)) < 0 ? -1 : 0;
 }
 
-/* One chained run of the sample program over `n` items; 0, or -1 on a failed walk. */
-static int run_chained(struct loop *l, const struct target *t, uint64_t n)
+/* One chained run of the sample program over items [first, n); 0, or -1 on a failed walk. */
+static int run_chained(struct loop *l, const struct target *t, uint64_t first, uint64_t n)
 {
 	volatile uint64_t *cfg = l->cfg;
 
 	cfg[CFG_MEM_FD] = t->mem_fd;
-	cfg[CFG_NEXT] = 0;
+	cfg[CFG_NEXT] = first;
 	for (;;) {
 		cfg[CFG_STATUS] = ST_NO_FILE;
 		if (test_run(l) || cfg[CFG_STATUS] != ST_OK)
@@ -85,8 +86,18 @@ static int exited(const struct target *t)
 	return poll(&p, 1, 0) > 0;
 }
 
-/* One target's part of a step: the reason to return to Python, or -1 to go on. */
-static int step_target(struct loop *l, const struct target *t, uint64_t mode, uint64_t step)
+/*
+ * Regions a pass covers before its advice.  A region's check and the clear of
+ * its next page are a pass and an advice apart: an access in between is seen
+ * by neither (see walk_phase).  Over 500 hot regions that was ~0.5 ms of a
+ * 5 ms interval; in chunks of this many it is a chunk's pass and advice, for
+ * two or three more system calls a chunk (docs/sampler.md has the figures).
+ */
+#define CHUNK_REGIONS 128
+
+/* Regions [first, end) of a target's step: the reason to return to Python, or -1 to go on. */
+static int step_chunk(struct loop *l, const struct target *t, uint64_t mode, uint64_t step,
+		      uint64_t first, uint64_t end)
 {
 	volatile uint64_t *cfg = l->cfg;
 	uint64_t staged, bytes;
@@ -94,18 +105,19 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 
 	cfg[CFG_MODE] = mode;
 	cfg[CFG_BASE] = t->base;
-	cfg[CFG_NR] = t->nr;
+	cfg[CFG_NR] = end;
 	cfg[CFG_NR_IOV] = 0;
 	cfg[CFG_IOV_BYTES] = 0;
 	cfg[CFG_NR_VERIFY] = 0;
-	cfg[CFG_MAX] = 0;
 	cfg[CFG_SHARED_GEN] = t->gen;
 	cfg[CFG_STEP] = step;
-	if (run_chained(l, t, t->nr))
+	l->walked = first;
+	if (run_chained(l, t, first, end))
 		return exited(t) ? R_GONE : R_FAIL;
 	/* Every live thread holds a user of the mm: only at 0 can it have exited. */
 	if (cfg[CFG_MM_USERS] == 0 && exited(t))
 		return R_GONE;
+	l->walked = end;
 	staged = cfg[CFG_NR_IOV];
 	if (!staged)
 		return -1;
@@ -132,8 +144,24 @@ static int step_target(struct loop *l, const struct target *t, uint64_t mode, ui
 	 */
 	cfg[CFG_MODE] = SAMPLE_VERIFY;
 	cfg[CFG_NR_STILL] = 0;
-	if (run_chained(l, t, staged))
+	if (run_chained(l, t, 0, staged))
 		return exited(t) ? R_GONE : R_FAIL;
+	return -1;
+}
+
+/* One target's part of a step, a chunk of regions at a time. */
+static int step_target(struct loop *l, const struct target *t, uint64_t mode, uint64_t step)
+{
+	uint64_t first, end;
+	int reason;
+
+	l->cfg[CFG_MAX] = 0;
+	for (first = 0; first < (uint64_t)t->nr; first = end) {
+		end = first + CHUNK_REGIONS < (uint64_t)t->nr ? first + CHUNK_REGIONS : (uint64_t)t->nr;
+		reason = step_chunk(l, t, mode, step, first, end);
+		if (reason >= 0)
+			return reason;
+	}
 	return -1;
 }
 
@@ -218,12 +246,14 @@ PyDoc_STRVAR(run_doc,
 "first step at or after deadline_ns, whose check is done alone; each step\n"
 "wakes the phase walk's few milliseconds at most after its time.  Unless `ahead`, first draw\n"
 "and clear the samples of step `step` (an AHEAD pass).  Returns (reason,\n"
-"index, mode, step, next_ns, ahead, staged, staged_bytes, steps, advised): reason 0\n"
+"index, mode, step, next_ns, ahead, staged, staged_bytes, steps, advised, walked):\n"
+"reason 0\n"
 "the deadline's check is done; 1 a signal interrupted the sleep; otherwise\n"
 "target `index` needs Python in the step of `mode` (2 exited, 3 its walk\n"
 "failed, 4 its advice fell short), the\n"
 "targets after it not yet sampled; `staged` iovecs of `staged_bytes` are\n"
-"its, of which the call advised `advised` bytes (-1: none, an error).\n"
+"its, of which the call advised `advised` bytes (-1: none, an error); the\n"
+"target's regions before `walked` had their pass (those after, none).\n"
 "`step` and `next_ns` are those of the next step, `steps` how many\n"
 "steps this call slept for.");
 
@@ -233,6 +263,7 @@ static PyObject *run(PyObject *self, PyObject *args)
 	int prog_fd, ahead, reason = R_DONE, index = 0, steps = 0;
 	uint64_t mode = SAMPLE_AHEAD, staged = 0, bytes = 0;
 	long long advised = -1;
+	unsigned long long walked = 0;
 	PyObject *targets;
 	struct loop l;
 
@@ -314,11 +345,13 @@ static PyObject *run(PyObject *self, PyObject *args)
 		bytes = l.cfg[CFG_IOV_BYTES];
 		advised = l.advised;
 	}
+	if (reason == R_ADVISE || reason == R_FAIL)
+		walked = l.walked;
 	Py_END_ALLOW_THREADS
 
-	return Py_BuildValue("iiKKKiKKiL", reason, index, (unsigned long long)mode, step, next,
+	return Py_BuildValue("iiKKKiKKiLK", reason, index, (unsigned long long)mode, step, next,
 			     ahead, (unsigned long long)staged, (unsigned long long)bytes, steps,
-			     advised);
+			     advised, walked);
 }
 
 static PyObject *phase(PyObject *self, PyObject *noargs)

@@ -214,6 +214,17 @@ class PageSampler:
         """This process's regions [base, base + n) as the native loop takes a target."""
         return (self._mem_fd, self._pidfd, base, n, self._shared_gen)
 
+    def finish_advice(self, mode: int, base: int, n: int, staged: int, staged_bytes: int,
+                      advised: int, walked: int) -> None:
+        """Finish a step the native loop handed back because the kernel stopped its advice
+        short: that advice (`clear_staged`), then the regions [base + walked, base + n)
+        the loop's pass had not reached, with their clearing."""
+        self.clear_staged(staged, staged_bytes, advised)
+        if walked < n:
+            staged, staged_bytes, _ = self.sample(mode, base + walked, n - walked)
+            if staged:
+                self.clear_staged(staged, staged_bytes)
+
     def clear_staged(self, staged: int, staged_bytes: int, advised: int | None = None) -> None:
         """Clear the young pages the last `sample` staged; mark those that stay young.
 

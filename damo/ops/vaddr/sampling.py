@@ -294,10 +294,12 @@ class Sampling:
         old = self.walker.regions.nr_checks[p.base:p.base + len(old_start)]
         return carried(old_start, old_end, old, start, end)
 
-    def _sample(self, p: Process, mode: int, n: int) -> int:
-        """One sample-program pass over the process's regions, then the clearing it staged."""
+    def _sample(self, p: Process, mode: int, n: int, first: int = 0) -> int:
+        """One sample-program pass over the process's regions [first, n), then the clearing
+        it staged."""
         try:
-            staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base, n)
+            staged, staged_bytes, max_nr_accesses = p.sampler.sample(mode, p.base + first,
+                                                                     n - first)
             if self.colocate:
                 self.cpu.follow(self.walker.owner_cpu)
             if staged:
@@ -381,14 +383,14 @@ class Sampling:
         """The native loop to the deadline, finishing in Python the steps it hands back."""
         w = self.walker
         while live:
-            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _, advised = \
+            reason, index, mode, self.step, next_ns, ahead, staged, nbytes, _, advised, walked = \
                 self._native.run(self._config_addr, self._sample_fd, w.iovecs_addr,
                                  [p.sampler.loop_target(p.base, t.nr_regions) for t, p in live],
                                  self.ahead, self.step, next_ns, interval, deadline_ns)
             self.ahead = bool(ahead)
             if reason in (native.R_DONE, native.R_INTR):
                 break
-            self._finish_step(live, index, reason, mode, staged, nbytes, advised)
+            self._finish_step(live, index, reason, mode, staged, nbytes, advised, walked)
             self.ahead = bool(mode & SAMPLE_AHEAD)
             if not self.ahead:
                 break
@@ -603,16 +605,18 @@ class Sampling:
         return highest
 
     def _finish_step(self, live: list[tuple[Target, Process]], index: int, reason: int,
-                     mode: int, staged: int, nbytes: int, advised: int) -> None:
-        """Finish, with the per-sample code, the step the native loop handed back at `index`."""
+                     mode: int, staged: int, nbytes: int, advised: int, walked: int) -> None:
+        """Finish, with the per-sample code, the step the native loop handed back at `index`
+        (its regions before `walked` had their pass)."""
         t, p = live[index]
         try:
             if reason == native.R_GONE:
                 p.valid = False
             elif reason == native.R_FAIL:  # the per-sample path says why (or that it exited)
-                self._sample(p, mode, t.nr_regions)
-            else:  # R_ADVISE: which ranges the kernel refused, and the verify
-                p.sampler.clear_staged(staged, nbytes, advised)
+                self._sample(p, mode, t.nr_regions, walked)
+            else:  # R_ADVISE: which ranges the kernel refused, the verify, the rest
+                p.sampler.finish_advice(mode, p.base, t.nr_regions, staged, nbytes, advised,
+                                        walked)
         except TargetGone:
             p.valid = False
         for t2, p2 in live[index + 1:]:
