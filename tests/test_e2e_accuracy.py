@@ -14,11 +14,12 @@ budget takes fewer samples an aggregation (down to 3) and then lengthens
 both intervals (to 400-800 ms aggregations here).  zigzag and gapped meet
 issue 16's bounds there (median error <= 2 %, hot+ and missed <= 5 %).
 many (200 interleaved 1 MiB regions, 10 s phases) and stairs (2.5 s phases)
-are held to bounds a little wider than the spread measured on this version
-(bench/accuracy, paired runs on a shared host): many 0.77-2.07 % median error
-over ten runs (hot+ at most 2.9 %, missed at most 1.0 %; `--max-cpu 0` in the
-same runs 0.11-0.97 %), stairs 0.66-3.36 % over three (hot+ at most 0.7 %,
-missed 0.04 %).  Before the ladder took fewer samples ahead of longer
+are held to bounds a little wider than the spread measured (bench/accuracy,
+paired runs on a shared host): many 1.01-4.37 % median error over sixteen
+runs of two trees on the day of issue 16's check-to-clear gap (hot+ 1.42-5.13 %,
+missed at most 1.25 %; ten runs of an earlier version had 0.77-2.07 %, hot+ at
+most 2.9 %), stairs 0.66-3.36 % over three (hot+ at most 0.7 %, missed
+0.04 %).  Before the ladder took fewer samples ahead of longer
 aggregations and `narrow` kept regions apart across a phase change, many
 measured 4-51 % and stairs 0.8-12 % (docs/performance.md has the figures).
 many is also held to issue 9's bounds at `--max-cpu 0`, and nothing accessed
@@ -43,7 +44,7 @@ BOUNDS = {
     ("zigzag", ""): (0.02, 0.05, 0.05),
     ("gapped", ""): (0.02, 0.05, 0.05),
     ("stairs", ""): (0.05, 0.05, 0.05),
-    ("many", ""): (0.03, 0.05, 0.05),
+    ("many", ""): (0.05, 0.07, 0.05),
     ("many", "--max-cpu 0"): (0.05, 0.05, 0.05),
 }
 EXAMPLES = REPO / "examples" / "workloads"
