@@ -45,8 +45,13 @@ REGIONS = [10, 20, 20, 30, 50, 55, 55, 57, 57, 59, 70, 80, 80, 90, 90, 100]
             [(5, 7), (30, 32), (65, 68)],
             [5, 7, 30, 32, 65, 68],
         ),
+        # 5: a gap left out before (30-50) is inside a range now: a region fills it
+        (
+            [(5, 59), (73, 104)],
+            [5, 20, 20, 30, 30, 50, 50, 55, 55, 57, 57, 59, 73, 80, 80, 90, 90, 104],
+        ),
     ],
-    ids=["apply_three_regions1", "2", "3", "4"],
+    ids=["apply_three_regions1", "2", "3", "4", "a range over a hole"],
 )
 def test_damon_test_apply_three_regions(new_three, expected):
     t = Target(42)

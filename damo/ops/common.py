@@ -153,8 +153,9 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
     """Fit the regions of `t` to new ranges (the three regions, less big gaps).
 
     Regions outside all three go; in each big region the first and the last
-    intersecting regions are stretched to its bounds; a big region no region
-    touches gets a new region of its own.
+    intersecting regions are stretched to its bounds and the holes between its
+    regions get new ones; a big region no region touches gets a new region of
+    its own.
     """
     # Each kept region keeps its history (the kernel's damon_set_regions()
     # resizes regions in place): its index goes along as `p`.
@@ -175,6 +176,12 @@ def apply_three_regions(t: Target, bregions: Sequence[AddrRange], min_region: in
         if hits:
             regions[hits[0]][0] = align_down(br[0], min_region)
             regions[hits[-1]][1] = align_up(br[1], min_region)
+            # Two ranges that became one (a gap no longer left out) leave a hole
+            # between their regions: a new region fills it (damon_fill_regions_holes).
+            for i in reversed(hits[:-1]):
+                if regions[i][1] < regions[i + 1][0]:
+                    hole = regions[i][1]
+                    regions.insert(i + 1, [hole, regions[i + 1][0], 0, hole, 0, -1])
         else:
             at = next((i for i, r in enumerate(regions) if r[0] >= br[1]), len(regions))
             start = align_down(br[0], min_region)
