@@ -72,6 +72,9 @@ for line in sys.stdin:
         part = libc.mmap(None, nr * 4096, mmap.PROT_READ, mmap.MAP_PRIVATE, fd, first * 4096)
         int(np.ctypeslib.as_array((ctypes.c_uint8 * (nr * 4096)).from_address(part))[::4096].sum())
         print(part, flush=True)
+    elif cmd[0] == "read":  # every page of the mapping read again: young
+        int(a[::4096].sum())
+        print(0, flush=True)
 """
 
 
@@ -168,6 +171,11 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
                   if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
         head, end = max(folios, key=lambda f: f[1] - f[0])
         i = head + (end - head) // 2  # a tail page: its head and size are found from it
+        # Read again first: since the child's first read the machine's kdamond (it
+        # clears the bits of every mapping of a folio it samples) may have aged it.
+        child.stdin.write("read\n")
+        child.stdin.flush()
+        child.stdout.readline()
         st = s.walk(addrs[head:end])
         assert st.young.all() and (st.leaf_size == PAGE).all()  # mapped by PTEs
         # As the vaddr operations mark a region of a file mapping.
