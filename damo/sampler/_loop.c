@@ -194,6 +194,14 @@ static int parse_targets(struct loop *l, PyObject *seq)
 	return 0;
 }
 
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
 /*
  * Where the steps lie after their grid (deadline less whole intervals): a
  * random walk, moved by up to a tenth of its span each step, reflected at 0
@@ -208,8 +216,6 @@ static int parse_targets(struct loop *l, PyObject *seq)
  */
 #define PHASE_SPAN_NS 5000000ULL
 static uint64_t phase_ns, rand_state;
-
-static uint64_t now_ns(void);
 
 static void walk_phase(uint64_t interval)
 {
@@ -231,13 +237,6 @@ static void walk_phase(uint64_t interval)
 	phase_ns = p < 0 ? 0 : (uint64_t)p;
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
-}
 
 PyDoc_STRVAR(run_doc,
 "run(config_addr, prog_fd, iovecs_addr, targets, ahead, step, next_ns, interval_ns, deadline_ns)\n"
