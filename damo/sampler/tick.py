@@ -102,6 +102,7 @@ class TickChecks:
         self.redraw = redraw
         self._event_fd = -1
         self._stats_fd = -1
+        self._moved_ns = 0  # when an arm last moved the ticks (`grid_ns`)
         self._targets: list[tuple[PageSampler, int, int, np.ndarray | None]] = []
         offsets, func_ids = btf.kernel_answers(OFFSETS, sorted(program.KFUNCS.values()))
         missing = [name for name, off in offsets.items() if off < 0]
@@ -210,6 +211,7 @@ class TickChecks:
         self._cfg[TC_PERIOD_NS] = interval_ns
         if self._event_fd >= 0:
             perf_event.set_period(self._event_fd, interval_ns)
+            self._moved_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
     def close(self) -> None:
         """Detach first (the program reads the mm that the targets' files hold), then unload."""
@@ -254,6 +256,19 @@ class TickChecks:
             armed += a.armed
             cleared += a.cleared
             uncleared += a.uncleared
+        if cleared and self._event_fd >= 0:
+            # The ticks restart one interval from now: a page cleared here is
+            # checked a whole interval after its clear, and the ticks' phase
+            # moves by this arm's delay after its tick.  With ticks on a fixed
+            # grid, the moments between a tick and the arm's clear stayed at one
+            # phase of a workload's own timer of the same period: an access that
+            # always fell there was cleared before every check of its page, and
+            # its page never read accessed (docs/sampler.md, "Which CPU").
+            # The late-tick rule then counts from the restart: the next tick comes
+            # an interval after it, however long after the last tick the arm ran.
+            perf_event.set_period(self._event_fd, self.interval_ns)
+            self._moved_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+            self._cfg[TC_LAST_NS] = max(self._cfg[TC_LAST_NS], self._moved_ns)
         return ArmResult(armed, cleared, uncleared)
 
     def _run(self, slot: int, sampler: PageSampler | None, mode: int) -> None:
@@ -351,9 +366,10 @@ class TickChecks:
         """The kernel's ids of the loaded programs (what `bpftool prog show` lists)."""
         return [bpf_stats.prog_id(fd) for fd in self._loaded.prog_fds.values()]
 
-    def last_tick_ns(self) -> int:
-        """CLOCK_MONOTONIC time of the last tick (0 before the first)."""
-        return self._cfg[TC_LAST_NS]
+    def grid_ns(self) -> int:
+        """A CLOCK_MONOTONIC time on the ticks' grid (0 before the first tick): the
+        last tick, or the moment an arm or a new interval restarted them, if later."""
+        return max(self._cfg[TC_LAST_NS], self._moved_ns)
 
     def kernel_ns(self) -> int:
         """Kernel-side time of the attached program so far: what damo costs beyond its threads.
@@ -443,7 +459,7 @@ def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | 
 
 def _on_grid(tc: TickChecks, when: int) -> int:
     """`when` moved to just after the nearest tick (the tick's clock is CLOCK_MONOTONIC)."""
-    last = tc.last_tick_ns()
+    last = tc.grid_ns()
     if not last:
         return when
     return last + max(1, round((when - last) / tc.interval_ns)) * tc.interval_ns + ALIGN_NS
