@@ -30,6 +30,7 @@ from test_sample_program import lay_out, one_region_per_page
 from test_sampler import sampler_for  # noqa: F401  (a fixture)
 from test_tick_checks import checks  # noqa: F401  (a fixture)
 
+from damo.records.meta import read_meta
 from damo.sampler.walker import (
     REGION_FILE,
     REGION_MAY_SHARE,
@@ -308,17 +309,26 @@ def test_pressure_starts_with_reclaim_at_the_limit(tmp_path, monkeypatch):
     failcnt.write_text("10\n")
     assert p.check(3 * sec)  # at the limit and reclaiming, no refault yet
     assert p.check(3 * sec + HOLD_NS - 1) and not p.check(3 * sec + HOLD_NS)
+    # Its start and end, for the sidecar's "relief" messages.
+    assert p.changes == [(3 * sec, True), (3 * sec + HOLD_NS, False)]
     # Short at the start: relieved until the first check, which finds no reclaim.
     q = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo, now_ns=3 * sec)
     assert q.at_start
     assert not q.check(4 * sec) and not q.at_start
     assert q.relieved(5 * sec) == 1.0  # from its start to the check
+    assert q.changes == [(3 * sec, True), (4 * sec, False)]
     # The first way: refaults alone start it.
     monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "refaults")
     r = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo)
     assert not r.at_start
     failcnt.write_text("20\n")
     assert not r.check(6 * sec)
+    # For measuring: relieved from the start, whatever the cgroup does.
+    monkeypatch.setenv("DAMO_PRESSURE_RELIEF", "always")
+    stat.write_text(stat_text(0, used=10))
+    a = Pressure(os.getpid(), root=tmp_path, meminfo=meminfo, now_ns=6 * sec)
+    assert a.at_start and a.check(7 * sec) and a.check(7 * sec + 2 * HOLD_NS)
+    assert a.changes == [(6 * sec, True)]
 
 
 def test_no_cgroup_no_pressure(tmp_path):
@@ -466,6 +476,12 @@ def test_relief_starts_within_an_aggregation_when_reclaim_starts(tmp_path):
         # relief must have held for most of the record (the cgroup fills in ~0.2 s).
         relieved = re.search(r"under memory pressure for ([0-9.]+) s", err)
         assert relieved and float(relieved.group(1)) >= 1.0, err
+        # The sidecar says when: one start, within the record's first second.
+        messages = read_meta(str(data))
+        start = next(m["time_ns"] for m in messages if m["type"] == "start")
+        relief = [m for m in messages if m["type"] == "relief"]
+        assert [(m["target_id"], m["on"]) for m in relief[:1]] == [(target.pid, True)], relief
+        assert 0 <= relief[0]["time_ns"] - start <= 1_000_000_000, (relief, start)
     finally:
         path.unlink(missing_ok=True)
         remove_cgroup(cg)

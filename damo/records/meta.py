@@ -42,6 +42,12 @@ run cut short leaves every message whole.  Every message has a ``type``:
   came that much later than the aggregation interval), ``makeup_steps`` (the
   run's total so far); written only after an aggregation that waited, on
   both sampling paths (native loop and kernel-side checks).
+- ``"relief"`` (``vaddr``): ``time_ns``, ``target_id``, ``on``: the target's
+  memory-pressure relief started (true) or ended (false); while it is on,
+  the regions over the target's file mappings are checked once per
+  aggregation and never cleared, so their counts say whether a page was
+  accessed since anything last cleared it (docs/recording.md, "Memory
+  pressure").  A relief on when the target or the run ends has no end message.
 - ``"intervals"`` (``--monitoring_intervals_goal``): ``time_ns``,
   ``sample_us`` and ``aggr_us`` chosen (before the budget's scale),
   ``score_bp`` (the access events observed, per 10,000 of the goal) and

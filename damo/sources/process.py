@@ -107,7 +107,8 @@ class ProcessSource(EngineSource):
                 "include_child_tasks": children.follow, "max_targets": children.max_targets}
 
     def messages(self, now_ns: int, moment: str) -> list[tuple[str, dict[str, Any]]]:
-        """Targets joining and leaving, the budget's changes, mappings, footprints."""
+        """Targets joining and leaving, the budget's changes, mappings, memory-pressure
+        relief, footprints."""
         ops = self.ops
         out = super().messages(now_ns, moment)
         if moment != START:
@@ -121,6 +122,8 @@ class ProcessSource(EngineSource):
         out.extend(("maps", dict(time_ns=time_ns, target_id=target_id, maps=[
             [m.start, m.end, m.perms, m.offset, m.path, m.dev, m.inode] for m in maps]))
             for target_id, time_ns, maps in ops.take_maps())
+        out.extend(("relief", dict(time_ns=time_ns, target_id=target_id, on=on))
+                   for target_id, time_ns, on in ops.take_relief())
         if moment != START:
             # The aggregations that waited for their regions' missing checks since the
             # last record: this record came that much later than the interval.

@@ -268,6 +268,15 @@ class VaddrBpfOperations(Sampling, VaddrOperations):
             p.maps_log.clear()
         return out
 
+    def take_relief(self) -> list[tuple[int, int, bool]]:
+        """(target id, time_ns, on) of each start and end of a target's memory-pressure
+        relief since the last call (pressure.py)."""
+        out = []
+        for pid, p in self.procs.items():
+            out.extend((pid, ns, on) for ns, on in p.pressure.changes)
+            p.pressure.changes.clear()
+        return out
+
     def _check_exec(self, ctx: Context, t: Target) -> None:
         """Start over on a new address space when the process has exec'ed."""
         p = self._proc(t)

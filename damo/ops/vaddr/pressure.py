@@ -28,9 +28,11 @@ inactive ones, and MADV_COLD makes a hot page inactive; waiting for refaults
 clear as before.  A cgroup whose page cache just fills its limit, with nothing
 charged to it since, is not relieved: nothing reclaims there.
 
-`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off, and
-`DAMO_PRESSURE_RELIEF=refaults` lets only refaults start it, as it did first
-(for measuring them: bench/pressure's `no_relief` and `refaults` arms).
+`DAMO_PRESSURE_RELIEF=0` in the environment turns the relief off,
+`DAMO_PRESSURE_RELIEF=refaults` lets only refaults start it, as it did first,
+and `DAMO_PRESSURE_RELIEF=always` relieves a target with a memory cgroup
+from the start to the end, pressure or not (for measuring them: bench/pressure's
+`no_relief`, `refaults` and `always` arms).
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class Pressure:
         mode = os.environ.get("DAMO_PRESSURE_RELIEF")
         self.enabled = mode != "0"
         self.refaults_only = mode == "refaults"
+        self.always = mode == "always"
         self.meminfo = meminfo
         self.stat = memory_stat_path(pid, root) if self.enabled else None
         self.last = read_counter(self.stat) if self.stat is not None else None
@@ -150,10 +153,14 @@ class Pressure:
         self.rose_at: int | None = None
         self.relieved_ns = 0  # time spent under relief, for the summary
         self._since: int | None = None
+        # The relief's starts and ends not yet taken (time_ns, on): the sidecar's
+        # "relief" messages, which say when counts of file-backed regions came
+        # from checks without clears.
+        self.changes: list[tuple[int, bool]] = []
         values = read_stat(self.stat) if self.stat is not None else {}
         # Short of memory at the start: relieved until the first check.
         self.at_start = self.stat is not None and not self.refaults_only and \
-            short_of_memory(self.stat, values, self.meminfo)
+            (self.always or short_of_memory(self.stat, values, self.meminfo))
         # A limit of its own or an ancestor's (v1: below "no limit"; v2: memory.max).
         limit = values.get("hierarchical_memory_limit")
         if limit is None and self.stat is not None:
@@ -165,6 +172,7 @@ class Pressure:
         self.limited = self.last_hits is not None and bool(limit) and limit < 1 << 60
         if self.at_start:
             self._since = self.last_ns
+            self.changes.append((self.last_ns, True))
 
     def check(self, now_ns: int) -> bool:
         """Whether to relieve the target now: short of memory and reclaimed at its
@@ -178,7 +186,8 @@ class Pressure:
             self.last_ns is not None and now_ns > self.last_ns and \
             (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns)
         reclaiming = hits is not None and self.last_hits is not None and hits > self.last_hits
-        if (refaulting or reclaiming) and short_of_memory(self.stat, values, self.meminfo):
+        if self.always or \
+                (refaulting or reclaiming) and short_of_memory(self.stat, values, self.meminfo):
             self.rose_at = now_ns
         if count is not None:
             self.last, self.last_ns = count, now_ns
@@ -188,9 +197,11 @@ class Pressure:
         on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
         if on and self._since is None:
             self._since = now_ns
+            self.changes.append((now_ns, True))
         elif not on and self._since is not None:
             self.relieved_ns += now_ns - self._since
             self._since = None
+            self.changes.append((now_ns, False))
         return on
 
     def watching(self, on: bool) -> bool:
@@ -210,6 +221,7 @@ class Pressure:
         self.rose_at = now_ns
         if self._since is None:
             self._since = now_ns
+            self.changes.append((now_ns, True))
         return True
 
     def relieved(self, now_ns: int) -> float:
