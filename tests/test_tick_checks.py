@@ -213,7 +213,11 @@ def test_counts_equal_the_per_sample_paths_on_the_same_regions(checks):
         busy = np.arange(16) % 2 == 0
         measured("tick_counts_reference_busy_min", int(want[busy].min()))
         measured("tick_counts_kernel_busy_min", int(min(g[busy].min() for g in got)))
-        assert want.tolist() == np.where(busy, 20, 0).tolist()
+        # The reference reads every busy check young but when something else cleared the
+        # bit in the millisecond before it: the machine's kdamond clears the Accessed bits
+        # of the pages it samples (20 of 20 in 20 loaded runs; 19 once in a loaded full
+        # run, docs/testing.md): one more spoiled check of margin.
+        assert (want[busy] >= 18).all() and (want[~busy] == 0).all(), want.tolist()
         # The same pages young, the same pages old.  A busy page's count may fall short of
         # the reference's only by checks that came before any touch since their clear:
         # the reference's clear is always 5 ms before its check, the arm's can be a moment
