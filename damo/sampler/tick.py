@@ -263,7 +263,7 @@ class TickChecks:
             # grid, the moments between a tick and the arm's clear stayed at one
             # phase of a workload's own timer of the same period: an access that
             # always fell there was cleared before every check of its page, and
-            # its page never read accessed (docs/sampler.md, "Which CPU").
+            # its page never read accessed (docs/sampler.md, "A clear restarts the ticks").
             # The late-tick rule then counts from the restart: the next tick comes
             # an interval after it, however long after the last tick the arm ran.
             perf_event.set_period(self._event_fd, self.interval_ns)
