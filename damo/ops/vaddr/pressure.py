@@ -171,8 +171,7 @@ class Pressure:
                 limit = 0
         self.limited = self.last_hits is not None and bool(limit) and limit < 1 << 60
         if self.at_start:
-            self._since = self.last_ns
-            self.changes.append((self.last_ns, True))
+            self._start(self.last_ns)
 
     def check(self, now_ns: int) -> bool:
         """Whether to relieve the target now: short of memory and reclaimed at its
@@ -186,8 +185,8 @@ class Pressure:
             self.last_ns is not None and now_ns > self.last_ns and \
             (count - self.last) * 1e9 >= MIN_RATE * (now_ns - self.last_ns)
         reclaiming = hits is not None and self.last_hits is not None and hits > self.last_hits
-        if self.always or \
-                (refaulting or reclaiming) and short_of_memory(self.stat, values, self.meminfo):
+        if self.always or (
+                (refaulting or reclaiming) and short_of_memory(self.stat, values, self.meminfo)):
             self.rose_at = now_ns
         if count is not None:
             self.last, self.last_ns = count, now_ns
@@ -195,10 +194,9 @@ class Pressure:
             self.last_hits = hits
         self.at_start = False
         on = self.rose_at is not None and now_ns - self.rose_at < HOLD_NS
-        if on and self._since is None:
-            self._since = now_ns
-            self.changes.append((now_ns, True))
-        elif not on and self._since is not None:
+        if on:
+            self._start(now_ns)
+        elif self._since is not None:
             self.relieved_ns += now_ns - self._since
             self._since = None
             self.changes.append((now_ns, False))
@@ -219,10 +217,14 @@ class Pressure:
         if not short_of_memory(self.stat, read_stat(self.stat), self.meminfo):
             return False
         self.rose_at = now_ns
+        self._start(now_ns)
+        return True
+
+    def _start(self, now_ns: int) -> None:
+        """The relief on from `now_ns`, unless it already is (a "relief" message when it starts)."""
         if self._since is None:
             self._since = now_ns
             self.changes.append((now_ns, True))
-        return True
 
     def relieved(self, now_ns: int) -> float:
         """Seconds under relief so far."""
