@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,6 +150,14 @@ class TickChecks:
             raise
 
     # --- set-up -------------------------------------------------------------------------
+
+    def spare(self, k: int, regions: np.ndarray) -> None:
+        """From the next arm, the `k`-th target's `regions` (a bool array) are not cleared:
+        REGION_NO_CLEAR added to its flags (memory pressure seen within a call)."""
+        sampler, base, n, flags = self._targets[k]
+        flags = np.zeros(n, dtype=np.uint8) if flags is None else flags
+        flags[regions] |= walker_mod.REGION_NO_CLEAR
+        self._targets[k] = (sampler, base, n, flags)
 
     def set_targets(self, targets: list[tuple[PageSampler, np.ndarray, np.ndarray,
                                               np.ndarray | None]]) -> None:
@@ -421,8 +430,31 @@ def open_tick_checks(interval_us: int, cpu: int | None = None
     return tc, None
 
 
-def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | None = None
-                 ) -> list[tuple[np.ndarray, np.ndarray]]:
+@dataclass
+class Look:
+    """What a call looks at while the ticks check (a target's memory pressure):
+    `see` every `every_ns` at most, from damo's sleeps (which wake for it)."""
+
+    see: Callable[[], None]
+    every_ns: int
+    last_ns: int
+
+
+def _sleep_until(when_ns: int, look: Look | None) -> None:
+    """Sleep to `when_ns` (CLOCK_MONOTONIC), waking for `look` whenever it is due."""
+    while True:
+        now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        if look is not None and now - look.last_ns >= look.every_ns:
+            look.last_ns = now
+            look.see()
+        if now >= when_ns:
+            return
+        due = when_ns if look is None else min(when_ns, look.last_ns + look.every_ns)
+        time.sleep((due - now) / 1e9)
+
+
+def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | None = None,
+                 look: Look | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
     """One aggregation's sampling: `segments` arms until `deadline_ns` (CLOCK_MONOTONIC).
 
     Returns per target (hits, checks) per region, summed over the segments.
@@ -432,10 +464,11 @@ def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | 
     checked at every tick until found young: a region gets `segments`
     independent pages.  A segment starts just after a tick (the program's
     clock is CLOCK_MONOTONIC), so the first check's window is nearly a whole
-    interval.  Raises TargetGone as `arm`.
+    interval.  `look`: seen while damo sleeps (it may `spare` regions from the
+    next arm).  Raises TargetGone as `arm`.
     """
     if tc.redraw:
-        return _sample_until_redraw(tc, deadline_ns, segments, busy)
+        return _sample_until_redraw(tc, deadline_ns, segments, busy, look)
     total: list[tuple[np.ndarray, np.ndarray]] = []
 
     def add(part: list[tuple[np.ndarray, np.ndarray]]) -> None:
@@ -449,10 +482,10 @@ def sample_until(tc: TickChecks, deadline_ns: int, segments: int, busy: float | 
             now = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
             # This segment's share of what is left, on the tick grid.
             end = _on_grid(tc, now + (deadline_ns - now) // (segments - k + 1))
-            time.sleep(max(0, end - now) / 1e9)
+            _sleep_until(end, look)
             add(tc.read())
         tc.arm()
-    time.sleep(max(0, deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9)
+    _sleep_until(deadline_ns, look)
     add(tc.read())
     return total
 
@@ -466,7 +499,8 @@ def _on_grid(tc: TickChecks, when: int) -> int:
 
 
 def _sample_until_redraw(tc: TickChecks, deadline_ns: int, segments: int,
-                         busy: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                         busy: float | None, look: Look | None
+                         ) -> list[tuple[np.ndarray, np.ndarray]]:
     """sample_until in redraw mode: the tick draws a page after every check; damo
     clears the young ones at `segments` - 1 points, the last an interval before the
     deadline, so that every page drawn young by then is checked within the call;
@@ -490,9 +524,9 @@ def _sample_until_redraw(tc: TickChecks, deadline_ns: int, segments: int,
         if nxt is None or nxt > last + ALIGN_NS:
             break
         when = _on_grid(tc, nxt)
-        time.sleep(max(0, when - now) / 1e9)
+        _sleep_until(when, look)
         cleared = tc.arm(pending=True).cleared
-    time.sleep(max(0, deadline_ns - time.clock_gettime_ns(time.CLOCK_MONOTONIC)) / 1e9)
+    _sleep_until(deadline_ns, look)
     return tc.read()
 
 
@@ -516,15 +550,16 @@ Part = tuple[PageSampler, np.ndarray, np.ndarray, "np.ndarray | None"]
 
 
 def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: int,
-              aggr_us: int, segments_per_aggr: int = SEGMENTS, busy: float | None = None
+              aggr_us: int, segments_per_aggr: int = SEGMENTS, busy: float | None = None,
+              look: Look | None = None
               ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray]], int, list[int]]:
     """A sampling driver's call: every sample of `parts` up to `deadline_ns`, checked in the kernel.
 
     `parts`: per target (sampler, start, end, flags or None: per region
     REGION_MAY_SHARE, REGION_NO_CLEAR, or a bool array for the first).  `busy`:
     see `sample_until` (0: clear whenever anything is due, DAMON's exact
-    sampling).  Returns (per target (hits, checks, uncleared: checks made
-    without evidence) per region, the nominal sampling intervals the call
+    sampling); `look`: see `sample_until`.  Returns (per target (hits, checks,
+    uncleared: checks made without evidence) per region, the nominal sampling intervals the call
     spanned, the indices of targets found gone:
     then nothing was counted, the caller drops them and calls again).  The
     caller turns hits and checks into counts from the checks made
@@ -537,7 +572,7 @@ def run_until(tc: TickChecks, parts: list[Part], deadline_ns: int, sample_us: in
                                            / max(aggr_us, sample_us))))
     tc.set_targets(list(parts))
     try:
-        got = sample_until(tc, deadline_ns, segments, busy)
+        got = sample_until(tc, deadline_ns, segments, busy, look)
     except TargetGone:
         return [], intervals, [k for k, p in enumerate(parts) if not p[0].alive()]
     return [(h, c, u) for (h, c), u in zip(got, tc.uncleared(), strict=True)], intervals, []

@@ -38,7 +38,9 @@ is `_tick_samples`: no budget applies.  Its counts are of the checks made
 too, summed over the aggregation's calls; the aggregation waits for the
 regions checked fewer than the floor's times (`_tick_make_up`), and a
 region still short gets its missing checks from its last count
-(`counts_from_checks`), never read as unaccessed.
+(`counts_from_checks`), never read as unaccessed.  A target that may come under
+memory pressure is looked at between the tick's wakes (`_tick_look`), as
+between the native loop's spans.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ from damo.sampler.walker import (
 
 if TYPE_CHECKING:
     from damo.core.context import Context
+    from damo.sampler.tick import Look
     from damo.sampler.walker import Walker
 
 
@@ -526,7 +529,8 @@ class Sampling:
                               | np.where(spare, REGION_NO_CLEAR, 0)))
                 picks.append(pick)
             got, _, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
-                                     ctx.attrs.aggr_interval, busy=busy)
+                                     ctx.attrs.aggr_interval, busy=busy,
+                                     look=self._tick_look(ctx, live, parts))
             if not gone:
                 break
             for k in gone:
@@ -539,6 +543,29 @@ class Sampling:
             acc[0, pick] += hits.astype(np.int64)
             acc[1, pick] += checks.astype(np.int64)
             acc[2, pick] += uncleared
+
+    def _tick_look(self, ctx: Context, live: list[tuple[Target, Process]],
+                   parts: list) -> Look | None:
+        """The look at the reclaim count every WATCH_NS while the tick checks, for the
+        targets whose cgroup may come under memory pressure (as `_run_watching`
+        looks between the native loop's spans): their file-backed regions are
+        spared clearing from the look that sees reclaim on.  None: no target watched."""
+        from damo.sampler.tick import Look
+
+        watched = [k for k, (_, p) in enumerate(live)
+                   if len(p.file_ranges) and p.pressure.watching(p.relief)]
+        if not watched:
+            return None
+
+        def see() -> None:
+            now = ctx.clock.now_ns()
+            for k in watched:
+                p = live[k][1]
+                if not p.relief and p.valid and p.pressure.reclaimed(now):
+                    p.relief = True
+                    self.tick.spare(k, overlaps(parts[k][1], parts[k][2], p.file_ranges))
+
+        return Look(see, WATCH_NS, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
 
     def _tick_acc(self, t: Target) -> np.ndarray:
         """The target's (hits, checks, uncleared) per region so far in the aggregation.
