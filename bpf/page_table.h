@@ -2,8 +2,8 @@
 /*
  * What damo's BPF programs share to read a process's page tables: the x86-64
  * entry bits, a read that cannot fault, the mm_struct behind an open
- * /proc/PID/mem, and the walk of one address down to its leaf entry.
- * And the iovecs of the young pages to clear, staged.
+ * /proc/PID/mem, the walk of one address down to its leaf entry and a young
+ * page's whole large folio.  And the iovecs of the young pages to clear, staged.
  * Included by bpf/page_walk.bpf.c and bpf/tick_check.bpf.c, after they define
  * ST_NO_FILE and ST_NO_MM (mm_of_fd's statuses) and DAMO_MMAPABLE; MAX_REGIONS,
  * struct member offsets (OFF_*)
@@ -121,6 +121,56 @@ static inline __attribute__((always_inline)) u64 walk_leaf(u64 pgd, u64 page_off
 	*upp = up;
 	*upv = uv;
 	return e;
+}
+
+/* The leaf entry mapping `addr` (0 when not present); its page shift in *shift. */
+static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
+							   u64 addr, u64 *shift)
+{
+	u64 leafp, upp, upv;
+
+	return walk_leaf(pgd, page_offset, five, addr, shift, &leafp, &upp, &upv);
+}
+
+/*
+ * The whole folio of the young 4 KiB page at `addr` mapped by PTE `leaf`:
+ * *start and *size become its range in the target when it is a large folio
+ * (left as they are for a small one).  MADV_COLD of a part of a large folio
+ * splits it, and a split page-cache folio is unmapped whole: its pages,
+ * unmapped, are reclaimed first (docs/sampler.md).  struct page of a frame
+ * at vmemmap + pfn * size; a tail page's compound_head is its head + 1; a
+ * head is followed by a tail pointing at it; the order is the low byte of
+ * the folio's _flags_1.  Only a folio mapped whole and in order around addr:
+ * its first and last pages' entries are walked (a file mapped at an offset
+ * within a folio, or ending within one, maps a part of it, as library text
+ * does: the folio's range would reach past the mapping).
+ */
+static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 leaf, u64 addr,
+							      u64 *start, u64 *size, u64 pgd,
+							      u64 page_offset, int five)
+{
+	u64 pfn = (leaf & PHYS_MASK) >> 12, page = vmemmap + pfn * OFF_FOLIO_PAGE_1;
+	u64 ch = read_u64(page + OFF_PAGE_COMPOUND_HEAD), head = page, order, idx, first, e, sh;
+
+	if (ch & 1)
+		head = ch - 1;
+	else if (read_u64(page + OFF_FOLIO_PAGE_1 + OFF_PAGE_COMPOUND_HEAD) != page + 1)
+		return;  /* a small folio */
+	order = read_u64(head + OFF_FOLIO_FLAGS_1) & 0xff;
+	if (order < 1 || order > 9 || head > page)  /* at most PMD size mapped by PTEs */
+		return;
+	idx = (page - head) / OFF_FOLIO_PAGE_1;
+	if (idx >= (1ULL << order))
+		return;
+	first = (addr & ~4095ULL) - idx * 4096;
+	e = walk_addr(pgd, page_offset, five, first, &sh);
+	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx)
+		return;
+	e = walk_addr(pgd, page_offset, five, first + (4096ULL << order) - 4096, &sh);
+	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx + (1ULL << order) - 1)
+		return;
+	*start = first;
+	*size = 4096ULL << order;
 }
 
 /*

@@ -165,15 +165,6 @@ static inline __attribute__((always_inline)) void note_mm_users(u64 mm)
 		*users = u;
 }
 
-/* The leaf entry mapping `addr` (0 when not present); its page shift in *shift. */
-static inline __attribute__((always_inline)) u64 walk_addr(u64 pgd, u64 page_offset, int five,
-							   u64 addr, u64 *shift)
-{
-	u64 leafp, upp, upv;
-
-	return walk_leaf(pgd, page_offset, five, addr, shift, &leafp, &upp, &upv);
-}
-
 int walk(void *ctx)
 {
 	u64 *nr = cfg(CFG_NR), *po = cfg(CFG_PAGE_OFFSET);
@@ -207,47 +198,6 @@ int walk(void *ctx)
 	if (start < n)
 		walk_chain.call(ctx, 0);
 	return 0;
-}
-
-/*
- * The whole folio of the young 4 KiB page at `addr` mapped by PTE `leaf`:
- * *start and *size become its range in the target when it is a large folio
- * (left as they are for a small one).  MADV_COLD of a part of a large folio
- * splits it, and a split page-cache folio is unmapped whole: its pages,
- * unmapped, are reclaimed first (docs/sampler.md).  struct page of a frame
- * at vmemmap + pfn * size; a tail page's compound_head is its head + 1; a
- * head is followed by a tail pointing at it; the order is the low byte of
- * the folio's _flags_1.  Only a folio mapped whole and in order around addr:
- * its first and last pages' entries are walked (a file mapped at an offset
- * within a folio, or ending within one, maps a part of it, as library text
- * does: the folio's range would reach past the mapping).
- */
-static inline __attribute__((always_inline)) void folio_range(u64 vmemmap, u64 leaf, u64 addr,
-							      u64 *start, u64 *size, u64 pgd,
-							      u64 page_offset, int five)
-{
-	u64 pfn = (leaf & PHYS_MASK) >> 12, page = vmemmap + pfn * OFF_FOLIO_PAGE_1;
-	u64 ch = read_u64(page + OFF_PAGE_COMPOUND_HEAD), head = page, order, idx, first, e, sh;
-
-	if (ch & 1)
-		head = ch - 1;
-	else if (read_u64(page + OFF_FOLIO_PAGE_1 + OFF_PAGE_COMPOUND_HEAD) != page + 1)
-		return;  /* a small folio */
-	order = read_u64(head + OFF_FOLIO_FLAGS_1) & 0xff;
-	if (order < 1 || order > 9 || head > page)  /* at most PMD size mapped by PTEs */
-		return;
-	idx = (page - head) / OFF_FOLIO_PAGE_1;
-	if (idx >= (1ULL << order))
-		return;
-	first = (addr & ~4095ULL) - idx * 4096;
-	e = walk_addr(pgd, page_offset, five, first, &sh);
-	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx)
-		return;
-	e = walk_addr(pgd, page_offset, five, first + (4096ULL << order) - 4096, &sh);
-	if (!(e & 1) || sh != 12 || (e & PHYS_MASK) >> 12 != pfn - idx + (1ULL << order) - 1)
-		return;
-	*start = first;
-	*size = 4096ULL << order;
 }
 
 /*

@@ -53,6 +53,7 @@
 #define TC_IN_TICK 19    /* tick: 1 while it runs (atomic: see hold()) */
 #define TC_REDRAW 20     /* tick: draw a new page after every check (else check one until young) */
 #define TC_DRAWS 21      /* tick: pages drawn */
+#define TC_VMEMMAP 22    /* arm: the struct page array's base (0: unknown, large folios not looked up) */
 
 #define ST_OK 0
 #define ST_NO_FILE 1
@@ -91,6 +92,8 @@ BPF_F_TABLE("array", u32, u64, r_addr, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_state, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_hits, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_checks, MAX_REGIONS, DAMO_MMAPABLE);
+/* 1: the region overlaps a file mapping (a young page's large folio is advised whole). */
+BPF_F_TABLE("array", u32, u64, r_file, MAX_REGIONS, DAMO_MMAPABLE);
 /* The walk's cache: leaf entry address, upper entry address and value, mm_lock_seq. */
 BPF_F_TABLE("array", u32, u64, r_leafp, MAX_REGIONS, DAMO_MMAPABLE);
 BPF_F_TABLE("array", u32, u64, r_upp, MAX_REGIONS, DAMO_MMAPABLE);
@@ -133,12 +136,12 @@ int damo_arm(void *ctx)
 	u64 *fdp = cfg(TC_MEM_FD), *po = cfg(TC_PAGE_OFFSET), *levels = cfg(TC_LEVELS);
 	u64 *tp = cfg(TC_TARGET), *modep = cfg(TC_MODE), *st = cfg(TC_STATUS);
 	u64 *nr_iov = cfg(TC_NR_IOV), *bytes = cfg(TC_IOV_BYTES), *users = cfg(TC_MM_USERS);
-	u64 *still = cfg(TC_NR_STILL), *in_tick = cfg(TC_IN_TICK);
+	u64 *still = cfg(TC_NR_STILL), *in_tick = cfg(TC_IN_TICK), *vmemmap = cfg(TC_VMEMMAP);
 	u64 *mmp, *basep, *nrp, *genp, status, mm, pgd, base, n;
 	u32 t;
 
 	if (!fdp || !po || !levels || !tp || !modep || !st || !nr_iov || !bytes || !users ||
-	    !still || !in_tick)
+	    !still || !in_tick || !vmemmap)
 		return 0;
 	t = *tp;
 	mmp = t_mm.lookup(&t);
@@ -180,8 +183,8 @@ int damo_arm(void *ctx)
 			u32 k = *ip, r;
 			u64 mode = *modep;
 			int five = *levels == 5;
-			u64 *sa, *state, *hits, *checks, *leafp, *upp, *upv, *seqp, *lo, *hi;
-			u64 leaf, shift, addr, size, seq, again = 0, lp = 0, up = 0, uv = 0;
+			u64 *sa, *state, *hits, *checks, *leafp, *upp, *upv, *seqp, *lo, *hi, *file;
+			u64 leaf, shift, addr, size, first, seq, again = 0, lp = 0, up = 0, uv = 0;
 			int redo;
 
 			if (mode & ARM_COMMIT) {
@@ -200,8 +203,9 @@ int damo_arm(void *ctx)
 			seqp = r_seq.lookup(&r);
 			lo = r_start.lookup(&r);
 			hi = r_end.lookup(&r);
+			file = r_file.lookup(&r);
 			if (!sa || !state || !hits || !checks || !leafp || !upp || !upv || !seqp ||
-			    !lo || !hi)
+			    !lo || !hi || !file)
 				break;
 			if (mode & ARM_COMMIT) {
 				if (*state != R_PENDING)
@@ -245,10 +249,13 @@ int damo_arm(void *ctx)
 				continue;
 			}
 			size = 1ULL << (shift & 63);
-			/* The whole leaf (part of a THP would split it); userspace adds
+			first = addr & ~(size - 1);
+			/* The whole leaf, or the whole large page-cache folio a 4 KiB leaf
+			 * maps (advising a part of either splits it); userspace adds
 			 * MAP_SHARED regions to those to look at again. */
-			if (!stage_iovec(nr_iov, bytes, addr & ~(size - 1), size, r,
-					 !(leaf & PAGE_RW)))
+			if (shift == 12 && *vmemmap && OFF_FOLIO_PAGE_1 > 0 && *file)
+				folio_range(*vmemmap, leaf, addr, &first, &size, pgd, *po, five);
+			if (!stage_iovec(nr_iov, bytes, first, size, r, !(leaf & PAGE_RW)))
 				break;
 			*state = R_PENDING;
 		}

@@ -120,17 +120,14 @@ def stage_one(s, addr: int, flags: int) -> tuple[int, int, list[int]]:
     return staged, nbytes, walker().iovecs[0].tolist()
 
 
-@pytest.mark.parametrize("how", ["shared", "private"])
-def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
-    """Over a file mapping, shared or private; a mapping of a part of a large folio
-    (a file mapped from an offset within it) advises the page alone: the folio's
-    range would reach past the mapping."""
+def folio_child(tmp_path: Path, how: str) -> tuple[subprocess.Popen, np.ndarray]:
+    """CHILD over an 8 MiB file read back into the page cache (`how`: "shared" or
+    "private"), and the addresses of its pages."""
     from conftest import need_bpf
 
     need_bpf()
     if not os.access("/proc/kpageflags", os.R_OK):
         pytest.skip("needs /proc/kpageflags (root)")
-    from damo.sampler import PageSampler
     from damo.sampler.walker import walker
 
     if not walker().vmemmap:
@@ -146,19 +143,41 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
             pass
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), how],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    start = int(child.stdout.readline())
+    return child, np.arange(start, start + (8 << 20), PAGE, dtype=np.uint64)
+
+
+def whole_folios(child: subprocess.Popen, addrs: np.ndarray) -> list[tuple[int, int]]:
+    """The child's large folios of 4 pages or more within a page table, largest first
+    ([head, end) in pages of `addrs`): MADV_COLD advises a page table's entries at
+    a time, and a folio it meets in part it splits, whole range or not."""
+    folios = [(h, e) for h, e in large_folios(kpageflags(child.pid, addrs))
+              if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21 and e - h >= 4]
+    if not folios:
+        pytest.skip("the page cache holds the file in folios of 2 pages at most here")
+    return sorted(folios, key=lambda f: f[0] - f[1])
+
+
+def read_again(child: subprocess.Popen) -> None:
+    """The child reads its mapping again: every entry young (since its first read the
+    machine's kdamond, which clears the bits of every mapping of a folio it samples,
+    may have aged some)."""
+    child.stdin.write("read\n")
+    child.stdin.flush()
+    child.stdout.readline()
+
+
+@pytest.mark.parametrize("how", ["shared", "private"])
+def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
+    """Over a file mapping, shared or private; a mapping of a part of a large folio
+    (a file mapped from an offset within it) advises the page alone: the folio's
+    range would reach past the mapping."""
+    from damo.sampler import PageSampler
+
+    child, addrs = folio_child(tmp_path, how)
     try:
-        start = int(child.stdout.readline())
         s = PageSampler(child.pid)
-        addrs = np.arange(start, start + (8 << 20), PAGE, dtype=np.uint64)
-        # One within a page table: MADV_COLD advises a page table's entries at
-        # a time, and a folio it meets in part it splits, whole range or not.
-        folios = [(h, e) for h, e in large_folios(kpageflags(child.pid, addrs))
-                  if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
-        if not folios:
-            pytest.skip("the page cache holds the file in small folios here")
-        head, end = max(folios, key=lambda f: f[1] - f[0])
-        if end - head < 4:
-            pytest.skip("the page cache holds the file in folios of 2 pages at most here")
+        head, end = whole_folios(child, addrs)[0]
         s.drain()
         # Its middle pages mapped alone elsewhere: a part of the folio.
         child.stdin.write(f"part {head + 1} {end - head - 2}\n")
@@ -168,15 +187,9 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
         assert stage_one(s, part, REGION_FILE) == (1, PAGE, [part, PAGE])
         s.clear_staged(1, PAGE)  # (splits the folio: only the part it was mapped for)
         # The rest of the file: another large folio, mapped whole.
-        folios = [(h, e) for h, e in large_folios(kpageflags(child.pid, addrs))
-                  if int(addrs[h]) >> 21 == int(addrs[e - 1]) >> 21]
-        head, end = max(folios, key=lambda f: f[1] - f[0])
+        head, end = whole_folios(child, addrs)[0]
         i = head + (end - head) // 2  # a tail page: its head and size are found from it
-        # Read again first: since the child's first read the machine's kdamond (it
-        # clears the bits of every mapping of a folio it samples) may have aged it.
-        child.stdin.write("read\n")
-        child.stdin.flush()
-        child.stdout.readline()
+        read_again(child)
         st = s.walk(addrs[head:end])
         assert st.young.all() and (st.leaf_size == PAGE).all()  # mapped by PTEs
         # As the vaddr operations mark a region of a file mapping.
@@ -189,6 +202,40 @@ def test_a_page_of_a_large_folio_is_advised_whole_and_not_split(tmp_path, how):
         assert all(f >> KPF_THP & 1 for f in after), [hex(f) for f in after]
         assert not s.walk(addrs[head:end]).young.any()
         s.close()
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.parametrize("how", ["shared", "private"])
+def test_the_kernel_checks_advise_a_large_folio_whole(tmp_path, how, checks):  # noqa: F811
+    """--checks kernel: the arm advises the whole large folio of a young page of a
+    region marked REGION_FILE, as the sample program does: not split, every entry
+    old.  The same arm of a region not so marked advises the page alone, and the
+    kernel splits its folio (what the mark is for)."""
+    tc, sampler = checks
+    child, addrs = folio_child(tmp_path, how)
+    try:
+        folios = whole_folios(child, addrs)
+        if len(folios) < 2:
+            pytest.skip("the page cache holds the file in one large folio here")
+        (head, end), (head2, end2) = folios[:2]
+        read_again(child)
+        s = sampler(child.pid)
+        assert s.walk(addrs[head:end]).young.all() and s.walk(addrs[head2:end2]).young.all()
+        i, i2 = head + (end - head) // 2, head2 + (end2 - head2) // 2  # tail pages
+        shared = REGION_MAY_SHARE if how == "shared" else 0
+        at = addrs[[i, i2]]
+        tc.set_targets([(s, at, at + PAGE, np.array([REGION_FILE | shared, shared]))])
+        tc.sample_addrs(0)[:] = at
+        tc.start()
+        armed = tc.arm(draw=False)
+        assert (armed.armed, armed.cleared, armed.uncleared) == (2, 2, 0)
+        after = kpageflags(child.pid, addrs[head:end])
+        assert all(f >> KPF_THP & 1 for f in after), [hex(f) for f in after]
+        assert not s.walk(addrs[head:end]).young.any()
+        # The unmarked one: its page advised alone, and the folio split.
+        assert not any(f >> KPF_THP & 1 for f in kpageflags(child.pid, addrs[[i2]]))
     finally:
         child.kill()
         child.wait()

@@ -6,7 +6,7 @@ cpu-clock perf event with the sampling interval as its period, and damo wakes
 only to choose and clear new sample pages (`arm`) and to read the counts:
 
     tc = TickChecks(interval_us=5000)            # PlatformError: the kernel refuses it
-    tc.set_targets([(sampler, starts, ends, flags), ...])  # flags: REGION_MAY_SHARE, _NO_CLEAR
+    tc.set_targets([(sampler, starts, ends, flags), ...])  # REGION_MAY_SHARE, _NO_CLEAR, _FILE
     tc.start()                                   # attach: ticks begin
     while ...:
         tc.arm()          # per region: a fresh uniform page, walked, cleared if young
@@ -46,8 +46,8 @@ MAX_REGIONS = 1 << 16
 
 PROGRAMS = ("damo_arm", "damo_tick")  # distinct names: `bpftool prog` shows whose they are
 MAPS = ("tcfg", "t_mm", "t_base", "t_nr", "t_gen", "r_start", "r_end", "r_addr", "r_state",
-        "r_hits", "r_checks", "r_leafp", "r_upp", "r_upv", "r_seq", "iovecs", "iov_region",
-        "iov_verify")
+        "r_hits", "r_checks", "r_file", "r_leafp", "r_upp", "r_upv", "r_seq", "iovecs",
+        "iov_region", "iov_verify")
 PROG_TYPES = {"damo_tick": 7}  # BPF_PROG_TYPE_PERF_EVENT; arm: a raw tracepoint program, test-run
 
 # Slots of tcfg (see the C source).
@@ -55,7 +55,7 @@ TC_MEM_FD, TC_PAGE_OFFSET, TC_LEVELS, TC_TARGET, TC_MODE, TC_STATUS = 0, 1, 2, 3
 TC_NR_IOV, TC_IOV_BYTES, TC_MM_USERS, TC_NR_TARGETS, TC_PERIOD_NS, TC_TICKS = 6, 7, 8, 9, 10, 11
 TC_LATE, TC_LAST_NS, TC_CHECKS, TC_WALKS, TC_SELF_NS, TC_NR_STILL, TC_CPU = (
     12, 13, 14, 15, 16, 17, 18)
-TC_IN_TICK, TC_REDRAW, TC_DRAWS = 19, 20, 21
+TC_IN_TICK, TC_REDRAW, TC_DRAWS, TC_VMEMMAP = 19, 20, 21, 22
 ARM_DRAW, ARM_GIVEN, ARM_COMMIT, ARM_PENDING, ARM_HOLD, ARM_RELEASE = 1, 2, 4, 8, 16, 32
 R_OFF, R_ARMED, R_YOUNG, R_PENDING, R_UNCLEARED, R_LATE = range(6)
 ST_OK, ST_BUSY = 0, 3
@@ -64,8 +64,11 @@ BUSY_TRIES = 10000
 # A segment begins this long after a tick: past it, with the arm done well before the next.
 ALIGN_NS = 200_000
 
+# The sample program's, but for --colocate's; the large folios' may be missing (-1):
+# young pages are then advised alone, as the sample program does.
 OFFSETS: btf.Wanted = {
-    **{k: v for k, v in walker_mod.OFFSETS.items() if k not in walker_mod.OPTIONAL},
+    **{k: v for k, v in walker_mod.OFFSETS.items()
+       if k not in walker_mod.OPTIONAL or k in walker_mod.FOLIO_OFFSETS},
     "OFF_MM_LOCK_SEQ": (("mm_struct", "mm_lock_seq"),),
 }
 
@@ -106,7 +109,8 @@ class TickChecks:
         self._moved_ns = 0  # when an arm last moved the ticks (`grid_ns`)
         self._targets: list[tuple[PageSampler, int, int, np.ndarray | None]] = []
         offsets, func_ids = btf.kernel_answers(OFFSETS, sorted(program.KFUNCS.values()))
-        missing = [name for name, off in offsets.items() if off < 0]
+        missing = [name for name, off in offsets.items()
+                   if off < 0 and name not in walker_mod.FOLIO_OFFSETS]
         if missing:
             raise PlatformError(f"the kernel's BTF lacks what the tick checks read ({missing[0]})")
         kfunc_flags, kfunc_ids = program.kfuncs(func_ids)
@@ -127,7 +131,8 @@ class TickChecks:
 
             self._t = {k: arr(k, MAX_TARGETS) for k in ("t_mm", "t_base", "t_nr", "t_gen")}
             self._r = {k: arr(k, MAX_REGIONS) for k in (
-                "r_start", "r_end", "r_addr", "r_state", "r_hits", "r_checks", "r_leafp")}
+                "r_start", "r_end", "r_addr", "r_state", "r_hits", "r_checks", "r_file",
+                "r_leafp")}
             self._iovecs = arr("iovecs", 2 * MAX_REGIONS).reshape(MAX_REGIONS, 2)
             self._iov_region = arr("iov_region", MAX_REGIONS)
             self._iov_verify = arr("iov_verify", MAX_REGIONS)
@@ -138,6 +143,7 @@ class TickChecks:
             w = walker_mod.walker()  # the direct map's base and the paging depth, checked
             self._cfg[TC_PAGE_OFFSET] = w.page_offset
             self._cfg[TC_LEVELS] = w.levels
+            self._cfg[TC_VMEMMAP] = w.vmemmap
             self._cfg[TC_PERIOD_NS] = self.interval_ns
             self._cfg[TC_REDRAW] = int(redraw)
             self._cfg[TC_NR_TARGETS] = 0
@@ -186,9 +192,12 @@ class TickChecks:
                 self._uncleared[base:base + n] = 0
                 t["t_base"][slot] = base
                 t["t_nr"][slot] = n
-                # Per region REGION_MAY_SHARE and REGION_NO_CLEAR (a bool array: the first).
-                self._targets.append((sampler, base, n, None if flags is None
-                                      else np.asarray(flags, dtype=np.uint8)))
+                # Per region REGION_MAY_SHARE, REGION_NO_CLEAR and REGION_FILE (a bool
+                # array: the first); the program reads the last.
+                kinds = None if flags is None else np.asarray(flags, dtype=np.uint8)
+                r["r_file"][base:base + n] = 0 if kinds is None else \
+                    (kinds & walker_mod.REGION_FILE) != 0
+                self._targets.append((sampler, base, n, kinds))
                 base += n
             cfg[TC_NR_TARGETS] = len(targets)
         finally:

@@ -523,10 +523,11 @@ class Sampling:
                 pick = slice(None) if only is None else only[t.id]
                 start, end = t.start[pick], t.end[pick]
                 # Under memory pressure file-backed regions are spared clearing (_relieve).
-                spare = overlaps(start, end, p.file_ranges) if p.relief else False
+                file = overlaps(start, end, p.file_ranges)
                 parts.append((p.sampler, start, end,
                               np.where(overlaps(start, end, p.shared_ranges), REGION_MAY_SHARE, 0)
-                              | np.where(spare, REGION_NO_CLEAR, 0)))
+                              | np.where(file, REGION_FILE, 0)
+                              | np.where(file & p.relief, REGION_NO_CLEAR, 0)))
                 picks.append(pick)
             got, _, gone = run_until(self.tick, parts, deadline_ns, ctx.attrs.sample_interval,
                                      ctx.attrs.aggr_interval, busy=busy,
@@ -563,7 +564,7 @@ class Sampling:
                 p = live[k][1]
                 if not p.relief and p.valid and p.pressure.reclaimed(now):
                     p.relief = True
-                    self.tick.spare(k, overlaps(parts[k][1], parts[k][2], p.file_ranges))
+                    self.tick.spare(k, (parts[k][3] & REGION_FILE) != 0)
 
         return Look(see, WATCH_NS, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
 
