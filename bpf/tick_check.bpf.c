@@ -44,7 +44,7 @@
 #define TC_PERIOD_NS 10  /* tick: the sampling interval */
 #define TC_TICKS 11      /* tick: runs */
 #define TC_LATE 12       /* tick: runs more than 1.5 periods after the previous one */
-#define TC_LAST_NS 13    /* tick: time of the last run */
+#define TC_LAST_NS 13    /* tick: time of the last run (or of a restart: arm) */
 #define TC_CHECKS 14     /* tick: checks made, all regions */
 #define TC_WALKS 15      /* tick: checks that needed a walk from the top */
 #define TC_SELF_NS 16    /* tick: time spent in itself, by its own clock */
@@ -332,9 +332,11 @@ int damo_tick(void *ctx)
 	__sync_fetch_and_add(in_tick, 1);  /* before any generation is read: see hold() */
 	redraw = *redrawp;
 	/*
-	 * A check's window runs from the previous tick: after a late tick (the
-	 * event did not fire for a while) a young bit may stand for an access
-	 * long before the last interval, so it counts neither hit nor check.
+	 * A check's window runs from the previous tick, or from the restart of
+	 * the ticks by an arm that cleared (damo writes TC_LAST_NS then): after
+	 * a late tick (the event did not fire for a while) a young bit may stand
+	 * for an access long before the last interval, so it counts neither hit
+	 * nor check.
 	 */
 	late = *lastp && now - *lastp > *periodp + *periodp / 2;
 	*lastp = now;
