@@ -167,7 +167,8 @@ class TickChecks:
 
     def set_targets(self, targets: list[tuple[PageSampler, np.ndarray, np.ndarray,
                                               np.ndarray | None]]) -> None:
-        """Lay out every target's regions (start, end arrays; optional MAP_SHARED flags).
+        """Lay out every target's regions (start, end arrays; optional flags per region:
+        REGION_MAY_SHARE, REGION_NO_CLEAR, REGION_FILE).
 
         Their checks stop until the next `arm`.
         """
