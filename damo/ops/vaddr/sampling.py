@@ -95,6 +95,22 @@ def overlaps(start: np.ndarray, end: np.ndarray, ranges: np.ndarray) -> np.ndarr
     return hit
 
 
+def watched_for_pressure(live: list[tuple[Target, Process]]) -> list[int]:
+    """Which of `live` to look at within aggregations for memory pressure (pressure.py):
+    file mappings, a cgroup with a limit, no relief yet."""
+    return [k for k, (_, p) in enumerate(live)
+            if len(p.file_ranges) and p.pressure.watching(p.relief)]
+
+
+def relief_starts(p: Process, now_ns: int) -> bool:
+    """A look within an aggregation: whether it starts `p`'s relief (its cgroup reclaimed
+    at its limit since the last look); `p.relief` is then set."""
+    if p.relief or not p.valid or not p.pressure.reclaimed(now_ns):
+        return False
+    p.relief = True
+    return True
+
+
 def carried(old_start: np.ndarray, old_end: np.ndarray, old: np.ndarray, start: np.ndarray,
             end: np.ndarray) -> np.ndarray:
     """Per region [start, end), the value `old` held for the old region it overlaps first
@@ -363,8 +379,7 @@ class Sampling:
         steps as one run makes.
         """
         while True:
-            watched = [(t, p) for t, p in live
-                       if len(p.file_ranges) and p.pressure.watching(p.relief)]
+            watched = [live[k] for k in watched_for_pressure(live)]
             end = deadline_ns
             if watched:
                 end = min(deadline_ns, next_ns + max(1, WATCH_NS // interval) * interval)
@@ -373,8 +388,7 @@ class Sampling:
                 return next_ns
             now = ctx.clock.now_ns()
             for t, p in watched:
-                if p.valid and p.pressure.reclaimed(now):
-                    p.relief = True
+                if relief_starts(p, now):
                     # Not cleared from now; checked as planned (the plan of the next
                     # aggregation checks them once, _relieve).
                     f = self.walker.regions.flags[p.base:p.base + t.nr_regions]
@@ -553,17 +567,14 @@ class Sampling:
         spared clearing from the look that sees reclaim on.  None: no target watched."""
         from damo.sampler.tick import Look
 
-        watched = [k for k, (_, p) in enumerate(live)
-                   if len(p.file_ranges) and p.pressure.watching(p.relief)]
+        watched = watched_for_pressure(live)
         if not watched:
             return None
 
         def see() -> None:
             now = ctx.clock.now_ns()
             for k in watched:
-                p = live[k][1]
-                if not p.relief and p.valid and p.pressure.reclaimed(now):
-                    p.relief = True
+                if relief_starts(live[k][1], now):
                     self.tick.spare(k, (parts[k][3] & REGION_FILE) != 0)
 
         return Look(see, WATCH_NS, time.clock_gettime_ns(time.CLOCK_MONOTONIC))
